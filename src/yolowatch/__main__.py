@@ -1,0 +1,5 @@
+import sys
+
+from yolowatch.cli import main
+
+sys.exit(main())

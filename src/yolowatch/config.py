@@ -1,0 +1,62 @@
+"""Settings: one frozen object, built from defaults, `YOLOWATCH_*` variables and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+def default_model_path() -> Path:
+    from yolowatch.demo.train import DEMO_WEIGHTS
+
+    return DEMO_WEIGHTS
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a yolowatch process runs with. Every field can be set as YOLOWATCH_<FIELD> (upper case)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: Path = field(default_factory=default_model_path)
+    deployment: str = "demo"
+    max_upload_bytes: int = 20 * MiB
+    # 40 megapixels is well above any camera frame a detector is fed (8K is 33 MP) and keeps
+    # one decoded BGR image under ~120 MB, so a decompression bomb is refused before decoding.
+    max_image_pixels: int = 40_000_000
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced; `None` values mean "not given" and are ignored."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, base: Settings | None = None) -> Settings:
+    """Read YOLOWATCH_* variables, converting each to its field's type; raises ValueError naming the variable."""
+    env = os.environ if env is None else env
+    base = Settings() if base is None else base
+    overrides: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = f"YOLOWATCH_{f.name.upper()}"
+        if name not in env:
+            continue
+        raw = env[name]
+        current = getattr(base, f.name)
+        try:
+            overrides[f.name] = _parse_bool(raw) if isinstance(current, bool) else type(current)(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a valid {type(current).__name__}") from None
+    return base.with_overrides(**overrides)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(raw)

@@ -1,0 +1,75 @@
+"""Shared fixtures: real images, the real demo model, real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+NETGUARD = TESTS_DIR / "netguard.py"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ultralytics_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep ultralytics' settings file out of the user's home during tests."""
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
+
+
+def ultralytics_asset(name: str) -> Path:
+    """One of the real photos ultralytics ships (bus.jpg, zidane.jpg)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ultralytics")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]) / "assets" / name
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes] | None = None, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited early with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{base_url}/health did not turn healthy in {timeout_s} s")
+
+
+@contextlib.contextmanager
+def run_server(args: list[str], violations: Path | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start `yolowatch serve ARGS` on a free port (under the network guard if `violations` is given)."""
+    port = free_port()
+    command = [sys.executable]
+    if violations is not None:
+        command += [str(NETGUARD), str(violations), "-m"]
+    else:
+        command += ["-m"]
+    command += ["yolowatch", "serve", "--port", str(port), *args]
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base_url, process)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

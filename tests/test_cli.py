@@ -1,0 +1,74 @@
+"""The command line a newcomer meets first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from yolowatch.cli import main
+from yolowatch.config import Settings, settings_from_env
+
+
+def yolowatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "yolowatch", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_names_the_commands_and_the_first_step() -> None:
+    """`yolowatch --help` lists serve, demo-data and demo-model and shows how to start."""
+    result = yolowatch("--help")
+    assert result.returncode == 0
+    for word in ("serve", "demo-data", "demo-model", "curl -F file=@"):
+        assert word in result.stdout
+
+
+def test_serve_help_explains_the_defaults() -> None:
+    """`yolowatch serve --help` says what is bound by default and where the model comes from."""
+    result = yolowatch("serve", "--help")
+    assert result.returncode == 0
+    assert "127.0.0.1" in result.stdout and "--model" in result.stdout
+
+
+def test_serve_with_a_missing_model_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong --model path exits 2 with the path in the message, before binding anything."""
+    assert main(["serve", "--model", str(tmp_path / "nope.pt")]) == 2
+    assert "nope.pt" in capsys.readouterr().err
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    """A YOLOWATCH_* variable that is not the right type is reported by name."""
+    with pytest.raises(ValueError, match="YOLOWATCH_PORT"):
+        settings_from_env({"YOLOWATCH_PORT": "eighty"})
+    assert settings_from_env({"YOLOWATCH_PORT": "9001"}).port == 9001
+    assert settings_from_env({}) == Settings()
+
+
+def test_demo_data_writes_the_requested_splits(tmp_path: Path) -> None:
+    """`yolowatch demo-data --count` writes exactly the requested number of images per split."""
+    out = tmp_path / "shapes"
+    code = main(
+        [
+            "demo-data",
+            "--out",
+            str(out),
+            "--count",
+            "train=3",
+            "--count",
+            "val=2",
+            "--count",
+            "holdout=1",
+            "--count",
+            "holdout-drifted=1",
+        ]
+    )
+    assert code == 0
+    assert len(list((out / "images" / "train").glob("*.jpg"))) == 3
+    assert (out / "holdout-drifted.yaml").exists()
+
+
+def test_demo_data_rejects_an_unknown_split(tmp_path: Path) -> None:
+    """A --count for a split that does not exist is refused with the allowed names."""
+    with pytest.raises(SystemExit, match="train, val, holdout, holdout-drifted"):
+        main(["demo-data", "--out", str(tmp_path), "--count", "test=3"])
