@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,8 @@ def run_server(args: list[str], violations: Path | None = None, env: dict[str, s
     else:
         command += ["-m"]
     command += ["yolowatch", "serve", "--port", str(port), *args]
+    if "--db" not in args:  # keep test servers' databases out of the working tree
+        command += ["--db", str(Path(tempfile.mkdtemp(prefix="yolowatch-test-")) / "serve.db")]
     process = subprocess.Popen(command, env={**os.environ, **(env or {})})
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -73,3 +76,46 @@ def run_server(args: list[str], violations: Path | None = None, env: dict[str, s
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when a test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_store_threads() -> Iterator[None]:
+    """A Store left open keeps a non-daemon aiosqlite thread alive and hangs interpreter exit."""
+    import threading
+
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leaked = [
+            t
+            for t in threading.enumerate()
+            if t.ident not in before and "_connection_worker_thread" in t.name and t.is_alive()
+        ]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"store connections left open: {leaked}"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from yolowatch import __version__
 from yolowatch.config import Settings, settings_from_env
+from yolowatch.logformat import configure_logging
 
 DESCRIPTION = """\
 yolowatch monitors self-hosted YOLO object-detection endpoints.
@@ -57,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, help="port to listen on (default 8000)")
     serve.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MiB (default 20)")
     serve.add_argument("--max-image-pixels", type=_positive_int, help="largest accepted image in pixels (default 40M)")
+    serve.add_argument("--db", type=Path, help="SQLite file for metrics and logs (default ./yolowatch.db)")
+    serve.add_argument("--deployment", help="name this deployment is recorded under (default demo)")
+    serve.add_argument(
+        "--latency-budget-ms", type=float, help="slower requests count as slow and log WARNING (default 500)"
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON lines")
 
     demo_data = commands.add_parser(
         "demo-data",
@@ -105,7 +111,7 @@ def _parse_counts(items: Sequence[str]) -> dict[str, int]:
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from yolowatch.predict import create_predict_app
+    from yolowatch.serve import create_serve_app
 
     max_upload = None if args.max_upload_mb is None else int(args.max_upload_mb * 1024 * 1024)
     settings = settings.with_overrides(
@@ -114,13 +120,23 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         max_upload_bytes=max_upload,
         max_image_pixels=args.max_image_pixels,
+        db=args.db,
+        deployment=args.deployment,
+        latency_budget_ms=args.latency_budget_ms,
+        log_format=args.log_format,
     )
     if not settings.model.is_file():
         print(f"yolowatch: model weights not found: {settings.model}", file=sys.stderr)
         return 2
-    app = create_predict_app(settings)
-    print(f"yolowatch: serving {settings.model.name} on http://{settings.host}:{settings.port}/predict", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    configure_logging(args.log_level, settings.log_format)
+    app = create_serve_app(settings)
+    print(
+        f"yolowatch: serving {settings.model.name} on http://{settings.host}:{settings.port}/predict, "
+        f"recording deployment '{settings.deployment}' into {settings.db}",
+        flush=True,
+    )
+    # yolowatch logs every request itself (logger yolowatch.requests), so uvicorn's access log is off.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
     return 0
 
 
@@ -150,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command != "serve":
+        configure_logging("info")
     try:
         settings = settings_from_env()
     except ValueError as exc:

@@ -25,6 +25,13 @@ class Settings:
     port: int = 8000
     model: Path = field(default_factory=default_model_path)
     deployment: str = "demo"
+    db: Path = Path("yolowatch.db")
+    latency_budget_ms: float = 500.0
+    metrics_retention_days: float = 30.0
+    logs_retention_days: float = 7.0
+    # INFO request logs kept per second and deployment; the rest are counted, not stored. WARNING+ are all kept.
+    info_logs_per_second: int = 200
+    log_format: str = "text"  # or "json": one JSON object per line, for container log collectors
     max_upload_bytes: int = 20 * MiB
     # 40 megapixels is well above any camera frame a detector is fed (8K is 33 MP) and keeps
     # one decoded BGR image under ~120 MB, so a decompression bomb is refused before decoding.

@@ -1,0 +1,86 @@
+"""The apps benchmarks/overhead.py serves (uvicorn --factory overhead_apps:NAME)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from yolowatch.config import Settings
+from yolowatch.middleware import WatchMiddleware
+from yolowatch.predict import create_predict_app
+
+# A small detection body, as a predict endpoint would return for one image with three objects.
+BODY = {
+    "images": [
+        {
+            "shape": [480, 640],
+            "speed": {"preprocess": 1.2, "inference": 12.4, "postprocess": 0.8},
+            "results": [
+                {"class": k, "name": n, "confidence": c, "box": {"x1": 10.0, "y1": 20.0, "x2": 110.0, "y2": 140.0}}
+                for k, n, c in ((0, "circle", 0.91), (1, "square", 0.84), (3, "star", 0.55))
+            ],
+        }
+    ],
+    "metadata": {"imageCount": 1, "task": "detect", "model": "bench.pt"},
+}
+
+
+async def trivial_predict(request: Request) -> Response:
+    await request.body()
+    return JSONResponse(BODY)
+
+
+def _db() -> Path:
+    return Path(os.environ.get("BENCH_DB") or Path(tempfile.mkdtemp()) / "bench.db")
+
+
+def bare_trivial() -> ASGIApp:
+    return Starlette(routes=[Route("/predict", trivial_predict, methods=["GET", "POST"])])
+
+
+def wrapped_trivial() -> ASGIApp:
+    return WatchMiddleware(bare_trivial(), store=_db(), deployment="bench")
+
+
+def bare_predict() -> ASGIApp:
+    return create_predict_app(Settings())
+
+
+def wrapped_predict() -> ASGIApp:
+    return WatchMiddleware(bare_predict(), store=_db(), deployment="bench")
+
+
+class MinimalTimingMiddleware:
+    """The bare minimum for comparison: time each request into one HDR histogram, nothing else."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        from hdrh.histogram import HdrHistogram
+
+        self.app = app
+        self.histogram = HdrHistogram(1, 600_000_000, 2)
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import time
+
+        started = time.perf_counter_ns()
+
+        async def timed_send(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self.histogram.record_value(max(1, (time.perf_counter_ns() - started) // 1000))
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
+def minimal_trivial() -> ASGIApp:
+    return MinimalTimingMiddleware(bare_trivial())

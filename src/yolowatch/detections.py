@@ -1,0 +1,157 @@
+"""A predict response body to a `DetectionSummary`: what the model saw, for the quality signals.
+
+Reads the Ultralytics endpoint shape (`{"images": [{"shape", "results": [...]}]}`)
+and a bare list of result dicts (`Results.summary()`); anything else gives None,
+never an error, because the wrapped app is not ours to judge.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DetectionSummary:
+    """Detections of one response. Box areas are w*h/(W*H), only for boxes whose image size is known."""
+
+    images: int
+    count: int
+    confidences: tuple[float, ...]
+    box_areas: tuple[float, ...]
+    class_ids: tuple[int, ...]
+    class_names: tuple[str, ...]
+
+    @property
+    def mean_confidence(self) -> float | None:
+        return sum(self.confidences) / len(self.confidences) if self.confidences else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _box_area(box: Any, shape: Any) -> float | None:
+    """Normalized area, using the image shape [H, W]; boxes already in 0-1 need no shape."""
+    if not isinstance(box, dict):
+        return None
+    coords = [_number(box.get(k)) for k in ("x1", "y1", "x2", "y2")]
+    if any(c is None for c in coords):
+        return None
+    x1, y1, x2, y2 = coords  # type: ignore[misc]
+    area = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    if isinstance(shape, (list, tuple)) and len(shape) >= 2:
+        height, width = _number(shape[0]), _number(shape[1])
+        if height and width and height > 0 and width > 0:
+            return min(1.0, area / (height * width))
+    if max(x1, y1, x2, y2) <= 1.0:  # normalized boxes
+        return min(1.0, area)
+    return None
+
+
+def _is_result(item: Any) -> bool:
+    return isinstance(item, dict) and _number(item.get("confidence")) is not None
+
+
+_NUMBER_TYPES = {float, int}  # exact types: bool is refused
+
+
+class _Unusual(Exception):
+    """A result group the fast path does not take; the careful path reads it instead."""
+
+
+def _read_group_fast(results: list[Any], shape: Any) -> tuple[list[float], list[float], list[int], list[str]]:
+    """The common case, well-formed Ultralytics results with a shape, at a fraction of the careful path's cost."""
+    try:
+        height, width = shape
+        if type(height) not in _NUMBER_TYPES or type(width) not in _NUMBER_TYPES or height <= 0 or width <= 0:
+            raise _Unusual
+        scale = 1.0 / (height * width)
+        confidences, areas, class_ids, names = [], [], [], []
+        for item in results:
+            confidence, box, cls, name = item["confidence"], item["box"], item["class"], item["name"]
+            x1, y1, x2, y2 = box["x1"], box["y1"], box["x2"], box["y2"]
+            if (
+                type(confidence) not in _NUMBER_TYPES
+                or not 0.0 <= confidence <= 1.0
+                or type(cls) is not int
+                or type(name) is not str
+                or type(x1) not in _NUMBER_TYPES
+                or type(y1) not in _NUMBER_TYPES
+                or type(x2) not in _NUMBER_TYPES
+                or type(y2) not in _NUMBER_TYPES
+            ):
+                raise _Unusual
+            confidences.append(float(confidence))
+            areas.append(min(1.0, max(0.0, x2 - x1) * max(0.0, y2 - y1) * scale))
+            class_ids.append(cls)
+            names.append(name)
+    except (_Unusual, KeyError, TypeError, ValueError, ZeroDivisionError):
+        raise _Unusual from None
+    if not all(map(math.isfinite, areas)):
+        raise _Unusual
+    return confidences, areas, class_ids, names
+
+
+def _read_group_carefully(results: list[Any], shape: Any) -> tuple[list[float], list[float], list[int], list[str]]:
+    confidences: list[float] = []
+    areas: list[float] = []
+    class_ids: list[int] = []
+    names: list[str] = []
+    for item in results:
+        if not _is_result(item):
+            continue
+        confidences.append(float(item["confidence"]))
+        area = _box_area(item.get("box"), shape)
+        if area is not None:
+            areas.append(area)
+        cls = item.get("class")
+        if isinstance(cls, int) and not isinstance(cls, bool):
+            class_ids.append(cls)
+            name = item.get("name")
+            names.append(name if isinstance(name, str) else str(cls))
+    return confidences, areas, class_ids, names
+
+
+def summarize_results(groups: list[tuple[list[Any], Any]]) -> DetectionSummary:
+    """Summarize (results, shape) pairs, one per image; items that are not result dicts are skipped."""
+    confidences: list[float] = []
+    areas: list[float] = []
+    class_ids: list[int] = []
+    names: list[str] = []
+    for results, shape in groups:
+        try:
+            group = _read_group_fast(results, shape)
+        except _Unusual:
+            group = _read_group_carefully(results, shape)
+        confidences += group[0]
+        areas += group[1]
+        class_ids += group[2]
+        names += group[3]
+    return DetectionSummary(
+        len(groups), len(confidences), tuple(confidences), tuple(areas), tuple(class_ids), tuple(names)
+    )
+
+
+def summarize_detections(body: bytes | str | Any) -> DetectionSummary | None:
+    """From a JSON body (bytes or str) or an already-parsed value; None when it is not a detection response."""
+    if isinstance(body, (bytes, bytearray, str)):
+        try:
+            body = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+    if isinstance(body, dict) and isinstance(body.get("images"), list):
+        groups = [
+            (image["results"], image.get("shape"))
+            for image in body["images"]
+            if isinstance(image, dict) and isinstance(image.get("results"), list)
+        ]
+        return summarize_results(groups) if groups else None
+    if isinstance(body, list) and all(_is_result(item) for item in body):
+        return summarize_results([(body, None)])
+    return None

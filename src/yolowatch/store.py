@@ -1,0 +1,582 @@
+"""SQLite (aiosqlite, WAL) storage: schema and migrations, the batched writer, queries, retention.
+
+The only module that speaks SQL. Every bucket row carries its writer (one per
+process start), so several workers or sidecars can share one file; queries
+merge the HDR histograms of all writers, so percentiles are those of the union.
+Ranges longer than six hours read quarter-hour or hour rollups, so a 30-day
+query decodes about 720 histograms per writer instead of 43,200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from hdrh.histogram import HdrHistogram
+
+from yolowatch.recorder import (
+    AREA_BIN_COUNT,
+    CONFIDENCE_BINS,
+    SEVERITY_LEVELS,
+    Bucket,
+    Clock,
+    LogEntry,
+    Recorder,
+    new_latency_histogram,
+)
+
+log = logging.getLogger("yolowatch.store")
+request_log = logging.getLogger("yolowatch.requests")
+
+SCHEMA_VERSION = 1
+
+# version -> statements that bring a database from version-1 to version.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE deployments (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, model TEXT, endpoint TEXT, region TEXT,
+            created_s INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'active')""",
+        """CREATE TABLE buckets (
+            deployment TEXT NOT NULL, tier_s INTEGER NOT NULL, start_s INTEGER NOT NULL, writer TEXT NOT NULL,
+            requests INTEGER NOT NULL, status_1xx INTEGER NOT NULL, status_2xx INTEGER NOT NULL,
+            status_3xx INTEGER NOT NULL, status_4xx INTEGER NOT NULL, status_5xx INTEGER NOT NULL,
+            client_errors INTEGER NOT NULL, server_errors INTEGER NOT NULL, slow INTEGER NOT NULL,
+            latency_sum_us INTEGER NOT NULL, predictions INTEGER NOT NULL, detections INTEGER NOT NULL,
+            confidence_sum REAL NOT NULL, confidence_count INTEGER NOT NULL,
+            confidence_hist TEXT NOT NULL, area_hist TEXT NOT NULL, classes TEXT NOT NULL, latency BLOB NOT NULL,
+            PRIMARY KEY (deployment, tier_s, start_s, writer))""",
+        """CREATE TABLE logs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, deployment TEXT NOT NULL, ts_ms INTEGER NOT NULL,
+            severity INTEGER NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,
+            latency_us INTEGER NOT NULL, detections INTEGER, mean_confidence REAL, request_id TEXT NOT NULL,
+            message TEXT NOT NULL)""",
+        "CREATE INDEX logs_by_time ON logs (deployment, ts_ms, id)",
+        "CREATE INDEX logs_by_severity ON logs (deployment, severity, ts_ms, id)",
+        "CREATE INDEX buckets_by_age ON buckets (start_s)",
+    ),
+}
+
+# range -> (span, tier to read, sparkline step), all in seconds. 60-96 points each.
+RANGES: dict[str, tuple[int, int, int]] = {
+    "1h": (3600, 60, 60),
+    "6h": (6 * 3600, 60, 300),
+    "24h": (24 * 3600, 900, 900),
+    "7d": (7 * 86400, 3600, 2 * 3600),
+    "30d": (30 * 86400, 3600, 8 * 3600),
+}
+RANGE_NAMES = ", ".join(RANGES)
+
+_BUCKET_COLUMNS = (
+    "deployment, tier_s, start_s, writer, requests, status_1xx, status_2xx, status_3xx, status_4xx, status_5xx, "
+    "client_errors, server_errors, slow, latency_sum_us, predictions, detections, confidence_sum, "
+    "confidence_count, confidence_hist, area_hist, classes, latency"
+)
+_LOG_COLUMNS = (
+    "deployment, ts_ms, severity, method, path, status, latency_us, detections, mean_confidence, request_id, message"
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer yolowatch."""
+
+
+def bucket_row(bucket: Bucket, writer: str) -> tuple[Any, ...]:
+    return (
+        bucket.deployment,
+        bucket.tier_s,
+        bucket.start_s,
+        writer,
+        bucket.requests,
+        *bucket.status_classes,
+        bucket.client_errors,
+        bucket.server_errors,
+        bucket.slow,
+        bucket.latency_sum_us,
+        bucket.predictions,
+        bucket.detections,
+        bucket.confidence_sum,
+        bucket.confidence_count,
+        json.dumps(bucket.confidence_hist),
+        json.dumps(bucket.area_hist),
+        json.dumps(bucket.classes),
+        bucket.latency.encode(),
+    )
+
+
+def log_row(entry: LogEntry) -> tuple[Any, ...]:
+    return (
+        entry.deployment,
+        entry.ts_ms,
+        entry.severity,
+        entry.method,
+        entry.path,
+        entry.status,
+        entry.latency_us,
+        entry.detections,
+        entry.mean_confidence,
+        entry.request_id,
+        entry.message,
+    )
+
+
+@dataclass
+class Aggregate:
+    """Merged counts of any set of bucket rows; percentiles are those of the union of their requests."""
+
+    latency: HdrHistogram = field(default_factory=new_latency_histogram)
+    requests: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+    slow: int = 0
+    latency_sum_us: int = 0
+    predictions: int = 0
+    detections: int = 0
+    confidence_sum: float = 0.0
+    confidence_count: int = 0
+    confidence_hist: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
+    area_hist: list[int] = field(default_factory=lambda: [0] * AREA_BIN_COUNT)
+    classes: dict[str, int] = field(default_factory=dict)
+
+    def add_row(self, row: sqlite3.Row) -> None:
+        self.latency.add(HdrHistogram.decode(row["latency"]))
+        self.requests += row["requests"]
+        self.client_errors += row["client_errors"]
+        self.server_errors += row["server_errors"]
+        self.slow += row["slow"]
+        self.latency_sum_us += row["latency_sum_us"]
+        self.predictions += row["predictions"]
+        self.detections += row["detections"]
+        self.confidence_sum += row["confidence_sum"]
+        self.confidence_count += row["confidence_count"]
+        for i, count in enumerate(json.loads(row["confidence_hist"])):
+            self.confidence_hist[i] += count
+        for i, count in enumerate(json.loads(row["area_hist"])):
+            self.area_hist[i] += count
+        for name, count in json.loads(row["classes"]).items():
+            self.classes[name] = self.classes.get(name, 0) + count
+
+    @property
+    def errors(self) -> int:
+        return self.client_errors + self.server_errors
+
+    def percentile_ms(self, percentile: float) -> float | None:
+        if self.latency.get_total_count() == 0:
+            return None
+        return self.latency.get_value_at_percentile(percentile) / 1000
+
+    def metrics(self) -> dict[str, Any]:
+        """The numbers a Deploy page shows, snake_case (the admin API converts at its edge)."""
+        requests = self.requests
+        return {
+            "requests": requests,
+            "errors": self.errors,
+            "client_errors": self.client_errors,
+            "server_errors": self.server_errors,
+            "error_rate": self.errors / requests if requests else 0.0,
+            "slow": self.slow,
+            "p50_ms": self.percentile_ms(50),
+            "p95_ms": self.percentile_ms(95),
+            "p99_ms": self.percentile_ms(99),
+            "mean_latency_ms": self.latency_sum_us / requests / 1000 if requests else None,
+            "predictions": self.predictions,
+            "detections_per_request": self.detections / self.predictions if self.predictions else None,
+            "mean_confidence": self.confidence_sum / self.confidence_count if self.confidence_count else None,
+        }
+
+
+def merge_rows(rows: Iterable[sqlite3.Row]) -> Aggregate:
+    aggregate = Aggregate()
+    for row in rows:
+        aggregate.add_row(row)
+    return aggregate
+
+
+def series_points(rows: Sequence[sqlite3.Row], first_s: int, step_s: int, count: int) -> list[dict[str, Any]]:
+    """Rows grouped into `count` evenly spaced points from `first_s`; empty points have zero requests."""
+    groups: list[list[sqlite3.Row]] = [[] for _ in range(count)]
+    for row in rows:
+        index = (row["start_s"] - first_s) // step_s
+        if 0 <= index < count:
+            groups[index].append(row)
+    return [{"start_s": first_s + i * step_s, **merge_rows(group).metrics()} for i, group in enumerate(groups)]
+
+
+@dataclass(frozen=True)
+class LogPage:
+    entries: list[dict[str, Any]]
+    next_cursor: tuple[int, int] | None  # (ts_ms, id) of the last entry when more remain
+
+
+class Store:
+    """One SQLite file: a writer connection and a reader connection (aiosqlite gives each its own thread)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Clock = time.time,
+        metrics_retention_days: float = 30,
+        logs_retention_days: float = 7,
+        max_db_pages: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.metrics_retention_days = metrics_retention_days
+        self.logs_retention_days = logs_retention_days
+        self.max_db_pages = max_db_pages
+        self._write: aiosqlite.Connection | None = None
+        self._read: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        """Connect both connections now (they also connect on first use); raises if the file cannot be used."""
+        await self._writer()
+        await self._reader()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        connection = await aiosqlite.connect(self.path, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        try:
+            await connection.execute("PRAGMA busy_timeout=2000")
+            await connection.execute("PRAGMA synchronous=NORMAL")  # reads the schema: can fail when locked
+        except BaseException:
+            await connection.close()  # else its worker thread outlives us and blocks interpreter exit
+            raise
+        return connection
+
+    async def _writer(self) -> aiosqlite.Connection:
+        if self._write is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = await self._connect()
+            try:
+                await connection.execute("PRAGMA journal_mode=WAL")
+                await self._migrate(connection)
+                if self.max_db_pages is not None:
+                    await connection.execute(f"PRAGMA max_page_count={int(self.max_db_pages)}")
+            except BaseException:
+                await connection.close()
+                raise
+            self._write = connection
+        return self._write
+
+    async def _reader(self) -> aiosqlite.Connection:
+        if self._read is None:
+            self._read = await self._connect()
+        return self._read
+
+    async def set_max_pages(self, pages: int) -> None:
+        """Cap the database size in pages (SQLite answers 'database or disk is full' past it)."""
+        self.max_db_pages = pages
+        await (await self._writer()).execute(f"PRAGMA max_page_count={int(pages)}")
+
+    async def reconnect_writer(self) -> None:
+        """Drop the writer connection; the next write opens a new one (a read-only file may have become writable)."""
+        if self._write is not None:
+            connection, self._write = self._write, None
+            with contextlib.suppress(sqlite3.Error):
+                await connection.close()
+
+    async def close(self) -> None:
+        for connection in (self._read, self._write):
+            if connection is not None:
+                await connection.close()
+        self._read = self._write = None
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = await (await db.execute("SELECT max(version) FROM schema_version")).fetchone()
+            current = (row[0] if row else None) or 0
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"{self.path} has schema version {current}; this yolowatch knows up to {SCHEMA_VERSION}: upgrade it"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def schema_version(self) -> int:
+        row = await (await (await self._reader()).execute("SELECT max(version) FROM schema_version")).fetchone()
+        return int(row[0])
+
+    # -- writing -------------------------------------------------------------------------------------------
+
+    async def write(self, rows: Sequence[tuple[Any, ...]], logs: Sequence[tuple[Any, ...]]) -> None:
+        """Bucket rows (replacing earlier snapshots of the same key) and log rows, in one transaction."""
+        db = await self._writer()
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                await db.executemany(f"INSERT OR REPLACE INTO buckets ({_BUCKET_COLUMNS}) VALUES ({marks})", rows)
+            if logs:
+                marks = ", ".join("?" * len(logs[0]))
+                await db.executemany(f"INSERT INTO logs ({_LOG_COLUMNS}) VALUES ({marks})", logs)
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+
+    async def register_deployment(
+        self,
+        deployment_id: str,
+        name: str | None = None,
+        model: str | None = None,
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        """Create the deployment, or update what it serves; its creation time is kept."""
+        await (await self._writer()).execute(
+            "INSERT INTO deployments (id, name, model, endpoint, region, created_s) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET name=excluded.name, model=excluded.model, endpoint=excluded.endpoint, "
+            "region=excluded.region",
+            (deployment_id, name or deployment_id, model, endpoint, region, int(self.clock())),
+        )
+
+    async def enforce_retention(self) -> tuple[int, int]:
+        """Delete metrics and logs past their retention; returns (bucket rows, log rows) deleted."""
+        now = self.clock()
+        db = await self._writer()
+        buckets = await db.execute(
+            "DELETE FROM buckets WHERE start_s < ?", (int(now - self.metrics_retention_days * 86400),)
+        )
+        logs = await db.execute(
+            "DELETE FROM logs WHERE ts_ms < ?", (int((now - self.logs_retention_days * 86400) * 1000),)
+        )
+        return buckets.rowcount, logs.rowcount
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    async def deployments(self) -> list[dict[str, Any]]:
+        cursor = await (await self._reader()).execute("SELECT * FROM deployments ORDER BY created_s, id")
+        return [dict(row) for row in await cursor.fetchall()]
+
+    async def deployment_ids_with_data(self) -> list[str]:
+        cursor = await (await self._reader()).execute("SELECT DISTINCT deployment FROM buckets ORDER BY deployment")
+        return [row[0] for row in await cursor.fetchall()]
+
+    async def _range_rows(self, deployment: str, range_name: str) -> tuple[list[sqlite3.Row], int, int, int]:
+        if range_name not in RANGES:
+            raise ValueError(f"range must be one of {RANGE_NAMES}")
+        span_s, tier_s, step_s = RANGES[range_name]
+        now = int(self.clock())
+        count = span_s // step_s
+        # Points end with the one holding "now"; the first starts count-1 steps before it.
+        first_s = (now - now % step_s) - (count - 1) * step_s
+        cursor = await (await self._reader()).execute(
+            "SELECT * FROM buckets WHERE deployment = ? AND tier_s = ? AND start_s >= ?",
+            (deployment, tier_s, first_s),
+        )
+        return list(await cursor.fetchall()), first_s, step_s, count
+
+    async def summary(self, deployment: str, range_name: str = "24h") -> dict[str, Any]:
+        """Merged metrics over the range (aligned to its sparkline step)."""
+        rows, first_s, _, _ = await self._range_rows(deployment, range_name)
+        aggregate = await asyncio.to_thread(merge_rows, rows)  # histogram decoding stays off the event loop
+        return {"range": range_name, "start_s": first_s, **aggregate.metrics()}
+
+    async def aggregate(self, deployment: str, range_name: str = "24h") -> Aggregate:
+        """The merged aggregate itself (histograms included), for drift and exporters."""
+        rows, _, _, _ = await self._range_rows(deployment, range_name)
+        return await asyncio.to_thread(merge_rows, rows)
+
+    async def series(self, deployment: str, range_name: str = "24h") -> list[dict[str, Any]]:
+        """Evenly spaced points over the range, oldest first."""
+        rows, first_s, step_s, count = await self._range_rows(deployment, range_name)
+        return await asyncio.to_thread(series_points, rows, first_s, step_s, count)
+
+    async def logs(
+        self,
+        deployment: str,
+        limit: int = 50,
+        severities: Iterable[str] | None = None,
+        before: tuple[int, int] | None = None,
+    ) -> LogPage:
+        """Newest first; `before` is the cursor of the previous page (keyset paging, stable under inserts)."""
+        where = ["deployment = ?"]
+        params: list[Any] = [deployment]
+        if severities:
+            levels = [SEVERITY_LEVELS[name] for name in severities]
+            where.append(f"severity IN ({', '.join('?' * len(levels))})")
+            params += levels
+        if before is not None:
+            where.append("(ts_ms, id) < (?, ?)")
+            params += list(before)
+        cursor = await (await self._reader()).execute(
+            f"SELECT id, {_LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} ORDER BY ts_ms DESC, id DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        rows = [dict(row) for row in await cursor.fetchall()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return LogPage(rows, (rows[-1]["ts_ms"], rows[-1]["id"]) if more and rows else None)
+
+
+@dataclass
+class WriterStats:
+    rows_written: int = 0
+    logs_written: int = 0
+    rows_dropped: int = 0
+    logs_dropped: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+class StoreWriter:
+    """Moves what the recorder collected into the store about once a second, off the request path.
+
+    When the database cannot be written (locked, read-only, full), the batch stays in a bounded backlog
+    and is retried; requests never wait for it. Bucket rows are snapshots keyed by period and writer, so
+    the backlog holds one row per key; log entries past the cap are dropped oldest first and counted.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        recorder: Recorder,
+        writer_id: str,
+        interval_s: float = 1.0,
+        max_backlog_rows: int = 20_000,
+        max_backlog_logs: int = 50_000,
+        retention_every_s: float = 600.0,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.on_connect = on_connect
+        self.recorder = recorder
+        self.writer_id = writer_id
+        self.interval_s = interval_s
+        self.max_backlog_rows = max_backlog_rows
+        self.retention_every_s = retention_every_s
+        self.stats = WriterStats()
+        self._rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._logs: deque[LogEntry] = deque()
+        self._max_logs = max_backlog_logs
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        self._connected = False
+        self._last_retention = float("-inf")
+
+    @property
+    def backlog(self) -> int:
+        return len(self._rows) + len(self._logs)
+
+    def _take(self) -> None:
+        """Move the recorder's new data into the backlog. Synchronous: the snapshot is taken between requests."""
+        collected = self.recorder.collect()
+        for bucket in collected.buckets:
+            row = bucket_row(bucket, self.writer_id)
+            self._rows.pop(row[:4], None)  # re-insert so the newest snapshot is last (oldest are dropped first)
+            self._rows[row[:4]] = row
+        while len(self._rows) > self.max_backlog_rows:
+            del self._rows[next(iter(self._rows))]
+            self.stats.rows_dropped += 1
+        for entry in collected.logs:
+            request_log.log(
+                entry.severity,
+                entry.message,
+                extra={
+                    "deployment": entry.deployment,
+                    "request_id": entry.request_id,
+                    "status": entry.status,
+                    "latency_ms": round(entry.latency_us / 1000, 3),
+                    "detections": entry.detections,
+                },
+            )
+            if len(self._logs) >= self._max_logs:
+                self._logs.popleft()
+                self.stats.logs_dropped += 1
+            self._logs.append(entry)
+
+    async def flush(self) -> bool:
+        """Write everything collected so far; False (and the backlog kept) when the database refused."""
+        self._take()
+        rows, logs = list(self._rows.values()), [log_row(entry) for entry in self._logs]
+        try:
+            if not self._connected:
+                if self.on_connect is not None:
+                    await self.on_connect()
+                self._connected = True
+            if rows or logs:
+                await self.store.write(rows, logs)
+        except (sqlite3.Error, OSError) as exc:
+            self._note_failure(exc)
+            self._connected = False
+            # A fresh connection next time: a file that was read-only or replaced may be writable again.
+            await self.store.reconnect_writer()
+            return False
+        if self._failing:
+            log.warning(
+                "writing to %s again; backlog of %d rows and %d log entries written",
+                self.store.path,
+                len(rows),
+                len(logs),
+            )
+        self._failing = False
+        self.stats.rows_written += len(rows)
+        self.stats.logs_written += len(logs)
+        self._rows.clear()
+        self._logs.clear()
+        return True
+
+    def _note_failure(self, exc: BaseException) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if not self._failing:  # once per outage, not once per second
+            log.warning(
+                "cannot write to %s (%s); keeping a bounded backlog and retrying",
+                self.store.path,
+                self.stats.last_error,
+            )
+        self._failing = True
+
+    async def _maybe_enforce_retention(self) -> None:
+        now = time.monotonic()
+        if now - self._last_retention < self.retention_every_s:
+            return
+        self._last_retention = now
+        try:
+            await self.store.enforce_retention()
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("retention job failed: %s", exc)
+
+    async def run(self) -> None:
+        while True:
+            await self.flush()
+            await self._maybe_enforce_retention()
+            await asyncio.sleep(self.interval_s)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="yolowatch-store-writer")
+
+    async def stop(self) -> None:
+        """Stop the periodic task and write what is left (the shutdown flush)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()

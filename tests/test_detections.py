@@ -1,0 +1,67 @@
+"""Response bodies to detection summaries: both Ultralytics shapes, and everything else skipped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from yolowatch.detections import summarize_detections
+
+ENDPOINT_BODY = {
+    "images": [
+        {
+            "shape": [100, 200],
+            "speed": {"inference": 12.0},
+            "results": [
+                {"class": 0, "name": "person", "confidence": 0.9, "box": {"x1": 0, "y1": 0, "x2": 100, "y2": 50}},
+                {"class": 2, "name": "car", "confidence": 0.5, "box": {"x1": 10, "y1": 10, "x2": 30, "y2": 20}},
+            ],
+        }
+    ],
+    "metadata": {"imageCount": 1},
+}
+
+
+def test_reads_the_endpoint_shape_from_bytes() -> None:
+    """Count, confidences, classes and areas normalized by the response's shape [H, W]."""
+    summary = summarize_detections(json.dumps(ENDPOINT_BODY).encode())
+    assert summary is not None
+    assert summary.images == 1 and summary.count == 2
+    assert summary.confidences == (0.9, 0.5)
+    assert summary.class_ids == (0, 2) and summary.class_names == ("person", "car")
+    assert summary.box_areas == pytest.approx((100 * 50 / 20_000, 20 * 10 / 20_000))
+    assert summary.mean_confidence == pytest.approx(0.7)
+
+
+def test_reads_a_bare_summary_list() -> None:
+    """Results.summary() output: normalized boxes give areas directly, pixel boxes without a shape give none."""
+    body = [
+        {"name": "dog", "class": 16, "confidence": 0.8, "box": {"x1": 0.1, "y1": 0.1, "x2": 0.5, "y2": 0.3}},
+        {"name": "cat", "class": 15, "confidence": 0.6, "box": {"x1": 10, "y1": 10, "x2": 50, "y2": 30}},
+    ]
+    summary = summarize_detections(body)
+    assert summary is not None and summary.count == 2
+    assert summary.box_areas == pytest.approx((0.4 * 0.2,))
+
+
+def test_empty_results_are_zero_detections() -> None:
+    """An image with no detections is a summary with count 0, not a skip."""
+    summary = summarize_detections({"images": [{"shape": [10, 10], "results": []}]})
+    assert summary is not None and summary.count == 0 and summary.mean_confidence is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b'{"status": "ok"}', b"[1, 2, 3]", b'{"images": "nope"}', b"\xff\xfe", '{"images": [42]}', None, 7],
+)
+def test_anything_else_is_skipped(body: object) -> None:
+    """Bodies that are not detection responses give None, never an exception."""
+    assert summarize_detections(body) is None
+
+
+def test_odd_items_inside_results_are_skipped() -> None:
+    """Malformed result items are skipped; good ones still count."""
+    body = {"images": [{"results": [{"confidence": "high"}, {"confidence": float("nan")}, {"confidence": 0.4}, 3]}]}
+    summary = summarize_detections(body)
+    assert summary is not None and summary.count == 1 and summary.box_areas == ()

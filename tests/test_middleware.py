@@ -1,0 +1,302 @@
+"""WatchMiddleware around small inline apps: what each kind of request is recorded as."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
+
+from conftest import FakeClock, free_port
+from yolowatch.logformat import JsonLinesFormatter
+from yolowatch.middleware import WatchMiddleware
+from yolowatch.monitor import Monitor
+from yolowatch.recorder import Recorder
+from yolowatch.store import Store
+
+DETECTIONS = {
+    "images": [
+        {
+            "shape": [100, 100],
+            "results": [
+                {"class": 0, "name": "circle", "confidence": 0.8, "box": {"x1": 0, "y1": 0, "x2": 10, "y2": 10}},
+                {"class": 1, "name": "square", "confidence": 0.6, "box": {"x1": 0, "y1": 0, "x2": 50, "y2": 50}},
+            ],
+        }
+    ]
+}
+
+
+async def predict(request: Request) -> Response:
+    await request.body()
+    return JSONResponse(DETECTIONS)
+
+
+async def crash(request: Request) -> Response:
+    raise RuntimeError("the model fell over")
+
+
+async def slow_stream(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(4):
+            await asyncio.sleep(0.05)
+            yield f"chunk {i}\n".encode()
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+async def endless_stream(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 1024
+            await asyncio.sleep(0.02)
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(await websocket.receive_text())
+    await websocket.close()
+
+
+def inline_app(events: list[str] | None = None) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if events is not None:
+            events.append("startup")
+        yield
+        if events is not None:
+            events.append("shutdown")
+
+    return Starlette(
+        routes=[
+            Route("/predict", predict, methods=["POST"]),
+            Route("/crash", crash),
+            Route("/bad", lambda r: JSONResponse({"error": "conf must be a number"}, status_code=422)),
+            Route("/unavailable", lambda r: JSONResponse({"error": "loading"}, status_code=503)),
+            Route("/text-predict", lambda r: PlainTextResponse("3 circles"), methods=["POST"]),
+            Route("/stream", slow_stream),
+            Route("/endless", endless_stream),
+            Route("/health", lambda r: JSONResponse({"healthy": True})),
+            WebSocketRoute("/ws", echo),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def stored(db: Path, clock: FakeClock) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The 1h summary and all log entries of deployment 'test', read back from the file."""
+
+    async def read() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        store = Store(db, clock=clock)
+        try:
+            return await store.summary("test", "1h"), (await store.logs("test", limit=200)).entries
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+@pytest.fixture
+def watched(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[TestClient, Path]]:
+    db = tmp_path / "watch.db"
+    app = WatchMiddleware(inline_app(), monitor=Monitor(db, "test", clock=clock, latency_budget_ms=150))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, db
+
+
+def test_each_kind_of_response_is_recorded(watched: tuple[TestClient, Path], clock: FakeClock) -> None:
+    """Success, 4xx, 5xx and a crash are counted in their classes, with their severities."""
+    client, db = watched
+    assert client.post("/predict", content=b"img").status_code == 200
+    assert client.get("/bad").status_code == 422
+    assert client.get("/unavailable").status_code == 503
+    assert client.get("/crash").status_code == 500
+    client.__exit__(None, None, None)  # shutdown flushes the store
+    summary, logs = stored(db, clock)
+    assert summary["requests"] == 4
+    assert (summary["client_errors"], summary["server_errors"]) == (1, 2)
+    by_path = {entry["path"]: entry for entry in logs}
+    assert by_path["/predict"]["severity"] == logging.INFO
+    assert by_path["/bad"]["severity"] == logging.WARNING
+    assert by_path["/unavailable"]["severity"] == logging.ERROR
+    assert (by_path["/crash"]["status"], by_path["/crash"]["severity"]) == (500, logging.CRITICAL)
+
+
+def test_an_exception_is_re_raised(tmp_path: Path, clock: FakeClock) -> None:
+    """The app's exception still reaches the server (here: the test client) after being recorded."""
+    app = WatchMiddleware(inline_app(), monitor=Monitor(tmp_path / "r.db", "test", clock=clock))
+    with TestClient(app) as client, pytest.raises(RuntimeError, match="fell over"):
+        client.get("/crash")
+
+
+def test_detections_are_read_from_json_predict_responses_only(
+    watched: tuple[TestClient, Path], clock: FakeClock
+) -> None:
+    """A JSON predict response feeds the detection stats; a text one and other paths do not."""
+    client, db = watched
+    client.post("/predict", content=b"img")
+    client.post("/text-predict", content=b"img")
+    client.__exit__(None, None, None)
+    summary, logs = stored(db, clock)
+    assert summary["predictions"] == 1
+    assert summary["detections_per_request"] == 2
+    assert summary["mean_confidence"] == pytest.approx(0.7)
+    predict_log = next(entry for entry in logs if entry["path"] == "/predict")
+    assert predict_log["message"].endswith(", 2 detections") and predict_log["detections"] == 2
+
+
+def test_oversized_predict_bodies_are_not_parsed(tmp_path: Path, clock: FakeClock) -> None:
+    """A JSON body over the cap is passed through whole but not parsed."""
+    db = tmp_path / "cap.db"
+    app = WatchMiddleware(inline_app(), monitor=Monitor(db, "test", clock=clock), max_body_bytes=64)
+    with TestClient(app) as client:
+        assert client.post("/predict", content=b"img").json() == DETECTIONS
+    summary, _ = stored(db, clock)
+    assert summary["requests"] == 1 and summary["predictions"] == 0
+
+
+def test_streaming_latency_runs_to_the_last_byte(watched: tuple[TestClient, Path], clock: FakeClock) -> None:
+    """A response streamed over ~200 ms is timed to its last chunk, and slow ones log WARNING."""
+    client, db = watched
+    assert client.get("/stream").text.count("chunk") == 4
+    client.__exit__(None, None, None)
+    summary, logs = stored(db, clock)
+    assert summary["p50_ms"] >= 190
+    assert summary["slow"] == 1 and logs[0]["severity"] == logging.WARNING
+
+
+def test_websockets_and_excluded_paths_pass_through_unrecorded(
+    watched: tuple[TestClient, Path], clock: FakeClock
+) -> None:
+    """A websocket echo and /health work untouched and are not counted as deployment traffic."""
+    client, db = watched
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text("hello")
+        assert ws.receive_text() == "hello"
+    assert client.get("/health").json() == {"healthy": True}
+    assert "x-request-id" not in client.get("/health").headers
+    client.post("/predict", content=b"img")
+    client.__exit__(None, None, None)
+    summary, logs = stored(db, clock)
+    assert summary["requests"] == 1 and [entry["path"] for entry in logs] == ["/predict"]
+
+
+def test_lifespan_reaches_the_app(tmp_path: Path, clock: FakeClock) -> None:
+    """The wrapped app's own startup and shutdown still run."""
+    events: list[str] = []
+    app = WatchMiddleware(inline_app(events), monitor=Monitor(tmp_path / "l.db", "test", clock=clock))
+    with TestClient(app):
+        assert events == ["startup"]
+    assert events == ["startup", "shutdown"]
+
+
+def test_request_ids_are_honoured_or_made(watched: tuple[TestClient, Path], clock: FakeClock) -> None:
+    """A tame incoming X-Request-ID is echoed and logged; a wild one is replaced; none gets a fresh one."""
+    client, db = watched
+    assert client.post("/predict", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    replaced = client.post("/predict", headers={"X-Request-ID": "<script>alert(1)</script>"}).headers["x-request-id"]
+    fresh = client.post("/predict").headers["x-request-id"]
+    assert replaced != "<script>alert(1)</script>" and len(replaced) == 24
+    assert len(fresh) == 24 and fresh != replaced
+    client.__exit__(None, None, None)
+    _, logs = stored(db, clock)
+    assert {entry["request_id"] for entry in logs} == {"abc-123", replaced, fresh}
+
+
+def test_secrets_never_reach_the_database_or_the_logs(
+    watched: tuple[TestClient, Path], clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Authorization, cookies, API keys in the query and request bodies are neither stored nor logged."""
+    client, db = watched
+    with caplog.at_level(logging.DEBUG):
+        client.post(
+            "/predict?api_key=sk-query-secret",
+            headers={
+                "Authorization": "Bearer sk-header-secret",
+                "Cookie": "session=sk-cookie-secret",
+                "X-Api-Key": "sk-xheader-secret",
+            },
+            content=b"sk-body-secret",
+        )
+        client.__exit__(None, None, None)
+    with sqlite3.connect(db) as raw:
+        dump = "\n".join(raw.iterdump())
+    assert "/predict" in dump  # the request is there...
+    ours = [record for record in caplog.records if record.name.startswith("yolowatch")]  # not the test client's
+    logged = "\n".join(record.getMessage() + json.dumps(record.__dict__, default=str) for record in ours)
+    assert "POST /predict 200" in logged
+    for text in (dump, logged):  # ...and none of its secrets
+        assert "sk-" not in text
+
+
+def test_client_disconnect_is_recorded_as_499(tmp_path: Path) -> None:
+    """A client that hangs up mid-stream on a real uvicorn server is recorded as 499."""
+    db = tmp_path / "d.db"
+    app = WatchMiddleware(inline_app(), monitor=Monitor(db, "test"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{server.config.port}"
+    with httpx.stream("GET", f"{base}/endless", timeout=10) as response:
+        next(response.iter_bytes())  # read a little, then hang up
+    time.sleep(0.5)
+    server.should_exit = True
+    thread.join(timeout=20)
+    summary, logs = stored(db, FakeClock(time.time()))
+    assert [entry["status"] for entry in logs] == [499]
+    assert summary["client_errors"] == 1 and logs[0]["severity"] == logging.WARNING
+
+
+class BrokenRecorder(Recorder):
+    """A recorder that fails: the one fault here we cannot cause for real."""
+
+    def record_request(self, *args: Any, **kwargs: Any) -> None:
+        raise ValueError("recorder bug")
+
+
+def test_a_monitoring_failure_never_fails_the_request(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Requests succeed while recording fails; failures are counted and logged once."""
+    monitor = Monitor(tmp_path / "b.db", "test", clock=clock)
+    monitor.recorder.__class__ = BrokenRecorder
+    app = WatchMiddleware(inline_app(), monitor=monitor)
+    with TestClient(app) as client, caplog.at_level(logging.ERROR, logger="yolowatch"):
+        assert [client.post("/predict").status_code for _ in range(3)] == [200, 200, 200]
+    assert monitor.recorder.stats.monitoring_failures == 3
+    assert sum("could not record" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_request_logs_go_to_python_logging_as_json_lines(
+    watched: tuple[TestClient, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each request is also a `yolowatch.requests` record at its severity, formattable as one JSON line."""
+    client, _ = watched
+    with caplog.at_level(logging.INFO, logger="yolowatch.requests"):
+        client.get("/bad", headers={"X-Request-ID": "rid-7"})
+        client.__exit__(None, None, None)
+    (record,) = [r for r in caplog.records if r.name == "yolowatch.requests"]
+    assert record.levelno == logging.WARNING
+    line = json.loads(JsonLinesFormatter().format(record))
+    assert line["level"] == "WARNING" and line["request_id"] == "rid-7" and line["status"] == 422
+    assert line["message"].startswith("GET /bad 422 ")

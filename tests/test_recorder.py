@@ -1,0 +1,134 @@
+"""Per-minute buckets: exact counts, percentiles within 1 %, rollups, severities and sampling."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from conftest import FakeClock
+from yolowatch.detections import DetectionSummary
+from yolowatch.recorder import AREA_BIN_COUNT, Recorder, area_bin, confidence_bin, format_message, severity_for
+
+
+def _summary(confidences: list[float], areas: list[float], names: list[str]) -> DetectionSummary:
+    return DetectionSummary(
+        1, len(confidences), tuple(confidences), tuple(areas), tuple(range(len(names))), tuple(names)
+    )
+
+
+def test_percentiles_match_numpy_within_one_percent(clock: FakeClock) -> None:
+    """P50/P95/P99 of 20,000 lognormal latencies agree with numpy's within 1 %."""
+    latencies = np.random.default_rng(1).lognormal(np.log(20_000), 0.7, 20_000).astype(int) + 1
+    recorder = Recorder(clock=clock)
+    for value in latencies:
+        recorder.record_request("d", "POST", "/predict", 200, int(value), "r")
+    (minute, *_rollups) = recorder.collect().buckets
+    assert minute.requests == len(latencies)
+    for q in (50, 95, 99):
+        ours = minute.latency.get_value_at_percentile(q)
+        theirs = np.percentile(latencies, q, method="inverted_cdf")
+        assert abs(ours - theirs) / theirs < 0.01, (q, ours, theirs)
+
+
+def test_status_classes_errors_and_slow_requests_are_counted(clock: FakeClock) -> None:
+    """2xx/4xx/5xx land in their classes; errors are >= 400; slow is over the budget."""
+    recorder = Recorder(clock=clock, latency_budget_ms=100)
+    for status, latency_us in [(200, 5_000), (201, 150_000), (404, 1_000), (422, 1_000), (503, 2_000), (499, 10)]:
+        recorder.record_request("d", "POST", "/predict", status, latency_us, "r")
+    minute = recorder.collect().buckets[0]
+    assert minute.status_classes == [0, 2, 0, 3, 1]
+    assert (minute.client_errors, minute.server_errors, minute.errors) == (3, 1, 4)
+    assert minute.slow == 1
+
+
+def test_detection_stats_fill_the_histograms(clock: FakeClock) -> None:
+    """Detections per request, confidence bins, box-size bins and class counts add up."""
+    recorder = Recorder(clock=clock)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r", _summary([0.91, 0.42], [0.01, 0.2], ["a", "b"]))
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r", _summary([0.93], [0.01], ["a"]))
+    recorder.record_request("d", "GET", "/other", 200, 1000, "r")  # not a predict response
+    minute = recorder.collect().buckets[0]
+    assert (minute.requests, minute.predictions, minute.detections) == (3, 2, 3)
+    assert minute.confidence_hist[confidence_bin(0.91)] == 2 and minute.confidence_hist[confidence_bin(0.42)] == 1
+    assert sum(minute.area_hist) == 3 and minute.area_hist[area_bin(0.01)] == 2
+    assert minute.classes == {"a": 2, "b": 1}
+    assert minute.confidence_sum / minute.confidence_count == pytest.approx((0.91 + 0.42 + 0.93) / 3)
+
+
+def test_bins_cover_their_ranges() -> None:
+    """Confidence 1.0 and tiny or whole-image boxes fall into the edge bins, never outside."""
+    assert confidence_bin(0.0) == 0 and confidence_bin(1.0) == 19
+    assert area_bin(1e-9) == 0 and area_bin(1.0) == AREA_BIN_COUNT - 1
+    assert area_bin(1e-3) < area_bin(1e-2) < area_bin(1e-1)
+
+
+def test_minutes_roll_up_into_quarter_hours_and_hours(clock: FakeClock) -> None:
+    """Closed minutes come out once, final; the hour rollup holds every minute so far."""
+    clock.now = 1_800_000_000 - 1_800_000_000 % 3600  # top of an hour
+    recorder = Recorder(clock=clock)
+    for minute in range(20):
+        for _ in range(minute + 1):
+            recorder.record_request("d", "POST", "/predict", 200, 1000 * (minute + 1), "r")
+        clock.advance(60)
+    buckets = recorder.collect().buckets
+    minutes = [b for b in buckets if b.tier_s == 60]
+    assert [b.requests for b in minutes] == list(range(1, 21))
+    hour = [b for b in buckets if b.tier_s == 3600][-1]
+    assert hour.requests == sum(range(1, 21))
+    quarters = {b.start_s: b.requests for b in buckets if b.tier_s == 900}
+    assert sorted(quarters.values()) == sorted([sum(range(1, 16)), sum(range(16, 21))])
+    assert recorder.collect().buckets == []  # nothing new: nothing to write
+
+
+def test_live_minute_is_a_snapshot(clock: FakeClock) -> None:
+    """A collected live bucket does not change when more requests arrive afterwards."""
+    recorder = Recorder(clock=clock)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    live = recorder.collect().buckets[0]
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    assert live.requests == 1
+    assert recorder.collect().buckets[0].requests == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "latency_us", "crashed", "level"),
+    [
+        (200, 1000, False, logging.INFO),
+        (302, 1000, False, logging.INFO),
+        (200, 900_000, False, logging.WARNING),
+        (404, 1000, False, logging.WARNING),
+        (499, 1000, False, logging.WARNING),
+        (500, 1000, False, logging.ERROR),
+        (502, 1000, False, logging.ERROR),
+        (500, 1000, True, logging.CRITICAL),
+    ],
+)
+def test_severity_follows_the_design(status: int, latency_us: int, crashed: bool, level: int) -> None:
+    """INFO for 2xx/3xx, WARNING for 4xx and slow, ERROR for 5xx, CRITICAL for a crash."""
+    assert severity_for(status, latency_us, budget_us=500_000, crashed=crashed) == level
+
+
+def test_message_reads_like_a_sentence() -> None:
+    """Method, path, status, milliseconds and detections, as a person would write them."""
+    assert format_message("POST", "/predict", 200, 14_230, _summary([0.5] * 3, [], ["a"] * 3)) == (
+        "POST /predict 200 14.2 ms, 3 detections"
+    )
+    assert format_message("GET", "/x", 404, 800, None) == "GET /x 404 0.8 ms"
+
+
+def test_info_logs_are_sampled_but_warnings_never(clock: FakeClock) -> None:
+    """Past the per-second INFO allowance entries are counted, not kept; every WARNING+ is kept."""
+    recorder = Recorder(clock=clock, info_logs_per_second=5)
+    for _ in range(20):
+        recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    for _ in range(10):
+        recorder.record_request("d", "POST", "/predict", 500, 1000, "r")
+    clock.advance(1)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    collected = recorder.collect()
+    levels = [entry.severity for entry in collected.logs]
+    assert levels.count(logging.INFO) == 6 and levels.count(logging.ERROR) == 10
+    assert recorder.stats.sampled_away == 15
+    assert collected.buckets[0].requests == 31  # sampling never touches the metrics

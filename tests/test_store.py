@@ -1,0 +1,220 @@
+"""The SQLite store through a real file: writing, queries, paging, retention, migrations, faults, processes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FakeClock
+from yolowatch.recorder import Recorder, new_latency_histogram
+from yolowatch.store import RANGES, SchemaTooNew, Store, StoreWriter
+
+pytestmark = pytest.mark.anyio
+
+
+async def _filled(path: Path, clock: FakeClock, latencies: list[int], statuses: list[int] | None = None) -> Store:
+    store = Store(path, clock=clock)
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(store, recorder, "w1")
+    statuses = statuses or [200] * len(latencies)
+    for i, (latency, status) in enumerate(zip(latencies, statuses, strict=True)):
+        recorder.record_request("demo", "POST", "/predict", status, latency, f"r{i}")
+        if i % 100 == 99:
+            clock.advance(20)
+            await writer.flush()
+    assert await writer.flush()
+    return store
+
+
+async def test_summary_matches_numpy_and_counts_exactly(tmp_path: Path, clock: FakeClock) -> None:
+    """Requests written over ~30 minutes give exact counts and P50/P95/P99 within 1 % of numpy's."""
+    latencies = [int(v) + 1 for v in np.random.default_rng(2).lognormal(np.log(30_000), 0.5, 9_000)]
+    statuses = [500 if i % 50 == 0 else 404 if i % 20 == 0 else 200 for i in range(len(latencies))]
+    store = await _filled(tmp_path / "m.db", clock, latencies, statuses)
+    summary = await store.summary("demo", "1h")
+    assert summary["requests"] == len(latencies)
+    assert summary["server_errors"] == statuses.count(500) and summary["client_errors"] == statuses.count(404)
+    assert summary["error_rate"] == pytest.approx((statuses.count(500) + statuses.count(404)) / len(latencies))
+    for q in (50, 95, 99):
+        theirs = np.percentile(latencies, q, method="inverted_cdf")
+        assert abs(summary[f"p{q}_ms"] * 1000 - theirs) / theirs < 0.01
+    await store.close()
+
+
+@pytest.mark.parametrize("range_name", list(RANGES))
+async def test_every_range_has_60_to_100_points_that_add_up(tmp_path: Path, clock: FakeClock, range_name: str) -> None:
+    """Each range's sparkline has 60-100 evenly spaced points whose requests sum to the summary's."""
+    store = await _filled(tmp_path / "r.db", clock, [5_000] * 1_000)
+    points = await store.series("demo", range_name)
+    summary = await store.summary("demo", range_name)
+    assert 60 <= len(points) <= 100
+    steps = {b["start_s"] - a["start_s"] for a, b in itertools.pairwise(points)}
+    assert len(steps) == 1
+    assert sum(p["requests"] for p in points) == summary["requests"] == 1_000
+    with pytest.raises(ValueError, match="1h, 6h, 24h, 7d, 30d"):
+        await store.summary("demo", "2h")
+    await store.close()
+
+
+async def test_logs_page_newest_first_with_severity_filter(tmp_path: Path, clock: FakeClock) -> None:
+    """120 entries page as 50/50/20 newest first without overlap; a severity filter keeps only those."""
+    statuses = [500 if i % 4 == 0 else 200 for i in range(120)]
+    store = Store(tmp_path / "l.db", clock=clock)
+    recorder = Recorder(clock=clock, info_logs_per_second=0)
+    writer = StoreWriter(store, recorder, "w1")
+    for i, status in enumerate(statuses):
+        recorder.record_request("demo", "POST", "/predict", status, 1000, f"req-{i}")
+        clock.advance(0.5)
+    await writer.flush()
+    seen: list[str] = []
+    cursor = None
+    sizes = []
+    while True:
+        page = await store.logs("demo", limit=50, before=cursor)
+        sizes.append(len(page.entries))
+        seen += [entry["request_id"] for entry in page.entries]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sizes == [50, 50, 20]
+    assert seen == [f"req-{i}" for i in reversed(range(120))]
+    errors = await store.logs("demo", limit=200, severities=["ERROR"])
+    assert [e["status"] for e in errors.entries] == [500] * 30 and errors.next_cursor is None
+    await store.close()
+
+
+async def test_data_survives_a_restart(tmp_path: Path, clock: FakeClock) -> None:
+    """Close and reopen the file: metrics and logs are all still there."""
+    store = await _filled(tmp_path / "s.db", clock, [2_000] * 300)
+    await store.close()
+    reopened = Store(tmp_path / "s.db", clock=clock)
+    assert (await reopened.summary("demo", "1h"))["requests"] == 300
+    assert len((await reopened.logs("demo", limit=200)).entries) == 200
+    await reopened.close()
+
+
+async def test_retention_deletes_only_what_is_past_it(tmp_path: Path, clock: FakeClock) -> None:
+    """Metrics older than 30 days and logs older than 7 days go; newer ones stay."""
+    store = Store(tmp_path / "ret.db", clock=clock)
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(store, recorder, "w1")
+    recorder.record_request("demo", "POST", "/predict", 200, 1000, "old")
+    await writer.flush()
+    clock.advance(8 * 86400)
+    recorder.record_request("demo", "POST", "/predict", 200, 1000, "newer")
+    await writer.flush()
+    assert await store.enforce_retention() == (0, 1)  # the 8-day-old log entry
+    clock.advance(23 * 86400)  # the first bucket is now 31 days old
+    deleted_buckets, _ = await store.enforce_retention()
+    assert deleted_buckets == 3  # its minute, quarter-hour and hour rows
+    assert (await store.summary("demo", "30d"))["requests"] == 1
+    await store.close()
+
+
+async def test_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    """A new file gets the current version; a file from a newer yolowatch is refused with a clear error."""
+    store = Store(tmp_path / "v.db")
+    await store.open()
+    assert await store.schema_version() == 1
+    await store.close()
+    with sqlite3.connect(tmp_path / "v.db") as db:
+        db.execute("INSERT INTO schema_version (version) VALUES (99)")
+    with pytest.raises(SchemaTooNew, match="upgrade"):
+        await Store(tmp_path / "v.db").open()
+
+
+async def test_locked_database_keeps_the_backlog_and_catches_up(tmp_path: Path, clock: FakeClock) -> None:
+    """While another connection holds an exclusive lock, flushes fail and keep data; after it, all is written."""
+    store = Store(tmp_path / "lock.db", clock=clock)
+    recorder = Recorder(clock=clock, info_logs_per_second=0)
+    writer = StoreWriter(store, recorder, "w1")
+    assert await writer.flush()
+    blocker = sqlite3.connect(tmp_path / "lock.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    for i in range(50):
+        recorder.record_request("demo", "POST", "/predict", 200, 1000, f"r{i}")
+    assert not await writer.flush()
+    assert writer.stats.failures == 1 and "locked" in (writer.stats.last_error or "")
+    assert writer.backlog > 0
+    blocker.execute("COMMIT")
+    blocker.close()
+    assert await writer.flush()
+    assert (await store.summary("demo", "1h"))["requests"] == 50
+    assert len((await store.logs("demo", limit=200)).entries) == 50
+    await store.close()
+
+
+async def test_full_database_drops_oldest_logs_past_the_cap_then_recovers(tmp_path: Path, clock: FakeClock) -> None:
+    """SQLite 'database or disk is full': the backlog stays bounded (drops counted) and writing resumes."""
+    path = tmp_path / "full.db"
+    store = Store(path, clock=clock)
+    recorder = Recorder(clock=clock, info_logs_per_second=0)
+    writer = StoreWriter(store, recorder, "w1", max_backlog_logs=300)
+    assert await writer.flush()
+    await store.set_max_pages(1)  # SQLite clamps this to the current size: no room to grow
+    for i in range(1_000):
+        recorder.record_request("demo", "POST", "/predict", 200, 1000, f"request-{i:04d}-" + "x" * 40)
+    assert not await writer.flush()
+    assert "full" in (writer.stats.last_error or "")
+    assert writer.stats.logs_dropped == 700  # bounded: the oldest went first
+    await store.set_max_pages(1_000_000)  # space is back
+    assert await writer.flush()
+    entries = (await store.logs("demo", limit=200)).entries
+    assert entries[0]["request_id"].startswith("request-0999")
+    assert (await store.summary("demo", "1h"))["requests"] == 1_000  # metrics were never dropped
+    await store.close()
+
+
+WRITER_SCRIPT = """
+import asyncio, sys, json
+sys.path.insert(0, {tests!r})
+from conftest import FakeClock
+from yolowatch.recorder import Recorder
+from yolowatch.store import Store, StoreWriter
+latencies = json.loads(sys.argv[1])
+async def main():
+    clock = FakeClock()
+    store = Store({db!r}, clock=clock)
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(store, recorder, sys.argv[2])
+    for value in latencies:
+        recorder.record_request("demo", "POST", "/predict", 200, value, "r")
+    assert await writer.flush()
+    await store.close()
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_merge_to_the_percentiles_of_the_union(tmp_path: Path, clock: FakeClock) -> None:
+    """Two processes write one file; the merged percentiles equal those of the union of their values."""
+    db = tmp_path / "shared.db"
+    rng = np.random.default_rng(3)
+    fast = [int(v) + 1 for v in rng.lognormal(np.log(5_000), 0.3, 4_000)]
+    slow = [int(v) + 1 for v in rng.lognormal(np.log(80_000), 0.3, 1_000)]
+    script = WRITER_SCRIPT.format(tests=str(Path(__file__).parent), db=str(db))
+    procs = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", script, json.dumps(values), name)
+        for values, name in ((fast, "worker-a"), (slow, "worker-b"))
+    ]
+    assert [await p.wait() for p in procs] == [0, 0]
+    store = Store(db, clock=clock)
+    summary = await store.summary("demo", "1h")
+    union = new_latency_histogram()
+    for value in fast + slow:
+        union.record_value(value)
+    assert summary["requests"] == 5_000
+    for q in (50, 95, 99):
+        assert summary[f"p{q}_ms"] == union.get_value_at_percentile(q) / 1000
+        theirs = np.percentile(fast + slow, q, method="inverted_cdf")
+        assert abs(summary[f"p{q}_ms"] * 1000 - theirs) / theirs < 0.01
+    with sqlite3.connect(db) as raw:
+        writers = {row[0] for row in raw.execute("SELECT writer FROM buckets")}
+    assert writers == {"worker-a", "worker-b"}
+    await store.close()
