@@ -72,3 +72,11 @@ def test_demo_data_rejects_an_unknown_split(tmp_path: Path) -> None:
     """A --count for a split that does not exist is refused with the allowed names."""
     with pytest.raises(SystemExit, match="train, val, holdout, holdout-drifted"):
         main(["demo-data", "--out", str(tmp_path), "--count", "test=3"])
+
+
+def test_importing_yolowatch_stays_light() -> None:
+    """`import yolowatch` (middleware and store) pulls in neither torch, ultralytics nor OpenCV."""
+    code = "import sys, yolowatch; print(sorted(m for m in ('torch', 'ultralytics', 'cv2') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

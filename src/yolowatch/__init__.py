@@ -1,5 +1,8 @@
-"""yolowatch: monitoring for self-hosted YOLO detection endpoints."""
+"""yolowatch: monitoring for self-hosted YOLO object-detection endpoints."""
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from yolowatch.middleware import WatchMiddleware
+from yolowatch.store import Store
+
+__all__ = ["Store", "WatchMiddleware", "__version__"]

@@ -9,6 +9,7 @@ fails the request.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -80,6 +81,9 @@ class WatchMiddleware:
         self.excluded_prefixes = tuple(excluded_prefixes)
         self.max_body_bytes = max_body_bytes
         self._failure_logged = False
+        # Request ids: a random per-process prefix and a counter (unique, and no syscall per request).
+        self._id_prefix = os.urandom(6).hex()
+        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -93,7 +97,7 @@ class WatchMiddleware:
             self.monitor.start_soon()
 
         started_ns = time.perf_counter_ns()
-        request_id = incoming_request_id(scope.get("headers", ())) or os.urandom(12).hex()
+        request_id = incoming_request_id(scope.get("headers", ())) or f"{self._id_prefix}{next(self._id_counter):012x}"
         request_id_header = (b"x-request-id", request_id.encode())
         capture = path in self.predict_paths
         status = 0
