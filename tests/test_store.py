@@ -218,3 +218,24 @@ async def test_two_processes_merge_to_the_percentiles_of_the_union(tmp_path: Pat
         writers = {row[0] for row in raw.execute("SELECT writer FROM buckets")}
     assert writers == {"worker-a", "worker-b"}
     await store.close()
+
+
+async def test_aggregate_keeps_the_detection_distributions(tmp_path: Path, clock: FakeClock) -> None:
+    """Confidence and box-size histograms and class counts come back from the file as they were recorded."""
+    from yolowatch.detections import DetectionSummary
+
+    store = Store(tmp_path / "dist.db", clock=clock)
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(store, recorder, "w1")
+    summary = DetectionSummary(1, 2, (0.9, 0.3), (0.01, 0.2), (0, 1), ("circle", "square"))
+    for _ in range(5):
+        recorder.record_request("demo", "POST", "/predict", 200, 1000, "r", summary)
+    expected = recorder.collect().buckets[0]
+    recorder.record_request("demo", "POST", "/predict", 200, 1000, "r", summary)
+    clock.advance(60)
+    assert await writer.flush()
+    merged = await store.aggregate("demo", "1h")
+    assert merged.classes == {"circle": 6, "square": 6}
+    assert sum(merged.confidence_hist) == 12 and sum(merged.area_hist) == 12
+    assert merged.confidence_hist == [6 * v // 5 for v in expected.confidence_hist]
+    await store.close()

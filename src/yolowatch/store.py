@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,11 @@ import aiosqlite
 from hdrh.histogram import HdrHistogram
 
 from yolowatch.recorder import (
-    AREA_BIN_COUNT,
-    CONFIDENCE_BINS,
     SEVERITY_LEVELS,
     Bucket,
     Clock,
     LogEntry,
     Recorder,
-    new_latency_histogram,
 )
 
 log = logging.getLogger("yolowatch.store")
@@ -129,81 +126,57 @@ def log_row(entry: LogEntry) -> tuple[Any, ...]:
     )
 
 
-@dataclass
-class Aggregate:
-    """Merged counts of any set of bucket rows; percentiles are those of the union of their requests."""
-
-    latency: HdrHistogram = field(default_factory=new_latency_histogram)
-    requests: int = 0
-    client_errors: int = 0
-    server_errors: int = 0
-    slow: int = 0
-    latency_sum_us: int = 0
-    predictions: int = 0
-    detections: int = 0
-    confidence_sum: float = 0.0
-    confidence_count: int = 0
-    confidence_hist: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
-    area_hist: list[int] = field(default_factory=lambda: [0] * AREA_BIN_COUNT)
-    classes: dict[str, int] = field(default_factory=dict)
-
-    def add_row(self, row: sqlite3.Row, distributions: bool = True) -> None:
-        self.latency.add(HdrHistogram.decode(row["latency"]))
-        self.requests += row["requests"]
-        self.client_errors += row["client_errors"]
-        self.server_errors += row["server_errors"]
-        self.slow += row["slow"]
-        self.latency_sum_us += row["latency_sum_us"]
-        self.predictions += row["predictions"]
-        self.detections += row["detections"]
-        self.confidence_sum += row["confidence_sum"]
-        self.confidence_count += row["confidence_count"]
-        if not distributions:  # the Deploy-page numbers need none of the JSON below
-            return
-        for i, count in enumerate(json.loads(row["confidence_hist"])):
-            self.confidence_hist[i] += count
-        for i, count in enumerate(json.loads(row["area_hist"])):
-            self.area_hist[i] += count
-        for name, count in json.loads(row["classes"]).items():
-            self.classes[name] = self.classes.get(name, 0) + count
-
-    @property
-    def errors(self) -> int:
-        return self.client_errors + self.server_errors
-
-    def percentiles_ms(self, percentiles: Sequence[float] = (50, 95, 99)) -> dict[float, float | None]:
-        """Several percentiles in one pass over the histogram (a pass per percentile is 3x the cost)."""
-        if self.latency.get_total_count() == 0:
-            return dict.fromkeys(percentiles)
-        values = self.latency.get_percentile_to_value_dict(list(percentiles))
-        return {p: values[p] / 1000 for p in percentiles}
-
-    def metrics(self) -> dict[str, Any]:
-        """The numbers a Deploy page shows, snake_case (the admin API converts at its edge)."""
-        requests = self.requests
-        p50, p95, p99 = self.percentiles_ms((50, 95, 99)).values()
-        return {
-            "requests": requests,
-            "errors": self.errors,
-            "client_errors": self.client_errors,
-            "server_errors": self.server_errors,
-            "error_rate": self.errors / requests if requests else 0.0,
-            "slow": self.slow,
-            "p50_ms": p50,
-            "p95_ms": p95,
-            "p99_ms": p99,
-            "mean_latency_ms": self.latency_sum_us / requests / 1000 if requests else None,
-            "predictions": self.predictions,
-            "detections_per_request": self.detections / self.predictions if self.predictions else None,
-            "mean_confidence": self.confidence_sum / self.confidence_count if self.confidence_count else None,
-        }
+def bucket_from_row(row: sqlite3.Row, distributions: bool = True) -> Bucket:
+    """A stored row back as a Bucket; without `distributions` its histograms stay empty (the JSON is skipped)."""
+    bucket = Bucket(row["deployment"], row["tier_s"], row["start_s"], HdrHistogram.decode(row["latency"]))
+    bucket.requests = row["requests"]
+    bucket.status_classes = [row[f"status_{k}xx"] for k in range(1, 6)]
+    bucket.client_errors = row["client_errors"]
+    bucket.server_errors = row["server_errors"]
+    bucket.slow = row["slow"]
+    bucket.latency_sum_us = row["latency_sum_us"]
+    bucket.predictions = row["predictions"]
+    bucket.detections = row["detections"]
+    bucket.confidence_sum = row["confidence_sum"]
+    bucket.confidence_count = row["confidence_count"]
+    if distributions:
+        bucket.confidence_hist = json.loads(row["confidence_hist"])
+        bucket.area_hist = json.loads(row["area_hist"])
+        bucket.classes = json.loads(row["classes"])
+    return bucket
 
 
-def merge_rows(rows: Iterable[sqlite3.Row], distributions: bool = True) -> Aggregate:
-    aggregate = Aggregate()
+def merge_rows(rows: Iterable[sqlite3.Row], distributions: bool = True) -> Bucket:
+    """One bucket holding all the rows; its percentiles are those of the union of their requests."""
+    total = Bucket("", 0, 0)
     for row in rows:
-        aggregate.add_row(row, distributions)
-    return aggregate
+        total.merge(bucket_from_row(row, distributions))
+    return total
+
+
+def bucket_metrics(bucket: Bucket) -> dict[str, Any]:
+    """The numbers a Deploy page shows, snake_case (the admin API converts at its edge)."""
+    requests = bucket.requests
+    p50 = p95 = p99 = None
+    if bucket.latency.get_total_count():
+        # One pass for the three (a pass per percentile costs 3x, which a 90-point sparkline feels).
+        values = bucket.latency.get_percentile_to_value_dict([50, 95, 99])
+        p50, p95, p99 = (values[q] / 1000 for q in (50, 95, 99))
+    return {
+        "requests": requests,
+        "errors": bucket.errors,
+        "client_errors": bucket.client_errors,
+        "server_errors": bucket.server_errors,
+        "error_rate": bucket.errors / requests if requests else 0.0,
+        "slow": bucket.slow,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "mean_latency_ms": bucket.latency_sum_us / requests / 1000 if requests else None,
+        "predictions": bucket.predictions,
+        "detections_per_request": bucket.detections / bucket.predictions if bucket.predictions else None,
+        "mean_confidence": bucket.confidence_sum / bucket.confidence_count if bucket.confidence_count else None,
+    }
 
 
 def series_points(rows: Sequence[sqlite3.Row], first_s: int, step_s: int, count: int) -> list[dict[str, Any]]:
@@ -214,7 +187,7 @@ def series_points(rows: Sequence[sqlite3.Row], first_s: int, step_s: int, count:
         if 0 <= index < count:
             groups[index].append(row)
     return [
-        {"start_s": first_s + i * step_s, **merge_rows(group, distributions=False).metrics()}
+        {"start_s": first_s + i * step_s, **bucket_metrics(merge_rows(group, distributions=False))}
         for i, group in enumerate(groups)
     ]
 
@@ -404,10 +377,10 @@ class Store:
         rows, first_s, _, _ = await self._range_rows(deployment, range_name)
         # Histogram decoding stays off the event loop.
         aggregate = await asyncio.to_thread(merge_rows, rows, False)
-        return {"range": range_name, "start_s": first_s, **aggregate.metrics()}
+        return {"range": range_name, "start_s": first_s, **bucket_metrics(aggregate)}
 
-    async def aggregate(self, deployment: str, range_name: str = "24h") -> Aggregate:
-        """The merged aggregate itself (histograms included), for drift and exporters."""
+    async def aggregate(self, deployment: str, range_name: str = "24h") -> Bucket:
+        """The merged bucket itself (histograms included), for drift and exporters."""
         rows, _, _, _ = await self._range_rows(deployment, range_name)
         return await asyncio.to_thread(merge_rows, rows)
 
