@@ -300,3 +300,25 @@ def test_request_logs_go_to_python_logging_as_json_lines(
     line = json.loads(JsonLinesFormatter().format(record))
     assert line["level"] == "WARNING" and line["request_id"] == "rid-7" and line["status"] == 422
     assert line["message"].startswith("GET /bad 422 ")
+
+
+def test_servers_without_lifespan_still_get_recorded(tmp_path: Path) -> None:
+    """With lifespan off (no startup event), the monitor starts on the first request and writes within seconds."""
+    db = tmp_path / "nolife.db"
+    app = WatchMiddleware(inline_app(), monitor=Monitor(db, "test"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        assert httpx.post(f"http://127.0.0.1:{config.port}/predict", content=b"img").status_code == 200
+        deadline = time.monotonic() + 10
+        while not db.exists() or stored(db, FakeClock(time.time()))[0]["requests"] != 1:
+            assert time.monotonic() < deadline, "the request was never written"
+            time.sleep(0.2)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        asyncio.run(app.monitor.stop())  # what a lifespan shutdown would have done
