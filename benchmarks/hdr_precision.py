@@ -1,6 +1,6 @@
 """Percentile error, memory and decode cost of the latency histogram at 2 and 3 significant digits.
 
-    python benchmarks/hdr_precision.py
+python benchmarks/hdr_precision.py
 """
 
 from __future__ import annotations
