@@ -132,3 +132,12 @@ def test_info_logs_are_sampled_but_warnings_never(clock: FakeClock) -> None:
     assert levels.count(logging.INFO) == 6 and levels.count(logging.ERROR) == 10
     assert recorder.stats.sampled_away == 15
     assert collected.buckets[0].requests == 31  # sampling never touches the metrics
+
+
+def test_latencies_past_the_range_are_clamped_not_lost(clock: FakeClock) -> None:
+    """A 20-minute request counts in the percentiles at the histogram's ceiling (10 minutes)."""
+    recorder = Recorder(clock=clock)
+    recorder.record_request("d", "POST", "/predict", 200, 20 * 60 * 1_000_000, "r")
+    minute = recorder.collect().buckets[0]
+    assert minute.latency.get_total_count() == 1
+    assert minute.latency.get_value_at_percentile(100) >= 599_000_000

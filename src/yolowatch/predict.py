@@ -140,10 +140,6 @@ class Detector:
     def ready(self) -> bool:
         return self._model is not None
 
-    @property
-    def names(self) -> dict[int, str]:
-        return dict(self._model.names) if self.ready else {}
-
     def _load(self) -> None:
         from yolowatch.offline import prepare_ultralytics
 

@@ -105,7 +105,6 @@ class Bucket:
     confidence_hist: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
     area_hist: list[int] = field(default_factory=lambda: [0] * AREA_BIN_COUNT)
     classes: dict[str, int] = field(default_factory=dict)
-    dropped_latencies: int = 0  # values outside the histogram's range (recorded in counts, not percentiles)
 
     @property
     def errors(self) -> int:
@@ -120,8 +119,8 @@ class Bucket:
             self.client_errors += 1
         self.slow += slow
         self.latency_sum_us += latency_us
-        if not self.latency.record_value(max(LATENCY_MIN_US, latency_us)):
-            self.dropped_latencies += 1
+        # Clamped into the histogram's range, so a request slower than 10 minutes still counts in the percentiles.
+        self.latency.record_value(min(LATENCY_MAX_US, max(LATENCY_MIN_US, latency_us)))
         if summary is not None:
             self.predictions += 1
             self.detections += summary.count
@@ -153,7 +152,6 @@ class Bucket:
         self.area_hist = [a + b for a, b in zip(self.area_hist, other.area_hist, strict=True)]
         for name, count in other.classes.items():
             self.classes[name] = self.classes.get(name, 0) + count
-        self.dropped_latencies += other.dropped_latencies
 
     def copy_as(self, tier_s: int, start_s: int) -> Bucket:
         clone = Bucket(self.deployment, tier_s, start_s)
@@ -176,10 +174,6 @@ class LogEntry:
     mean_confidence: float | None
     request_id: str
     message: str
-
-    @property
-    def severity_name(self) -> str:
-        return SEVERITY_NAMES[self.severity]
 
 
 @dataclass

@@ -354,10 +354,6 @@ class Store:
         cursor = await (await self._reader()).execute("SELECT * FROM deployments ORDER BY created_s, id")
         return [dict(row) for row in await cursor.fetchall()]
 
-    async def deployment_ids_with_data(self) -> list[str]:
-        cursor = await (await self._reader()).execute("SELECT DISTINCT deployment FROM buckets ORDER BY deployment")
-        return [row[0] for row in await cursor.fetchall()]
-
     async def _range_rows(self, deployment: str, range_name: str) -> tuple[list[sqlite3.Row], int, int, int]:
         if range_name not in RANGES:
             raise ValueError(f"range must be one of {RANGE_NAMES}")
