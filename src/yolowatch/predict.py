@@ -152,7 +152,7 @@ class Detector:
         if model.task != "detect":
             raise ValueError(f"{self.weights.name} is a {model.task} model; yolowatch serves detect models")
         # One warm-up inference, so the first request does not pay for lazy initialisation.
-        model.predict(np.zeros((64, 64, 3), dtype=np.uint8), imgsz=64, verbose=False, device="cpu")
+        model.predict(np.zeros((64, 64, 3), dtype=np.uint8), imgsz=64, verbose=False)
         self._model = model
 
     def start_loading(self) -> asyncio.Future[None]:
@@ -174,9 +174,7 @@ class Detector:
             log.info("model %s loaded", self.weights.name)
 
     def _infer(self, image: np.ndarray, params: PredictParams) -> dict[str, Any]:
-        result = self._model.predict(
-            image, conf=params.conf, iou=params.iou, imgsz=params.imgsz, verbose=False, device="cpu"
-        )[0]
+        result = self._model.predict(image, conf=params.conf, iou=params.iou, imgsz=params.imgsz, verbose=False)[0]
         boxes = result.boxes
         shape = (int(result.orig_shape[0]), int(result.orig_shape[1]))
         return {
