@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from yolowatch.config import Settings
 from yolowatch.middleware import WatchMiddleware
+from yolowatch.monitor import Monitor
 from yolowatch.predict import create_predict_app
 
 # A small detection body, as a predict endpoint would return for one image with three objects.
@@ -47,6 +48,12 @@ def bare_trivial() -> ASGIApp:
 
 def wrapped_trivial() -> ASGIApp:
     return WatchMiddleware(bare_trivial(), store=_db(), deployment="bench")
+
+
+def parseall_trivial() -> ASGIApp:
+    """Wrapped, reading the detections of every response (no per-second parse budget)."""
+    monitor = Monitor(_db(), "bench", detection_parses_per_second=0)
+    return WatchMiddleware(bare_trivial(), monitor=monitor)
 
 
 def bare_predict() -> ASGIApp:

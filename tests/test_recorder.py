@@ -141,3 +141,76 @@ def test_latencies_past_the_range_are_clamped_not_lost(clock: FakeClock) -> None
     minute = recorder.collect().buckets[0]
     assert minute.latency.get_total_count() == 1
     assert minute.latency.get_value_at_percentile(100) >= 599_000_000
+
+
+BODY = (
+    b'{"images":[{"shape":[100,200],"results":[{"class":0,"name":"a","confidence":0.8,'
+    b'"box":{"x1":0,"y1":0,"x2":20,"y2":10}}]}]}'
+)
+
+
+def test_response_bodies_are_read_when_collected(clock: FakeClock) -> None:
+    """The middleware hands over raw JSON; detections show up in the bucket and the log message."""
+    recorder = Recorder(clock=clock, info_logs_per_second=0)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r", BODY)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r", b"not json")
+    collected = recorder.collect()
+    minute = collected.buckets[0]
+    assert (minute.requests, minute.predictions, minute.detections) == (2, 1, 1)
+    assert minute.area_hist[area_bin(200 / 20_000)] == 1
+    assert [entry.message for entry in collected.logs] == [
+        "POST /predict 200 1.0 ms, 1 detection",
+        "POST /predict 200 1.0 ms",
+    ]
+
+
+def test_parse_budget_reads_a_spread_out_sample_and_counts_the_rest(clock: FakeClock) -> None:
+    """Past the per-second budget every k-th body is read; the budget refills as time passes."""
+    recorder = Recorder(clock=clock, parses_per_second=5)
+    for i in range(20):
+        recorder.record_request("d", "POST", "/predict", 200, 1000 + i, f"r{i}", BODY)
+    collected = recorder.collect()
+    assert collected.buckets[0].predictions == 5 and recorder.stats.detections_skipped == 15
+    read = [entry.request_id for entry in collected.logs if entry.detections is not None]
+    assert read == ["r0", "r4", "r8", "r12", "r16"]  # spread over the batch, not the first five
+    clock.advance(1)
+    for _ in range(3):
+        recorder.record_request("d", "POST", "/predict", 200, 1000, "r", BODY)
+    assert recorder.collect().buckets[0].predictions == 5 + 3  # refilled: all three read
+
+
+def test_zero_parse_budget_reads_every_body(clock: FakeClock) -> None:
+    recorder = Recorder(clock=clock, parses_per_second=0)
+    for _ in range(2000):
+        recorder.record_request("d", "POST", "/predict", 200, 1000, "r", BODY)
+    assert recorder.collect().buckets[0].predictions == 2000
+    assert recorder.stats.detections_skipped == 0
+
+
+def test_pending_requests_stay_bounded_without_collect(clock: FakeClock) -> None:
+    """Nobody collecting (a stalled writer) folds in place: memory stays bounded and nothing is lost."""
+    recorder = Recorder(clock=clock, max_pending=100)
+    for _ in range(1050):
+        recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+        assert len(recorder._pending) < 100
+    assert recorder.collect().buckets[0].requests == 1050
+
+
+def test_a_fault_while_folding_is_counted_and_the_recorder_goes_on(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A summary that breaks aggregation costs (part of) that batch's figures, logged once, never an exception."""
+    broken = DetectionSummary(1, 1, ("high",), (), (), ())  # type: ignore[arg-type]
+    recorder = Recorder(clock=clock)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r", broken)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    with caplog.at_level(logging.ERROR, logger="yolowatch"):
+        recorder.collect()
+        recorder.record_request("d", "POST", "/predict", 200, 1000, "r", broken)
+        recorder.collect()
+    assert recorder.stats.monitoring_failures == 3
+    assert sum("could not fold" in r.getMessage() for r in caplog.records) == 1
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    collected = recorder.collect()
+    assert collected.buckets[0].requests == 4  # counts come first; the broken detections are what is lost
+    assert len(collected.logs) == 1

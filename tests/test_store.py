@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from conftest import FakeClock
-from yolowatch.recorder import Recorder, new_latency_histogram
-from yolowatch.store import RANGES, SchemaTooNew, Store, StoreWriter
+from yolowatch.recorder import Bucket, Recorder, new_latency_histogram
+from yolowatch.store import MIGRATIONS, RANGES, SchemaTooNew, Store, StoreWriter, bucket_row
 
 pytestmark = pytest.mark.anyio
 
@@ -113,7 +114,7 @@ async def test_retention_deletes_only_what_is_past_it(tmp_path: Path, clock: Fak
     assert await store.enforce_retention() == (0, 1)  # the 8-day-old log entry
     clock.advance(23 * 86400)  # the first bucket is now 31 days old
     deleted_buckets, _ = await store.enforce_retention()
-    assert deleted_buckets == 3  # its minute, quarter-hour and hour rows
+    assert deleted_buckets == 4  # its minute, quarter-hour, hour and eight-hour rows
     assert (await store.summary("demo", "30d"))["requests"] == 1
     await store.close()
 
@@ -122,12 +123,44 @@ async def test_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) ->
     """A new file gets the current version; a file from a newer yolowatch is refused with a clear error."""
     store = Store(tmp_path / "v.db")
     await store.open()
-    assert await store.schema_version() == 1
+    assert await store.schema_version() == 2
     await store.close()
     with sqlite3.connect(tmp_path / "v.db") as db:
         db.execute("INSERT INTO schema_version (version) VALUES (99)")
     with pytest.raises(SchemaTooNew, match="upgrade"):
         await Store(tmp_path / "v.db").open()
+
+
+async def test_version_1_file_is_migrated_with_eight_hour_rollups(tmp_path: Path, clock: FakeClock) -> None:
+    """A file written before eight-hour rollups existed answers 30-day queries from its hour rows after upgrade."""
+    path = tmp_path / "v1.db"
+    rng = np.random.default_rng(5)
+    hours = []
+    for hour in range(40):  # 40 hours, two writers: five eight-hour periods
+        for writer in ("a", "b"):
+            bucket = Bucket("demo", 3600, int(clock.now) - (hour + 1) * 3600)
+            latencies = [int(v) + 1 for v in rng.lognormal(np.log(20_000), 0.6, 50)]
+            bucket.add_requests([200] * len(latencies), latencies, budget_us=500_000)
+            hours.append(bucket_row(bucket, writer))
+    with sqlite3.connect(path) as db:
+        for statement in MIGRATIONS[1]:
+            db.execute(statement)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version (version) VALUES (1)")
+        db.executemany(f"INSERT INTO buckets VALUES ({', '.join('?' * len(hours[0]))})", hours)
+    store = Store(path, clock=clock)
+    await store.open()
+    assert await store.schema_version() == 2
+    with sqlite3.connect(path) as db:
+        eight_hour_rows = db.execute("SELECT count(*), sum(requests) FROM buckets WHERE tier_s = 28800").fetchone()
+    assert eight_hour_rows[1] == 40 * 2 * 50 and eight_hour_rows[0] in (10, 12)  # 5 or 6 periods, per writer
+    expected = new_latency_histogram()
+    for row in hours:
+        expected.add(HdrHistogram.decode(row[-1]))
+    summary = await store.summary("demo", "30d")
+    assert summary["requests"] == 40 * 2 * 50
+    assert summary["p95_ms"] == expected.get_value_at_percentile(95) / 1000
+    await store.close()
 
 
 async def test_locked_database_keeps_the_backlog_and_catches_up(tmp_path: Path, clock: FakeClock) -> None:

@@ -31,6 +31,9 @@ class Settings:
     logs_retention_days: float = 7.0
     # INFO request logs kept per second and deployment; the rest are counted, not stored. WARNING+ are all kept.
     info_logs_per_second: int = 200
+    # Predict responses whose detections are read per second; past it a spread-out sample is read (and the rest
+    # counted), so a saturated server spends its time serving. Detections per request stay unbiased. 0: read all.
+    detection_parses_per_second: int = 500
     log_format: str = "text"  # or "json": one JSON object per line, for container log collectors
     max_upload_bytes: int = 20 * MiB
     # 40 megapixels is well above any camera frame a detector is fed (8K is 33 MP) and keeps

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 
 @dataclass(frozen=True)
 class DetectionSummary:
@@ -142,9 +144,12 @@ def summarize_detections(body: bytes | str | Any) -> DetectionSummary | None:
     """From a JSON body (bytes or str) or an already-parsed value; None when it is not a detection response."""
     if isinstance(body, (bytes, bytearray, str)):
         try:
-            body = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return None
+            body = orjson.loads(body)  # about 3x faster than json here, and this runs per predict response
+        except orjson.JSONDecodeError:
+            try:
+                body = json.loads(body)  # what orjson refuses but Python's json writes (NaN, Infinity)
+            except (ValueError, UnicodeDecodeError):
+                return None
     if isinstance(body, dict) and isinstance(body.get("images"), list):
         groups = [
             (image["results"], image.get("shape"))

@@ -1,10 +1,10 @@
 """WatchMiddleware: pure ASGI, times and records every http request of the app it wraps.
 
-Per request it reads the clock twice, copies at most `max_body_bytes` of a JSON
-predict response, and calls `Recorder.record_request` (O(1), no I/O, no await).
-Everything else (writing, logging to Python `logging`) happens in the store's
-writer task. A failure inside monitoring is counted and logged once; it never
-fails the request.
+Per request it reads the clock twice, keeps a reference to at most `max_body_bytes`
+of a JSON predict response, and calls `Recorder.record_request` (an append: no I/O,
+no await). Everything else (reading detections, aggregating, writing, logging to
+Python `logging`) happens in bulk in the store's writer task. A failure inside
+monitoring is counted and logged once; it never fails the request.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yolowatch.detections import summarize_detections
 from yolowatch.monitor import Monitor
 from yolowatch.store import Store
 
@@ -163,7 +162,7 @@ class WatchMiddleware:
     ) -> None:
         try:
             latency_us = max(0, ((finished_ns or time.perf_counter_ns()) - started_ns) // 1000)
-            summary = summarize_detections(b"".join(chunks)) if chunks and 200 <= status < 300 else None
+            body = b"".join(chunks) if chunks and 200 <= status < 300 else None
             self.recorder.record_request(
                 self.deployment,
                 scope.get("method", ""),
@@ -171,7 +170,7 @@ class WatchMiddleware:
                 status,
                 latency_us,
                 request_id,
-                summary,
+                body,
                 crashed,
             )
         except Exception:

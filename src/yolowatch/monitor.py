@@ -31,6 +31,7 @@ class Monitor:
         clock: Clock = time.time,
         latency_budget_ms: float = 500.0,
         info_logs_per_second: int = 200,
+        detection_parses_per_second: int = 500,
         flush_interval_s: float = 1.0,
         writer_id: str | None = None,
     ) -> None:
@@ -38,7 +39,10 @@ class Monitor:
         self.deployment = deployment
         self.info = {"model": model, "endpoint": endpoint, "region": region}
         self.recorder = Recorder(
-            clock=clock, latency_budget_ms=latency_budget_ms, info_logs_per_second=info_logs_per_second
+            clock=clock,
+            latency_budget_ms=latency_budget_ms,
+            info_logs_per_second=info_logs_per_second,
+            parses_per_second=detection_parses_per_second,
         )
         self.writer = StoreWriter(
             self.store,

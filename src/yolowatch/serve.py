@@ -24,6 +24,7 @@ def create_monitor(settings: Settings) -> Monitor:
         endpoint=f"http://{settings.host}:{settings.port}/predict",
         latency_budget_ms=settings.latency_budget_ms,
         info_logs_per_second=settings.info_logs_per_second,
+        detection_parses_per_second=settings.detection_parses_per_second,
     )
 
 
