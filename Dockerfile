@@ -22,4 +22,5 @@ USER yolowatch
 
 EXPOSE 8000
 # 0.0.0.0 so the port can be published; the bundled demo model is served unless --model is given.
+# A public address needs an admin API key: docker run -e YOLOWATCH_API_KEY=... (or add --allow-no-auth).
 CMD ["yolowatch", "serve", "--host", "0.0.0.0", "--port", "8000"]

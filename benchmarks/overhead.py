@@ -1,8 +1,8 @@
 """Throughput of a bare app vs the same app wrapped in WatchMiddleware, under wrk from another process.
 
-Server pinned to core 0, wrk to core 1 (taskset), variants interleaved round by round so drift
-on the machine hits both alike. Prints requests/s of each round, the medians, the ratio and the
-microseconds per request the middleware adds.
+Server pinned to core 0, wrk to core 1 (taskset), variants interleaved round by round (in
+alternating order) so drift on the machine hits both alike. Prints requests/s of each round,
+the medians, the ratio and the microseconds per request the middleware adds.
 
     python benchmarks/overhead.py                 # trivial JSON endpoint (small detection body)
     python benchmarks/overhead.py --predict       # the real predict app with the demo model
@@ -126,7 +126,9 @@ def main() -> None:
             for base in bases.values():  # warm up (model load, first requests)
                 _wrk(base, 2, connections, script)
             for round_ in range(args.rounds):
-                for name, base in bases.items():
+                # Alternate the order so that whatever runs second in a round is not always the same variant.
+                order = list(bases.items()) if round_ % 2 == 0 else list(reversed(bases.items()))
+                for name, base in order:
                     rps = _wrk(base, seconds, connections, script)
                     results[name].append(rps)
                     print(f"round {round_ + 1} {name:<9} {rps:9.1f} req/s", flush=True)

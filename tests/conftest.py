@@ -53,8 +53,13 @@ def wait_healthy(base_url: str, process: subprocess.Popen[bytes] | None = None, 
 
 
 @contextlib.contextmanager
-def run_server(args: list[str], violations: Path | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start `yolowatch serve ARGS` on a free port (under the network guard if `violations` is given)."""
+def run_server(
+    args: list[str], violations: Path | None = None, env: dict[str, str] | None = None, output: Path | None = None
+) -> Iterator[str]:
+    """Start `yolowatch serve ARGS` on a free port (under the network guard if `violations` is given).
+
+    With `output`, the server's stdout and stderr go to that file (to assert on its log lines).
+    """
     port = free_port()
     command = [sys.executable]
     if violations is not None:
@@ -64,7 +69,8 @@ def run_server(args: list[str], violations: Path | None = None, env: dict[str, s
     command += ["yolowatch", "serve", "--port", str(port), *args]
     if "--db" not in args:  # keep test servers' databases out of the working tree
         command += ["--db", str(Path(tempfile.mkdtemp(prefix="yolowatch-test-")) / "serve.db")]
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    sink = open(output, "wb") if output is not None else None  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=sink, stderr=sink)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base_url, process)
@@ -76,6 +82,8 @@ def run_server(args: list[str], violations: Path | None = None, env: dict[str, s
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if sink is not None:
+            sink.close()
 
 
 class FakeClock:

@@ -15,7 +15,7 @@ from hdrh.histogram import HdrHistogram
 
 from conftest import FakeClock
 from yolowatch.recorder import Bucket, Recorder, new_latency_histogram
-from yolowatch.store import MIGRATIONS, RANGES, SchemaTooNew, Store, StoreWriter, bucket_row
+from yolowatch.store import MIGRATIONS, RANGES, SCHEMA_VERSION, SchemaTooNew, Store, StoreWriter, bucket_row
 
 pytestmark = pytest.mark.anyio
 
@@ -123,7 +123,7 @@ async def test_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) ->
     """A new file gets the current version; a file from a newer yolowatch is refused with a clear error."""
     store = Store(tmp_path / "v.db")
     await store.open()
-    assert await store.schema_version() == 2
+    assert await store.schema_version() == SCHEMA_VERSION
     await store.close()
     with sqlite3.connect(tmp_path / "v.db") as db:
         db.execute("INSERT INTO schema_version (version) VALUES (99)")
@@ -150,7 +150,7 @@ async def test_version_1_file_is_migrated_with_eight_hour_rollups(tmp_path: Path
         db.executemany(f"INSERT INTO buckets VALUES ({', '.join('?' * len(hours[0]))})", hours)
     store = Store(path, clock=clock)
     await store.open()
-    assert await store.schema_version() == 2
+    assert await store.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(path) as db:
         eight_hour_rows = db.execute("SELECT count(*), sum(requests) FROM buckets WHERE tier_s = 28800").fetchone()
     assert eight_hour_rows[1] == 40 * 2 * 50 and eight_hour_rows[0] in (10, 12)  # 5 or 6 periods, per writer

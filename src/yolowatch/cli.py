@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve a YOLO model's POST /predict (the bundled demo model by default)",
         description="Serve POST /predict (multipart 'file', optional conf, iou, imgsz, normalize, decimals) "
-        "and GET /health for an Ultralytics detection model. Binds 127.0.0.1 unless told otherwise.",
+        "for an Ultralytics detection model, with GET /health, the admin API under /api/ and Prometheus "
+        "GET /metrics on the same port. Binds 127.0.0.1 unless told otherwise; a non-loopback address "
+        "needs an admin API key (YOLOWATCH_API_KEY or --api-key-file) or --allow-no-auth.",
     )
     serve.add_argument("--model", type=Path, help="Ultralytics .pt detection weights (default: the bundled demo model)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
@@ -61,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--deployment", help="name this deployment is recorded under (default demo)")
     serve.add_argument(
         "--latency-budget-ms", type=float, help="slower requests count as slow and log WARNING (default 500)"
+    )
+    serve.add_argument("--region", help="a region label shown with the deployment (e.g. eu-west-1)")
+    serve.add_argument(
+        "--api-key-file", help="file with admin API keys, one per line (or set YOLOWATCH_API_KEY; never a flag)"
+    )
+    serve.add_argument(
+        "--allow-no-auth",
+        action="store_true",
+        default=None,
+        help="bind a non-loopback address with the admin API open to anyone who can reach it",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON lines")
@@ -108,6 +120,25 @@ def _parse_counts(items: Sequence[str]) -> dict[str, int]:
     return counts
 
 
+def auth_refusal(settings: Settings) -> str | None:
+    """Why this process must not start as configured (a public address with no key), or None."""
+    from yolowatch.auth import is_loopback, load_keys
+
+    try:
+        keys = load_keys(settings.api_key, settings.api_key_file)
+    except OSError as exc:
+        return f"cannot read the API key file {settings.api_key_file}: {exc.strerror or exc}"
+    if settings.api_key_file and not keys:
+        return f"the API key file {settings.api_key_file} holds no key"
+    if keys or settings.allow_no_auth or is_loopback(settings.host):
+        return None
+    return (
+        f"refusing to bind {settings.host} with no admin API key: anyone who can reach it could read your "
+        "logs and metrics. Set YOLOWATCH_API_KEY (or --api-key-file), or pass --allow-no-auth if the network "
+        "is already protected."
+    )
+
+
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -124,9 +155,16 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         deployment=args.deployment,
         latency_budget_ms=args.latency_budget_ms,
         log_format=args.log_format,
+        region=args.region,
+        api_key_file=args.api_key_file,
+        allow_no_auth=args.allow_no_auth,
     )
     if not settings.model.is_file():
         print(f"yolowatch: model weights not found: {settings.model}", file=sys.stderr)
+        return 2
+    refusal = auth_refusal(settings)
+    if refusal:
+        print(f"yolowatch: {refusal}", file=sys.stderr)
         return 2
     configure_logging(args.log_level, settings.log_format)
     app = create_serve_app(settings)

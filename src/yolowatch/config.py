@@ -34,6 +34,17 @@ class Settings:
     # Predict responses whose detections are read per second; past it a spread-out sample is read (and the rest
     # counted), so a saturated server spends its time serving. Detections per request stay unbiased. 0: read all.
     detection_parses_per_second: int = 500
+    region: str = ""  # a label shown with the deployment (e.g. "eu-west-1"); nothing is done with it
+    # Admin API keys: YOLOWATCH_API_KEY, and/or a file with one key per line. Unset: the admin API is open,
+    # and serve/sidecar refuse a non-loopback host unless --allow-no-auth.
+    api_key: str = field(default="", repr=False)  # never printed with the settings
+    api_key_file: str = ""
+    predict_api_key: str = field(default="", repr=False)  # the predict route's own bearer key; unset: open
+    metrics_need_key: bool = False  # /metrics is open by default so Prometheus can scrape it
+    allow_no_auth: bool = False
+    health_timeout_s: float = 55.0
+    health_interval_s: float = 60.0  # between probes while healthy
+    health_retry_s: float = 20.0  # between probes while unhealthy
     log_format: str = "text"  # or "json": one JSON object per line, for container log collectors
     max_upload_bytes: int = 20 * MiB
     # 40 megapixels is well above any camera frame a detector is fed (8K is 33 MP) and keeps

@@ -7,6 +7,7 @@ import logging
 import time
 from pathlib import Path
 
+from yolowatch.health import HealthChecker, HealthSchedule, Probe
 from yolowatch.recorder import Clock, Recorder, default_writer_id
 from yolowatch.store import Store, StoreWriter
 
@@ -34,6 +35,8 @@ class Monitor:
         detection_parses_per_second: int = 500,
         flush_interval_s: float = 1.0,
         writer_id: str | None = None,
+        probe: Probe | None = None,
+        health_schedule: HealthSchedule | None = None,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store, clock=clock)
         self.deployment = deployment
@@ -50,6 +53,10 @@ class Monitor:
             writer_id or default_writer_id(),
             interval_s=flush_interval_s,
             on_connect=self._register,
+        )
+        # With a probe, the deployment's health is checked in the background while the monitor runs.
+        self.health = (
+            None if probe is None else HealthChecker(deployment, probe, self.store, health_schedule, clock=clock)
         )
         self.started = False
         self._starting: asyncio.Task[None] | None = None
@@ -69,6 +76,8 @@ class Monitor:
                 self.writer.stats.last_error,
             )
         self.writer.start()
+        if self.health is not None:
+            self.health.start()
 
     def start_soon(self) -> None:
         """For servers that never send lifespan events: start on the first request, without awaiting."""
@@ -79,5 +88,7 @@ class Monitor:
         if not self.started:
             return
         self.started = False
+        if self.health is not None:
+            await self.health.stop()
         await self.writer.stop()
         await self.store.close()

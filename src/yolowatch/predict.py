@@ -195,6 +195,14 @@ class Detector:
             raise RequestError(503, self.not_ready_message(), headers={"Retry-After": "5"})
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._infer, image, params)
 
+    async def probe(self) -> int:
+        """The health probe: a tiny inference through the model thread (waits for a model still loading)."""
+        while self._loading is None:  # the app's lifespan has not started loading yet
+            await asyncio.sleep(0.05)
+        await asyncio.shield(self._loading)  # raises the load error, if loading failed
+        await self.predict(np.zeros((64, 64, 3), dtype=np.uint8), PredictParams(imgsz=64))
+        return 200
+
     def not_ready_message(self) -> str:
         if self.error:
             return f"model failed to load: {self.error}"

@@ -171,6 +171,39 @@ class Bucket:
         return clone
 
 
+# Prometheus histogram bounds for request durations (seconds): exact counts, kept per process since start.
+DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_DURATION_BOUNDS_US = tuple(int(bound * 1_000_000) for bound in DURATION_BOUNDS_S)
+
+
+@dataclass
+class Lifetime:
+    """Totals since this process started, for Prometheus counters (which must only go up)."""
+
+    status_classes: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
+    duration_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BOUNDS_S) + 1))  # +Inf last
+    duration_sum_us: int = 0
+    predictions: int = 0
+    detections: int = 0
+    confidence_hist: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
+    confidence_sum: float = 0.0
+
+    def add_requests(self, statuses: list[int], latencies_us: list[int]) -> None:
+        for status, count in Counter(statuses).items():
+            self.status_classes[min(4, max(0, status // 100 - 1))] += count
+        self.duration_sum_us += sum(latencies_us)
+        counts = self.duration_counts
+        for value, count in Counter(latencies_us).items():
+            counts[bisect.bisect_left(_DURATION_BOUNDS_US, value)] += count  # le: value <= bound
+
+    def add_detections(self, summary: DetectionSummary) -> None:
+        self.predictions += 1
+        self.detections += summary.count
+        for confidence in summary.confidences:
+            self.confidence_hist[confidence_bin(confidence)] += 1
+        self.confidence_sum += sum(summary.confidences)
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """One request as the logs show it. Never holds headers or bodies."""
@@ -236,6 +269,7 @@ class Recorder:
         self._logs: deque[LogEntry] = deque(maxlen=max_pending_logs)
         self._info_second = -1
         self._info_in_second = 0
+        self.lifetime: dict[str, Lifetime] = {}  # deployment -> totals since start
         self._last_fold = clock()
         self._parse_tokens = float(parses_per_second)
         self._failure_logged = False
@@ -314,10 +348,16 @@ class Recorder:
         if bucket is None or bucket.start_s != minute:
             bucket = self._roll(deployment, minute)
         run = pending[start:end]
-        bucket.add_requests([item[4] for item in run], [item[5] for item in run], self.budget_us)
+        statuses, latencies = [item[4] for item in run], [item[5] for item in run]
+        bucket.add_requests(statuses, latencies, self.budget_us)
+        lifetime = self.lifetime.get(deployment)
+        if lifetime is None:
+            lifetime = self.lifetime[deployment] = Lifetime()
+        lifetime.add_requests(statuses, latencies)
         for summary in summaries[start:end]:
             if summary is not None:
                 bucket.add_detections(summary)
+                lifetime.add_detections(summary)
         budget_us = self.budget_us
         for offset, (ts, _, method, path, status, latency_us, request_id, _, crashed) in enumerate(run):
             if status < 400 and latency_us <= budget_us and not crashed:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import secrets
 import sqlite3
 import time
 from collections import deque
@@ -33,9 +35,22 @@ from yolowatch.recorder import (
 )
 
 log = logging.getLogger("yolowatch.store")
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """One health probe: what `/health` answers. `status` is the probe's HTTP status (None: no answer)."""
+
+    healthy: bool
+    status: int | None
+    latency_ms: float | None
+    error: str | None
+    checked_ms: int
+
+
 request_log = logging.getLogger("yolowatch.requests")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EIGHT_HOURS = 8 * 3600
 
 
@@ -80,6 +95,17 @@ MIGRATIONS: dict[int, tuple[str | Callable[[aiosqlite.Connection], Awaitable[Non
         "CREATE INDEX buckets_by_age ON buckets (start_s)",
     ),
     2: (_add_eight_hour_rollups,),
+    3: (
+        # meta holds the secret that signs log page tokens (shared by every process on this file).
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE health (
+            deployment TEXT PRIMARY KEY, checked_ms INTEGER NOT NULL, healthy INTEGER NOT NULL,
+            status INTEGER, latency_ms REAL, error TEXT)""",
+        # Each process's totals since it started (JSON), summed by /metrics so several workers add up.
+        """CREATE TABLE process_totals (
+            writer TEXT NOT NULL, deployment TEXT NOT NULL, updated_s INTEGER NOT NULL, totals TEXT NOT NULL,
+            PRIMARY KEY (writer, deployment))""",
+    ),
 }
 
 # range -> (span, tier to read, sparkline step), all in seconds. 60-96 points each.
@@ -235,6 +261,7 @@ class Store:
         self.max_db_pages = max_db_pages
         self._write: aiosqlite.Connection | None = None
         self._read: aiosqlite.Connection | None = None
+        self._secret: bytes | None = None
 
     async def open(self) -> None:
         """Connect both connections now (they also connect on first use); raises if the file cannot be used."""
@@ -325,8 +352,13 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------------------------
 
-    async def write(self, rows: Sequence[tuple[Any, ...]], logs: Sequence[tuple[Any, ...]]) -> None:
-        """Bucket rows (replacing earlier snapshots of the same key) and log rows, in one transaction."""
+    async def write(
+        self,
+        rows: Sequence[tuple[Any, ...]],
+        logs: Sequence[tuple[Any, ...]],
+        totals: Sequence[tuple[str, str, int, str]] = (),
+    ) -> None:
+        """Bucket rows (replacing earlier snapshots of the same key), log rows and process totals: one transaction."""
         db = await self._writer()
         await db.execute("BEGIN IMMEDIATE")
         try:
@@ -336,6 +368,11 @@ class Store:
             if logs:
                 marks = ", ".join("?" * len(logs[0]))
                 await db.executemany(f"INSERT INTO logs ({_LOG_COLUMNS}) VALUES ({marks})", logs)
+            if totals:
+                await db.executemany(
+                    "INSERT OR REPLACE INTO process_totals (writer, deployment, updated_s, totals) VALUES (?, ?, ?, ?)",
+                    totals,
+                )
             await db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -358,6 +395,24 @@ class Store:
             (deployment_id, name or deployment_id, model, endpoint, region, int(self.clock())),
         )
 
+    async def save_health(self, deployment: str, result: HealthResult) -> None:
+        await (await self._writer()).execute(
+            "INSERT OR REPLACE INTO health (deployment, checked_ms, healthy, status, latency_ms, error) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (deployment, result.checked_ms, int(result.healthy), result.status, result.latency_ms, result.error),
+        )
+
+    async def secret(self) -> bytes:
+        """This file's random signing secret, made on first use (every process sharing the file agrees on it)."""
+        if self._secret is None:
+            db = await self._writer()
+            await db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('token_secret', ?)", (secrets.token_hex(32),)
+            )
+            row = await (await db.execute("SELECT value FROM meta WHERE key = 'token_secret'")).fetchone()
+            self._secret = bytes.fromhex(row[0])
+        return self._secret
+
     async def enforce_retention(self) -> tuple[int, int]:
         """Delete metrics and logs past their retention; returns (bucket rows, log rows) deleted."""
         now = self.clock()
@@ -368,6 +423,9 @@ class Store:
         logs = await db.execute(
             "DELETE FROM logs WHERE ts_ms < ?", (int((now - self.logs_retention_days * 86400) * 1000),)
         )
+        await db.execute(
+            "DELETE FROM process_totals WHERE updated_s < ?", (int(now - self.metrics_retention_days * 86400),)
+        )
         return buckets.rowcount, logs.rowcount
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -375,6 +433,26 @@ class Store:
     async def deployments(self) -> list[dict[str, Any]]:
         cursor = await (await self._reader()).execute("SELECT * FROM deployments ORDER BY created_s, id")
         return [dict(row) for row in await cursor.fetchall()]
+
+    async def deployment(self, deployment_id: str) -> dict[str, Any] | None:
+        cursor = await (await self._reader()).execute("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
+        row = await cursor.fetchone()
+        return None if row is None else dict(row)
+
+    async def health(self) -> dict[str, HealthResult]:
+        """The latest probe result of every deployment that has one."""
+        cursor = await (await self._reader()).execute("SELECT * FROM health")
+        return {
+            row["deployment"]: HealthResult(
+                bool(row["healthy"]), row["status"], row["latency_ms"], row["error"], row["checked_ms"]
+            )
+            for row in await cursor.fetchall()
+        }
+
+    async def process_totals(self) -> list[dict[str, Any]]:
+        """Every process's totals since its start: writer, deployment, updated_s and the totals themselves."""
+        cursor = await (await self._reader()).execute("SELECT * FROM process_totals ORDER BY deployment, writer")
+        return [{**dict(row), "totals": json.loads(row["totals"])} for row in await cursor.fetchall()]
 
     async def _range_rows(self, deployment: str, range_name: str) -> tuple[list[sqlite3.Row], int, int, int]:
         if range_name not in RANGES:
@@ -397,10 +475,10 @@ class Store:
         aggregate = await asyncio.to_thread(merge_rows, rows, False)
         return {"range": range_name, "start_s": first_s, **bucket_metrics(aggregate)}
 
-    async def aggregate(self, deployment: str, range_name: str = "24h") -> Bucket:
-        """The merged bucket itself (histograms included), for drift and exporters."""
+    async def aggregate(self, deployment: str, range_name: str = "24h", distributions: bool = True) -> Bucket:
+        """The merged bucket itself (latency histogram, and the detection distributions unless told not to)."""
         rows, _, _, _ = await self._range_rows(deployment, range_name)
-        return await asyncio.to_thread(merge_rows, rows)
+        return await asyncio.to_thread(merge_rows, rows, distributions)
 
     async def series(self, deployment: str, range_name: str = "24h") -> list[dict[str, Any]]:
         """Evenly spaced points over the range, oldest first."""
@@ -478,6 +556,7 @@ class StoreWriter:
         self._failing = False
         self._connected = False
         self._last_retention = float("-inf")
+        self._written_totals: dict[str, str] = {}  # deployment -> the totals JSON last written
 
     @property
     def backlog(self) -> int:
@@ -514,13 +593,14 @@ class StoreWriter:
         """Write everything collected so far; False (and the backlog kept) when the database refused."""
         self._take()
         rows, logs = list(self._rows.values()), [log_row(entry) for entry in self._logs]
+        totals = self._changed_totals()
         try:
             if not self._connected:
                 if self.on_connect is not None:
                     await self.on_connect()
                 self._connected = True
-            if rows or logs:
-                await self.store.write(rows, logs)
+            if rows or logs or totals:
+                await self.store.write(rows, logs, totals)
         except (sqlite3.Error, OSError) as exc:
             self._note_failure(exc)
             self._connected = False
@@ -539,7 +619,30 @@ class StoreWriter:
         self.stats.logs_written += len(logs)
         self._rows.clear()
         self._logs.clear()
+        self._written_totals.update((deployment, text) for _, deployment, _, text in totals)
         return True
+
+    def _changed_totals(self) -> list[tuple[str, str, int, str]]:
+        """This process's totals per deployment (its Prometheus counters), where they changed since last written."""
+        recorder_stats, writer_stats = self.recorder.stats, self.stats
+        changed = []
+        for deployment, lifetime in self.recorder.lifetime.items():
+            text = json.dumps(
+                {
+                    **dataclasses.asdict(lifetime),
+                    "sampled_away": recorder_stats.sampled_away,
+                    "detections_skipped": recorder_stats.detections_skipped,
+                    "monitoring_failures": recorder_stats.monitoring_failures,
+                    "logs_dropped": recorder_stats.logs_dropped + writer_stats.logs_dropped,
+                    "rows_dropped": writer_stats.rows_dropped,
+                    "write_failures": writer_stats.failures,
+                    "backlog": self.backlog,
+                },
+                separators=(",", ":"),
+            )
+            if self._written_totals.get(deployment) != text:
+                changed.append((self.writer_id, deployment, int(self.store.clock()), text))
+        return changed
 
     def _note_failure(self, exc: BaseException) -> None:
         self.stats.failures += 1

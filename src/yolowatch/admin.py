@@ -1,0 +1,430 @@
+"""The admin router: JSON (camelCase) over the store for dashboards, scripts and uptime checkers.
+
+`admin_router(store, monitors=[...], keys=KeyCheck([...]))` returns a Starlette `Router` that any
+app can mount. Every `/api` route needs the bearer key when keys are configured; `/metrics` is
+open unless `metrics_need_key`. Bad parameters get a 400 (404 for an unknown deployment) whose
+`error` says what is allowed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, Router
+
+from yolowatch.auth import KeyCheck, unauthorized
+from yolowatch.errors import RequestError, json_error
+from yolowatch.exporters import CONTENT_TYPE, exposition
+from yolowatch.health import StateThresholds, deployment_state, health_json, iso_time
+from yolowatch.monitor import Monitor
+from yolowatch.recorder import SEVERITY_LEVELS, SEVERITY_NAMES, Bucket
+from yolowatch.store import RANGE_NAMES, RANGES, Store, bucket_metrics
+
+log = logging.getLogger("yolowatch.admin")
+
+MAX_LOG_LIMIT = 200
+DEFAULT_LOG_LIMIT = 50
+OVERVIEW_RANGE = "24h"
+STATE_RANGE = "1h"  # the "latest window" a deployment's Healthy/Warning/Critical state is judged on
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def camel_keys(values: dict[str, Any]) -> dict[str, Any]:
+    return {camel(key): value for key, value in values.items()}
+
+
+def _rounded(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: round(value, 6) if isinstance(value, float) else value for key, value in values.items()}
+
+
+# -- page tokens: opaque to clients, signed so a forged or garbled one is refused -----------------------
+
+
+def encode_page_token(secret: bytes, deployment: str, severities: list[str], cursor: tuple[int, int]) -> str:
+    payload = json.dumps({"d": deployment, "s": severities, "t": cursor[0], "i": cursor[1]}, separators=(",", ":"))
+    body = base64.urlsafe_b64encode(payload.encode()).rstrip(b"=")
+    signature = base64.urlsafe_b64encode(hmac.new(secret, body, hashlib.sha256).digest()[:18])
+    return f"{body.decode()}.{signature.decode()}"
+
+
+def decode_page_token(secret: bytes, token: str, deployment: str, severities: list[str]) -> tuple[int, int]:
+    """The cursor inside a token made by `encode_page_token` for the same query; RequestError(400) otherwise."""
+    refused = RequestError(400, "pageToken is not valid: pass the nextPageToken of the previous page unchanged")
+    body, _, signature = token.partition(".")
+    expected = base64.urlsafe_b64encode(hmac.new(secret, body.encode(), hashlib.sha256).digest()[:18]).decode()
+    if not body or not hmac.compare_digest(signature, expected):
+        raise refused
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        cursor = (int(payload["t"]), int(payload["i"]))
+    except (ValueError, KeyError, TypeError):
+        raise refused from None
+    if payload.get("d") != deployment or payload.get("s") != severities:
+        raise RequestError(400, "pageToken belongs to another query: keep the same deployment and severity filter")
+    return cursor
+
+
+# -- parameters ---------------------------------------------------------------------------------------
+
+
+def parse_range(request: Request, default: str = "24h") -> str:
+    value = request.query_params.get("range", default)
+    if value not in RANGES:
+        raise RequestError(400, f"range must be one of {RANGE_NAMES}; got {value!r}")
+    return value
+
+
+def parse_bool(request: Request, name: str, default: bool = False) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise RequestError(400, f"{name} must be true or false; got {value!r}")
+
+
+def parse_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LOG_LIMIT
+    if not re.fullmatch(r"\d{1,6}", raw) or not 1 <= int(raw) <= MAX_LOG_LIMIT:
+        raise RequestError(400, f"limit must be an integer from 1 to {MAX_LOG_LIMIT}; got {raw!r}")
+    return int(raw)
+
+
+def parse_severities(request: Request) -> list[str]:
+    raw = request.query_params.get("severity")
+    if raw is None or not raw.strip():
+        return []
+    names = {part.strip().upper() for part in raw.split(",") if part.strip()}
+    unknown = sorted(names - SEVERITY_LEVELS.keys())
+    if unknown:
+        allowed = ", ".join(SEVERITY_LEVELS)
+        raise RequestError(400, f"unknown severity {', '.join(unknown)}: use a comma-separated list of {allowed}")
+    return sorted(names, key=SEVERITY_LEVELS.__getitem__)
+
+
+# -- JSON shapes ------------------------------------------------------------------------------------------
+
+
+def deployment_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "model": row["model"],
+        "endpoint": row["endpoint"],
+        "region": row["region"],
+        "createdAt": iso_time(row["created_s"]),
+        "state": row["state"],
+    }
+
+
+def summary_json(metrics: dict[str, Any]) -> dict[str, Any]:
+    return _rounded(camel_keys(metrics))
+
+
+def log_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "timestamp": iso_time(row["ts_ms"] / 1000),
+        "timestampMs": row["ts_ms"],
+        "severity": SEVERITY_NAMES.get(row["severity"], str(row["severity"])),
+        "method": row["method"],
+        "path": row["path"],
+        "status": row["status"],
+        "latencyMs": round(row["latency_us"] / 1000, 3),
+        "detections": row["detections"],
+        "meanConfidence": None if row["mean_confidence"] is None else round(row["mean_confidence"], 4),
+        "requestId": row["request_id"],
+        "message": row["message"],
+    }
+
+
+def point_json(point: dict[str, Any]) -> dict[str, Any]:
+    return _rounded(
+        {
+            "time": point["start_s"],
+            "requests": point["requests"],
+            "errorRate": point["error_rate"],
+            "p50Ms": point["p50_ms"],
+            "p95Ms": point["p95_ms"],
+            "p99Ms": point["p99_ms"],
+            "detectionsPerRequest": point["detections_per_request"],
+            "meanConfidence": point["mean_confidence"],
+        }
+    )
+
+
+# -- the router -------------------------------------------------------------------------------------------
+
+
+class Admin:
+    """The endpoints, sharing the store, the local monitors (for health checks) and the key check."""
+
+    def __init__(
+        self,
+        store: Store,
+        monitors: Iterable[Monitor],
+        keys: KeyCheck,
+        thresholds: StateThresholds,
+        metrics_need_key: bool,
+    ) -> None:
+        self.store = store
+        self.monitors = {monitor.deployment: monitor for monitor in monitors}
+        self.keys = keys
+        self.thresholds = thresholds
+        self.metrics_need_key = metrics_need_key
+
+    def guarded(self, endpoint: Endpoint, need_key: bool = True) -> Endpoint:
+        """Key check, then the endpoint; a RequestError becomes its JSON answer and a WARNING line."""
+
+        async def guarded_endpoint(request: Request) -> Response:
+            if need_key and not self.keys.allows(request.headers):
+                log.warning("%s %s refused with 401: no valid API key", request.method, request.url.path)
+                return unauthorized("the admin API")
+            try:
+                return await endpoint(request)
+            except RequestError as exc:
+                log.warning("%s %s refused with %d: %s", request.method, request.url.path, exc.status, exc.message)
+                return json_error(exc.status, exc.message, exc.headers)
+
+        return guarded_endpoint
+
+    async def _known(self, request: Request) -> dict[str, Any]:
+        deployment_id = request.path_params["deployment"]
+        row = await self.store.deployment(deployment_id)
+        if row is None:
+            known = ", ".join(d["id"] for d in await self.store.deployments()) or "none yet"
+            raise RequestError(404, f"unknown deployment {deployment_id!r}; known: {known}")
+        return row
+
+    async def _state(self, deployment: str) -> str:
+        latest = await self.store.summary(deployment, STATE_RANGE)
+        return deployment_state(latest["error_rate"], latest["p99_ms"], self.thresholds)
+
+    def _health(self, deployment: str, stored: dict[str, Any]) -> dict[str, Any] | None:
+        monitor = self.monitors.get(deployment)
+        checker = monitor.health if monitor is not None else None
+        if checker is not None:
+            return health_json(checker.latest, checker.checking)
+        result = stored.get(deployment)
+        return None if result is None else health_json(result)
+
+    async def overview(self, request: Request) -> Response:
+        deployments = await self.store.deployments()
+        stored_health = await self.store.health()
+        total = Bucket("", 0, 0)
+        rows = []
+        for row in deployments:
+            bucket = await self.store.aggregate(row["id"], OVERVIEW_RANGE, distributions=False)
+            total.merge(bucket)
+            metrics = bucket_metrics(bucket)
+            rows.append(
+                {
+                    "id": row["id"],
+                    "name": row["name"],
+                    "region": row["region"],
+                    "status": await self._state(row["id"]),
+                    "requests": metrics["requests"],
+                    "p95LatencyMs": metrics["p95_ms"],
+                    "errorRate": round(metrics["error_rate"], 6),
+                    "health": self._health(row["id"], stored_health),
+                }
+            )
+        overall = bucket_metrics(total)
+        active = sum(1 for r in rows if r["requests"] > 0 or r["health"] is not None)
+        return JSONResponse(
+            {
+                "range": OVERVIEW_RANGE,
+                "totalRequests": overall["requests"],
+                "activeDeployments": active,
+                "errorRate": round(overall["error_rate"], 6),
+                "p95LatencyMs": overall["p95_ms"],
+                "deployments": rows,
+            }
+        )
+
+    async def list_deployments(self, request: Request) -> Response:
+        return JSONResponse({"deployments": [deployment_json(row) for row in await self.store.deployments()]})
+
+    async def get_deployment(self, request: Request) -> Response:
+        return JSONResponse(deployment_json(await self._known(request)))
+
+    async def metrics(self, request: Request) -> Response:
+        range_name = parse_range(request)
+        sparkline = parse_bool(request, "sparkline")
+        row = await self._known(request)
+        summary = await self.store.summary(row["id"], range_name)
+        body: dict[str, Any] = {
+            "deployment": row["id"],
+            "range": range_name,
+            "summary": {
+                **summary_json({k: v for k, v in summary.items() if k not in ("range", "start_s")}),
+                "healthState": await self._state(row["id"]),
+            },
+        }
+        if sparkline:
+            body["sparkline"] = [point_json(p) for p in await self.store.series(row["id"], range_name)]
+        return JSONResponse(body)
+
+    async def logs(self, request: Request) -> Response:
+        limit = parse_limit(request)
+        severities = parse_severities(request)
+        row = await self._known(request)
+        secret = await self.store.secret()
+        token = request.query_params.get("pageToken")
+        before = decode_page_token(secret, token, row["id"], severities) if token else None
+        page = await self.store.logs(row["id"], limit=limit, severities=severities or None, before=before)
+        next_token = encode_page_token(secret, row["id"], severities, page.next_cursor) if page.next_cursor else None
+        return JSONResponse({"entries": [log_json(entry) for entry in page.entries], "nextPageToken": next_token})
+
+    async def health(self, request: Request) -> Response:
+        row = await self._known(request)
+        body = self._health(row["id"], await self.store.health())
+        if body is None:
+            body = health_json(None)
+            body["lastError"] = "no health probe has run for this deployment"
+        return JSONResponse(body)
+
+    async def check_health(self, request: Request) -> Response:
+        row = await self._known(request)
+        monitor = self.monitors.get(row["id"])
+        if monitor is None or monitor.health is None:
+            raise RequestError(409, f"{row['id']} is probed by another process; ask that process's admin API")
+        await monitor.health.check()
+        return JSONResponse(health_json(monitor.health.latest, monitor.health.checking))
+
+    async def prometheus(self, request: Request) -> Response:
+        body = exposition(await self.store.process_totals(), await self.store.health())
+        return Response(body, media_type=CONTENT_TYPE)
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    def routes(self) -> list[Route]:
+        g = self.guarded
+        return [
+            Route("/api/monitoring", g(self.overview), methods=["GET"]),
+            Route("/api/deployments", g(self.list_deployments), methods=["GET"]),
+            Route("/api/deployments/{deployment}", g(self.get_deployment), methods=["GET"]),
+            Route("/api/deployments/{deployment}/metrics", g(self.metrics), methods=["GET"]),
+            Route("/api/deployments/{deployment}/logs", g(self.logs), methods=["GET"]),
+            Route("/api/deployments/{deployment}/health", g(self.health), methods=["GET"]),
+            Route("/api/deployments/{deployment}/health/check", g(self.check_health), methods=["POST"]),
+            Route("/api/openapi.json", g(self.openapi), methods=["GET"]),
+            Route("/metrics", g(self.prometheus, need_key=self.metrics_need_key), methods=["GET"]),
+        ]
+
+
+def admin_router(
+    store: Store,
+    *,
+    monitors: Iterable[Monitor] = (),
+    keys: KeyCheck | Iterable[str] = (),
+    thresholds: StateThresholds | None = None,
+    metrics_need_key: bool = False,
+) -> Router:
+    """The admin routes (`/api/...` and `/metrics`) over `store`; `monitors` are this process's deployments."""
+    check = keys if isinstance(keys, KeyCheck) else KeyCheck(keys)
+    admin = Admin(store, monitors, check, thresholds or StateThresholds(), metrics_need_key)
+    return Router(routes=admin.routes())
+
+
+def own_health_endpoint(monitor: Monitor) -> Endpoint:
+    """`GET /health` for this process's deployment: the latest probe from memory, 200 or 503, no key."""
+
+    async def health(request: Request) -> Response:
+        checker = monitor.health
+        result = checker.latest if checker is not None else None
+        body = health_json(result, checker.checking if checker is not None else False)
+        return JSONResponse(body, status_code=200 if result is not None and result.healthy else 503)
+
+    return health
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 description of the admin routes (written out: the routes are few and their shapes fixed)."""
+    deployment = {"name": "deployment", "in": "path", "required": True, "schema": {"type": "string"}}
+    error = {
+        "description": "bad parameter",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    json_ok = {"description": "OK", "content": {"application/json": {}}}
+
+    def op(summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return {
+            "summary": summary,
+            "parameters": params or [],
+            "responses": {"200": json_ok, "400": error, "401": error, "404": error},
+        }
+
+    query = lambda name, schema, text: {"name": name, "in": "query", "schema": schema, "description": text}  # noqa: E731
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "yolowatch admin API", "version": "1"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}}}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/monitoring": {"get": op("Overview of every deployment over 24h")},
+            "/api/deployments": {"get": op("What is monitored")},
+            "/api/deployments/{deployment}": {"get": op("One deployment", [deployment])},
+            "/api/deployments/{deployment}/metrics": {
+                "get": op(
+                    "Summary and sparkline over a range",
+                    [
+                        deployment,
+                        query("range", {"enum": list(RANGES), "default": "24h"}, "time range"),
+                        query("sparkline", {"type": "boolean", "default": False}, "include 60-100 points"),
+                    ],
+                )
+            },
+            "/api/deployments/{deployment}/logs": {
+                "get": op(
+                    "Request logs, newest first",
+                    [
+                        deployment,
+                        query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": MAX_LOG_LIMIT, "default": 50},
+                            "page size",
+                        ),
+                        query("severity", {"type": "string"}, "comma-separated: " + ", ".join(SEVERITY_LEVELS)),
+                        query("pageToken", {"type": "string"}, "nextPageToken of the previous page"),
+                    ],
+                )
+            },
+            "/api/deployments/{deployment}/health": {"get": op("Latest health probe", [deployment])},
+            "/api/deployments/{deployment}/health/check": {
+                "post": op("Probe now (this process's deployments)", [deployment])
+            },
+            "/health": {
+                "get": {
+                    "summary": "This process's deployment: 200 healthy, 503 not",
+                    "security": [],
+                    "responses": {"200": json_ok, "503": json_ok},
+                }
+            },
+            "/metrics": {"get": {"summary": "Prometheus text exposition", "responses": {"200": {"description": "OK"}}}},
+        },
+    }

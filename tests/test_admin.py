@@ -1,0 +1,250 @@
+"""The admin API, /health and /metrics of a real `yolowatch serve` (real model, real SQLite) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import run_server
+from yolowatch.demo.shapes import sample_image
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "shapes.jpg"
+KEY = "test-admin-key-7f3c"
+
+
+def _predict(base: str, **data: str) -> requests.Response:
+    with EXAMPLE.open("rb") as image:
+        return requests.post(f"{base}/predict", files={"file": image}, data=data, timeout=60)
+
+
+def _flushed(base: str, expected_requests: int, headers: dict[str, str] | None = None) -> dict:
+    """The overview once the writer has stored `expected_requests` (it writes about once a second)."""
+    deadline = time.monotonic() + 15
+    while True:
+        overview = requests.get(f"{base}/api/monitoring", headers=headers, timeout=10).json()
+        if overview["totalRequests"] >= expected_requests or time.monotonic() > deadline:
+            return overview
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """One open server with known traffic: 6 good predictions, 2 refused uploads."""
+    db = tmp_path_factory.mktemp("admin") / "admin.db"
+    with run_server(["--db", str(db), "--region", "test-region"]) as base:
+        for conf in ("0.25", "0.5", "0.25", "0.6", "0.25", "0.3"):
+            assert _predict(base, conf=conf).status_code == 200
+        for _ in range(2):
+            refused = requests.post(f"{base}/predict", files={"file": ("a.txt", b"not an image")}, timeout=30)
+            assert refused.status_code == 415
+        yield base, db
+
+
+def test_overview_counts_the_predict_traffic_only(served: tuple[str, Path]) -> None:
+    base, _ = served
+    requests.get(f"{base}/health", timeout=10)  # probes and admin calls are not the deployment's traffic
+    overview = _flushed(base, 8)
+    assert overview["totalRequests"] == 8
+    assert overview["errorRate"] == pytest.approx(2 / 8)
+    assert overview["activeDeployments"] == 1 and overview["p95LatencyMs"] > 0
+    (row,) = overview["deployments"]
+    assert (row["name"], row["region"], row["requests"]) == ("demo", "test-region", 8)
+    assert row["status"] == "critical"  # 25 % errors in the latest hour is past the 10 % threshold
+    assert row["health"]["healthy"] is True
+
+
+def test_deployments_and_unknown_ones(served: tuple[str, Path]) -> None:
+    base, _ = served
+    listed = requests.get(f"{base}/api/deployments", timeout=10).json()["deployments"]
+    assert [d["id"] for d in listed] == ["demo"]
+    one = requests.get(f"{base}/api/deployments/demo", timeout=10).json()
+    assert one["model"] == "shapes-yolo.pt" and one["endpoint"].endswith("/predict") and one["state"] == "active"
+    missing = requests.get(f"{base}/api/deployments/nope/metrics", timeout=10)
+    assert missing.status_code == 404 and "known: demo" in missing.json()["error"]
+
+
+def test_metrics_summary_and_sparkline(served: tuple[str, Path]) -> None:
+    base, _ = served
+    _flushed(base, 8)
+    body = requests.get(f"{base}/api/deployments/demo/metrics?range=1h&sparkline=true", timeout=10).json()
+    summary = body["summary"]
+    assert summary["requests"] == 8 and summary["clientErrors"] == 2 and summary["serverErrors"] == 0
+    assert 0 < summary["p50Ms"] <= summary["p95Ms"] <= summary["p99Ms"]
+    assert summary["detectionsPerRequest"] > 0 and 0 < summary["meanConfidence"] <= 1
+    assert summary["healthState"] == "critical"
+    points = body["sparkline"]
+    assert len(points) == 60 and sum(p["requests"] for p in points) == 8
+    assert set(points[0]) == {
+        "time",
+        "requests",
+        "errorRate",
+        "p50Ms",
+        "p95Ms",
+        "p99Ms",
+        "detectionsPerRequest",
+        "meanConfidence",
+    }
+    without = requests.get(f"{base}/api/deployments/demo/metrics", timeout=10).json()
+    assert without["range"] == "24h" and "sparkline" not in without
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("metrics?range=2h", "range must be one of 1h, 6h, 24h, 7d, 30d"),
+        ("metrics?sparkline=maybe", "sparkline must be true or false"),
+        ("logs?limit=0", "limit must be an integer from 1 to 200"),
+        ("logs?limit=500", "limit must be an integer from 1 to 200"),
+        ("logs?limit=ten", "limit must be an integer from 1 to 200"),
+        ("logs?severity=ERROR,LOUD", "unknown severity LOUD"),
+        ("logs?pageToken=garbage", "pageToken is not valid"),
+    ],
+)
+def test_bad_parameters_say_what_is_allowed(served: tuple[str, Path], query: str, expected: str) -> None:
+    base, _ = served
+    response = requests.get(f"{base}/api/deployments/demo/{query}", timeout=10)
+    assert response.status_code == 400
+    assert expected in response.json()["error"]
+
+
+def test_logs_page_with_opaque_tokens_and_filter(served: tuple[str, Path]) -> None:
+    base, _ = served
+    _flushed(base, 8)
+    seen, token, pages = [], None, 0
+    while True:
+        params = {"limit": "3", **({"pageToken": token} if token else {})}
+        page = requests.get(f"{base}/api/deployments/demo/logs", params=params, timeout=10).json()
+        seen += page["entries"]
+        pages += 1
+        token = page["nextPageToken"]
+        if token is None:
+            break
+    assert pages == 3 and len(seen) == 8 and len({e["id"] for e in seen}) == 8
+    assert [e["timestampMs"] for e in seen] == sorted((e["timestampMs"] for e in seen), reverse=True)
+    warnings = requests.get(f"{base}/api/deployments/demo/logs?severity=warning", timeout=10).json()["entries"]
+    assert [e["status"] for e in warnings] == [415, 415] and {e["severity"] for e in warnings} == {"WARNING"}
+    assert warnings[0]["message"].startswith("POST /predict 415")
+
+
+def test_forged_and_foreign_page_tokens_are_refused(served: tuple[str, Path]) -> None:
+    base, _ = served
+    _flushed(base, 8)
+    url = f"{base}/api/deployments/demo/logs"
+    token = requests.get(url, params={"limit": "2"}, timeout=10).json()["nextPageToken"]
+    body, signature = token.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["i"] += 1000  # move the cursor, keep the old signature
+    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=") + "." + signature
+    refused = requests.get(url, params={"pageToken": forged}, timeout=10)
+    assert refused.status_code == 400 and "not valid" in refused.json()["error"]
+    foreign = requests.get(url, params={"pageToken": token, "severity": "ERROR"}, timeout=10)
+    assert foreign.status_code == 400 and "another query" in foreign.json()["error"]
+
+
+def test_health_routes(served: tuple[str, Path]) -> None:
+    base, _ = served
+    own = requests.get(f"{base}/health", timeout=10)
+    assert own.status_code == 200
+    body = own.json()
+    assert body["healthy"] is True and body["status"] == 200 and body["latencyMs"] > 0 and body["lastError"] is None
+    before = requests.get(f"{base}/api/deployments/demo/health", timeout=10).json()["checkedAt"]
+    checked = requests.post(f"{base}/api/deployments/demo/health/check", timeout=60).json()
+    assert checked["healthy"] is True and checked["checkedAt"] > before
+
+
+def test_prometheus_metrics_parse_and_add_up(served: tuple[str, Path]) -> None:
+    base, _ = served
+    _flushed(base, 8)
+    time.sleep(1.5)  # the process totals are written with the next flush
+    response = requests.get(f"{base}/metrics", timeout=10)
+    assert response.headers["content-type"].startswith("text/plain")
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    requests_by_class = {
+        s.labels["status_class"]: s.value
+        for s in families["yolowatch_requests"].samples
+        if s.name == "yolowatch_requests_total"
+    }
+    assert requests_by_class["2xx"] == 6 and requests_by_class["4xx"] == 2
+    duration = {
+        s.name: s.value
+        for s in families["yolowatch_request_duration_seconds"].samples
+        if s.labels.get("le") in (None, "+Inf")
+    }
+    assert duration["yolowatch_request_duration_seconds_count"] == 8
+    assert duration["yolowatch_request_duration_seconds_sum"] > 0
+    detections = families["yolowatch_detections"].samples[0].value
+    assert detections > 0
+    up = families["yolowatch_health_up"].samples[0]
+    assert up.labels == {"deployment": "demo"} and up.value == 1.0
+
+
+def test_openapi_document_lists_the_routes(served: tuple[str, Path]) -> None:
+    base, _ = served
+    document = requests.get(f"{base}/api/openapi.json", timeout=10).json()
+    assert document["openapi"].startswith("3.")
+    assert "/api/deployments/{deployment}/logs" in document["paths"] and "/health" in document["paths"]
+
+
+def test_keys_guard_the_admin_api_and_never_reach_logs_or_database(tmp_path: Path) -> None:
+    db, output = tmp_path / "keyed.db", tmp_path / "server.log"
+    with run_server(["--db", str(db), "--log-level", "debug"], env={"YOLOWATCH_API_KEY": KEY}, output=output) as base:
+        url = f"{base}/api/monitoring"
+        missing = requests.get(url, timeout=10)
+        assert missing.status_code == 401 and "Bearer" in missing.json()["error"]
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        wrong = requests.get(url, headers={"Authorization": "Bearer not-the-key"}, timeout=10)
+        assert wrong.status_code == 401
+        assert requests.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10).status_code == 200
+        assert requests.get(f"{base}/health", timeout=10).status_code == 200  # probes need no key
+        assert requests.get(f"{base}/metrics", timeout=10).status_code == 200  # open unless closed by a setting
+        with EXAMPLE.open("rb") as image:
+            ok = requests.post(
+                f"{base}/predict", files={"file": image}, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+            )
+        assert ok.status_code == 200  # the predict route has no key of its own unless one is set
+        _flushed(base, 1, headers={"Authorization": f"Bearer {KEY}"})
+        time.sleep(1.5)
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("keyed.db*"))
+    assert stored and KEY.encode() not in stored
+    assert KEY not in output.read_text()
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT count(*) FROM logs").fetchone()[0] >= 1
+
+
+def test_predict_key_guards_predict_only(tmp_path: Path) -> None:
+    with run_server(["--db", str(tmp_path / "p.db")], env={"YOLOWATCH_PREDICT_API_KEY": "predict-key"}) as base:
+        image = sample_image(0, "val", 1)[0]
+        refused = requests.post(f"{base}/predict", files={"file": ("s.jpg", image)}, timeout=60)
+        assert refused.status_code == 401 and "predict needs an API key" in refused.json()["error"]
+        accepted = requests.post(
+            f"{base}/predict",
+            files={"file": ("s.jpg", image)},
+            headers={"Authorization": "Bearer predict-key"},
+            timeout=60,
+        )
+        assert accepted.status_code == 200
+        assert requests.get(f"{base}/api/deployments", timeout=10).status_code == 200  # admin stays open
+
+
+def test_public_address_without_a_key_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "yolowatch", "serve", "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "YOLOWATCH_API_KEY": ""},
+    )
+    assert result.returncode == 2
+    assert "refusing to bind 0.0.0.0 with no admin API key" in result.stderr and "--allow-no-auth" in result.stderr
