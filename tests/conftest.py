@@ -127,3 +127,30 @@ def _no_leaked_store_threads() -> Iterator[None]:
             break
         time.sleep(0.05)
     assert not leaked, f"store connections left open: {leaked}"
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str], ready_url: str, env: dict[str, str] | None = None, timeout_s: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` until the block ends; ready once `ready_url` answers anything at all."""
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[:4]} exited early with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(ready_url, timeout=2)
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{ready_url} did not answer in {timeout_s} s")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -238,13 +239,43 @@ def test_predict_key_guards_predict_only(tmp_path: Path) -> None:
         assert requests.get(f"{base}/api/deployments", timeout=10).status_code == 200  # admin stays open
 
 
-def test_public_address_without_a_key_is_refused() -> None:
+@pytest.mark.parametrize(
+    "command", [["serve"], ["sidecar", "--upstream", "http://127.0.0.1:9"]], ids=["serve", "sidecar"]
+)
+def test_public_address_without_a_key_is_refused(command: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "yolowatch", "serve", "--host", "0.0.0.0", "--port", "1"],
+        [sys.executable, "-m", "yolowatch", *command, "--host", "0.0.0.0", "--port", "1"],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**__import__("os").environ, "YOLOWATCH_API_KEY": ""},
+        env={**os.environ, "YOLOWATCH_API_KEY": ""},
     )
     assert result.returncode == 2
     assert "refusing to bind 0.0.0.0 with no admin API key" in result.stderr and "--allow-no-auth" in result.stderr
+
+
+def test_sidecar_refuses_a_bad_upstream_and_one_port_for_both() -> None:
+    base = [sys.executable, "-m", "yolowatch", "sidecar"]
+    bad = subprocess.run([*base, "--upstream", "ftp://x"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "must be an http(s) URL" in bad.stderr
+    same = subprocess.run(
+        [*base, "--upstream", "http://127.0.0.1:9", "--port", "8100", "--admin-port", "8100"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert same.returncode == 2 and "different ports" in same.stderr
+
+
+def test_readme_curl_example_against_serve(served: tuple[str, Path]) -> None:
+    """The README's `curl -F` line, as a user would paste it (this test runs last: it adds traffic)."""
+    base, _ = served
+    result = subprocess.run(
+        ["curl", "-sS", "-F", f"file=@{EXAMPLE}", "-F", "conf=0.25", f"{base}/predict"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    body = json.loads(result.stdout)
+    assert body["images"][0]["results"] and body["metadata"]["model"] == "shapes-yolo.pt"

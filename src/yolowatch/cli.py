@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,27 @@ def _port(text: str) -> int:
     return value
 
 
+def _monitoring_arguments(command: argparse.ArgumentParser) -> None:
+    """The flags serve and sidecar share: where and how requests are recorded, and who may read them."""
+    command.add_argument("--db", type=Path, help="SQLite file for metrics and logs (default ./yolowatch.db)")
+    command.add_argument("--deployment", help="name the requests are recorded under (default demo; sidecar: sidecar)")
+    command.add_argument(
+        "--latency-budget-ms", type=float, help="slower requests count as slow and log WARNING (default 500)"
+    )
+    command.add_argument("--region", help="a region label shown with the deployment (e.g. eu-west-1)")
+    command.add_argument(
+        "--api-key-file", help="file with admin API keys, one per line (or set YOLOWATCH_API_KEY; never a flag)"
+    )
+    command.add_argument(
+        "--allow-no-auth",
+        action="store_true",
+        default=None,
+        help="bind a non-loopback address with the admin API open to anyone who can reach it",
+    )
+    command.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    command.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yolowatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -59,23 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, help="port to listen on (default 8000)")
     serve.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MiB (default 20)")
     serve.add_argument("--max-image-pixels", type=_positive_int, help="largest accepted image in pixels (default 40M)")
-    serve.add_argument("--db", type=Path, help="SQLite file for metrics and logs (default ./yolowatch.db)")
-    serve.add_argument("--deployment", help="name this deployment is recorded under (default demo)")
-    serve.add_argument(
-        "--latency-budget-ms", type=float, help="slower requests count as slow and log WARNING (default 500)"
+    _monitoring_arguments(serve)
+
+    sidecar = commands.add_parser(
+        "sidecar",
+        help="monitor a predict server you cannot change, as a reverse proxy in front of it",
+        description="Proxy every request on --port to --upstream (streaming both ways) and record it like serve "
+        "does. The admin side (/health for probes, /api/... and /metrics) listens on --admin-port, so no route "
+        "of the upstream is shadowed. An unreachable upstream is answered 502, a slow one 504. Binds 127.0.0.1 "
+        "unless told otherwise; a non-loopback address needs an admin API key or --allow-no-auth.",
     )
-    serve.add_argument("--region", help="a region label shown with the deployment (e.g. eu-west-1)")
-    serve.add_argument(
-        "--api-key-file", help="file with admin API keys, one per line (or set YOLOWATCH_API_KEY; never a flag)"
+    sidecar.add_argument("--upstream", required=True, help="the predict server's base URL, e.g. http://127.0.0.1:9000")
+    sidecar.add_argument("--host", help="address to bind both ports (default 127.0.0.1)")
+    sidecar.add_argument("--port", type=_port, help="traffic port, proxied to the upstream (default 8000)")
+    sidecar.add_argument("--admin-port", type=_port, help="port of /health, /api/... and /metrics (default 8001)")
+    sidecar.add_argument("--health-path", help="the upstream's health path, probed in the background (default /health)")
+    sidecar.add_argument(
+        "--timeout-s", type=float, help="longest wait for the upstream's answer before a 504 (default 60)"
     )
-    serve.add_argument(
-        "--allow-no-auth",
-        action="store_true",
-        default=None,
-        help="bind a non-loopback address with the admin API open to anyone who can reach it",
-    )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON lines")
+    _monitoring_arguments(sidecar)
 
     demo_data = commands.add_parser(
         "demo-data",
@@ -139,6 +163,20 @@ def auth_refusal(settings: Settings) -> str | None:
     )
 
 
+def _monitoring_overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "host": args.host,
+        "port": args.port,
+        "db": args.db,
+        "deployment": args.deployment,
+        "latency_budget_ms": args.latency_budget_ms,
+        "log_format": args.log_format,
+        "region": args.region,
+        "api_key_file": args.api_key_file,
+        "allow_no_auth": args.allow_no_auth,
+    }
+
+
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -147,17 +185,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     max_upload = None if args.max_upload_mb is None else int(args.max_upload_mb * 1024 * 1024)
     settings = settings.with_overrides(
         model=args.model,
-        host=args.host,
-        port=args.port,
         max_upload_bytes=max_upload,
         max_image_pixels=args.max_image_pixels,
-        db=args.db,
-        deployment=args.deployment,
-        latency_budget_ms=args.latency_budget_ms,
-        log_format=args.log_format,
-        region=args.region,
-        api_key_file=args.api_key_file,
-        allow_no_auth=args.allow_no_auth,
+        **_monitoring_overrides(args),
     )
     if not settings.model.is_file():
         print(f"yolowatch: model weights not found: {settings.model}", file=sys.stderr)
@@ -175,6 +205,54 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     # yolowatch logs every request itself (logger yolowatch.requests), so uvicorn's access log is off.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    return 0
+
+
+def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    import httpx
+
+    from yolowatch.sidecar import serve_sidecar
+
+    try:
+        upstream = httpx.URL(args.upstream)
+    except httpx.InvalidURL as exc:
+        print(f"yolowatch: --upstream {args.upstream!r} is not a URL: {exc}", file=sys.stderr)
+        return 2
+    if upstream.scheme not in ("http", "https") or not upstream.host:
+        print(
+            f"yolowatch: --upstream must be an http(s) URL such as http://127.0.0.1:9000; got {args.upstream!r}",
+            file=sys.stderr,
+        )
+        return 2
+    overrides = _monitoring_overrides(args)
+    if overrides["deployment"] is None and "YOLOWATCH_DEPLOYMENT" not in os.environ:
+        overrides["deployment"] = "sidecar"
+    settings = settings.with_overrides(
+        upstream=args.upstream,
+        admin_port=args.admin_port,
+        health_path=args.health_path,
+        upstream_timeout_s=args.timeout_s,
+        **overrides,
+    )
+    if settings.port == settings.admin_port:
+        print(
+            f"yolowatch: --port and --admin-port are both {settings.port}; give them different ports", file=sys.stderr
+        )
+        return 2
+    refusal = auth_refusal(settings)
+    if refusal:
+        print(f"yolowatch: {refusal}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level, settings.log_format)
+    print(
+        f"yolowatch: proxying http://{settings.host}:{settings.port} to {settings.upstream}; admin API, /health "
+        f"and /metrics on http://{settings.host}:{settings.admin_port}; recording deployment "
+        f"'{settings.deployment}' into {settings.db}",
+        flush=True,
+    )
+    asyncio.run(serve_sidecar(settings))
     return 0
 
 
@@ -204,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command != "serve":
+    if args.command not in ("serve", "sidecar"):
         configure_logging("info")
     try:
         settings = settings_from_env()
@@ -212,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if args.command == "serve":
         return run_serve(args, settings)
+    if args.command == "sidecar":
+        return run_sidecar(args, settings)
     if args.command == "demo-data":
         return run_demo_data(args)
     return run_demo_model(args)

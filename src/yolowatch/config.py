@@ -42,6 +42,12 @@ class Settings:
     predict_api_key: str = field(default="", repr=False)  # the predict route's own bearer key; unset: open
     metrics_need_key: bool = False  # /metrics is open by default so Prometheus can scrape it
     allow_no_auth: bool = False
+    # The sidecar: the predict server it fronts, its health path, how long a request may take there,
+    # and the port of the admin side (/health, /api/..., /metrics), apart from the proxied traffic.
+    upstream: str = ""
+    health_path: str = "/health"
+    upstream_timeout_s: float = 60.0
+    admin_port: int = 8001
     health_timeout_s: float = 55.0
     health_interval_s: float = 60.0  # between probes while healthy
     health_retry_s: float = 20.0  # between probes while unhealthy

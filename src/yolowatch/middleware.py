@@ -26,6 +26,8 @@ log = logging.getLogger("yolowatch")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 DEFAULT_EXCLUDED_PATHS = ("/health", "/metrics", "/favicon.ico")
+# An app that answered but wants the request logged as CRITICAL (the sidecar's unreachable upstream) sets this.
+CRITICAL_MARK = "yolowatch.critical"
 DEFAULT_EXCLUDED_PREFIXES = ("/api/", "/dashboard")
 
 
@@ -148,7 +150,7 @@ class WatchMiddleware:
         if not finished_ns:
             # The app returned without completing a response: the client went away (499) or the app is broken.
             status = 499 if disconnected else (status or 500)
-        self._record(scope, status, started_ns, finished_ns, request_id, chunks)
+        self._record(scope, status, started_ns, finished_ns, request_id, chunks, CRITICAL_MARK in scope)
 
     def _record(
         self,

@@ -51,7 +51,9 @@ def health_schedule(settings: Settings) -> HealthSchedule:
     )
 
 
-def create_monitor(settings: Settings, probe: Probe | None = None, endpoint: str | None = None) -> Monitor:
+def create_monitor(
+    settings: Settings, probe: Probe | None = None, endpoint: str | None = None, model: str | None = None
+) -> Monitor:
     store = Store(
         settings.db,
         metrics_retention_days=settings.metrics_retention_days,
@@ -60,7 +62,7 @@ def create_monitor(settings: Settings, probe: Probe | None = None, endpoint: str
     return Monitor(
         store,
         settings.deployment,
-        model=settings.model.name,
+        model=model,
         endpoint=endpoint or f"http://{settings.host}:{settings.port}/predict",
         region=settings.region or None,
         latency_budget_ms=settings.latency_budget_ms,
@@ -87,7 +89,7 @@ def monitored_app(app: ASGIApp, monitor: Monitor, settings: Settings) -> ASGIApp
 def create_serve_app(settings: Settings, monitor: Monitor | None = None) -> ASGIApp:
     detector = Detector(settings.model)
     if monitor is None:
-        monitor = create_monitor(settings, probe=detector.probe)
+        monitor = create_monitor(settings, probe=detector.probe, model=settings.model.name)
     predict: ASGIApp = create_predict_app(settings, detector)
     predict_keys = KeyCheck(load_keys(settings.predict_api_key))
     if predict_keys.enabled:

@@ -1,0 +1,84 @@
+"""`yolowatch sidecar`: the proxy on the traffic port, the admin side on its own port, one process.
+
+    traffic port (8000):  WatchMiddleware → ProxyApp → upstream   (every path, the upstream's own
+                          /health and /metrics included, passes through untouched)
+    admin port (8001):    /health (this deployment's probe of the upstream), /api/*, /metrics
+
+A separate admin port is how the sidecar's routes never collide with the upstream's: the traffic
+port stays a transparent proxy, and Kubernetes probes and Prometheus point at the admin port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from yolowatch.admin import admin_router, own_health_endpoint
+from yolowatch.config import Settings
+from yolowatch.errors import json_error
+from yolowatch.health import http_probe
+from yolowatch.middleware import DEFAULT_EXCLUDED_PATHS, WatchMiddleware
+from yolowatch.monitor import Monitor
+from yolowatch.proxy import ProxyApp
+from yolowatch.serve import Dispatch, admin_keys, create_monitor
+
+
+async def _not_admin(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await json_error(404, "the admin port serves /health, /metrics and /api/...; traffic goes to the proxy port")(
+            scope, receive, send
+        )
+
+
+def create_sidecar(settings: Settings) -> tuple[ASGIApp, ASGIApp, Monitor]:
+    """(traffic app, admin app, monitor) for `settings.upstream`."""
+    upstream = settings.upstream.rstrip("/")
+    monitor = create_monitor(settings, probe=http_probe(upstream + settings.health_path), endpoint=upstream)
+    traffic = WatchMiddleware(
+        ProxyApp(upstream, timeout_s=settings.upstream_timeout_s),
+        monitor=monitor,
+        excluded_paths=DEFAULT_EXCLUDED_PATHS,
+        excluded_prefixes=(),  # the upstream's /api/... is its traffic
+    )
+    admin = admin_router(
+        monitor.store, monitors=[monitor], keys=admin_keys(settings), metrics_need_key=settings.metrics_need_key
+    )
+    health = Router(routes=[Route("/health", own_health_endpoint(monitor), methods=["GET"])])
+    return traffic, Dispatch(_not_admin, admin, health), monitor
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to `run_sidecar`, which stops both servers together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_sidecar(settings: Settings) -> None:
+    traffic, admin, _ = create_sidecar(settings)
+    common = {"host": settings.host, "log_config": None, "access_log": False}
+    servers = [
+        _Server(uvicorn.Config(traffic, port=settings.port, lifespan="on", **common)),  # type: ignore[arg-type]
+        _Server(uvicorn.Config(admin, port=settings.admin_port, lifespan="off", **common)),  # type: ignore[arg-type]
+    ]
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop()  # one stopped (a signal, or its port was taken): stop the other too
+    await asyncio.gather(*tasks)
+    for task in done:
+        task.result()

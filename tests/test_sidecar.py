@@ -1,0 +1,157 @@
+"""`yolowatch sidecar` in front of separate upstream processes, everything over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import free_port, run_server, running
+
+pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).parent
+EXAMPLE = TESTS.parent / "examples" / "shapes.jpg"
+FAST_HEALTH = {"YOLOWATCH_HEALTH_INTERVAL_S": "0.3", "YOLOWATCH_HEALTH_RETRY_S": "0.3"}
+
+
+def _upstream(port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "upstream_app:app", "--app-dir", str(TESTS), "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+
+
+def _sidecar(upstream: str, port: int, admin_port: int, db: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "yolowatch", "sidecar", "--upstream", upstream, "--port", str(port),
+            "--admin-port", str(admin_port), "--db", str(db), "--deployment", "edge", *extra]  # fmt: skip
+
+
+class Sidecar:
+    def __init__(self, traffic: str, admin: str, process: subprocess.Popen[bytes], upstream_port: int) -> None:
+        self.traffic, self.admin, self.process, self.upstream_port = traffic, admin, process, upstream_port
+
+    def wait_for(self, path: str, check, timeout_s: float = 15):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = requests.get(f"{self.admin}{path}", timeout=10)
+            if check(response) or time.monotonic() > deadline:
+                return response
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
+    upstream_port, port, admin_port = free_port(), free_port(), free_port()
+    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health"):
+        command = _sidecar(f"http://127.0.0.1:{upstream_port}", port, admin_port, tmp_path / "s.db", "--timeout-s", "1")
+        with running(command, f"http://127.0.0.1:{admin_port}/health", env=FAST_HEALTH) as process:
+            yield Sidecar(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", process, upstream_port)
+
+
+def test_results_statuses_and_headers_pass_through(sidecar: Sidecar) -> None:
+    with EXAMPLE.open("rb") as image:
+        response = requests.post(f"{sidecar.traffic}/predict", files={"file": image}, data={"conf": "0.4"}, timeout=30)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["received"] == {"bytes": EXAMPLE.stat().st_size, "conf": "0.4"}
+    assert len(body["images"][0]["results"]) == 2
+    assert response.headers["x-upstream"] == "yes" and response.headers["set-cookie"].startswith("session=abc")
+    assert response.headers["x-request-id"]
+    echoed = requests.delete(f"{sidecar.traffic}/echo/a/b?x=1&y=%20z", headers={"X-Custom": "kept"}, timeout=10)
+    seen = echoed.json()
+    assert (seen["method"], seen["path"], seen["query"]) == ("DELETE", "/echo/a/b", "x=1&y=%20z")
+    assert seen["headers"]["x-custom"] == "kept" and seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert "proxy-connection" not in seen["headers"]
+    missing = requests.get(f"{sidecar.traffic}/nowhere", timeout=10)
+    assert missing.status_code == 404  # the upstream's own 404, passed through
+    # The upstream's own /health and /api/... are the upstream's: nothing of the sidecar's shadows them.
+    assert requests.get(f"{sidecar.traffic}/health", timeout=10).json() == {"upstream": "ok"}
+    assert requests.get(f"{sidecar.traffic}/api/thing", timeout=10).json()["path"] == "/api/thing"
+    streamed = requests.get(f"{sidecar.traffic}/stream", timeout=10, stream=True)
+    assert b"".join(streamed.iter_content(None)) == b"chunk 0\nchunk 1\nchunk 2\n"
+
+
+def test_detections_from_the_upstream_are_recorded(sidecar: Sidecar) -> None:
+    for _ in range(3):
+        with EXAMPLE.open("rb") as image:
+            assert requests.post(f"{sidecar.traffic}/predict", files={"file": image}, timeout=30).status_code == 200
+    metrics = sidecar.wait_for(
+        "/api/deployments/edge/metrics?range=1h", lambda r: r.json()["summary"]["requests"] >= 3
+    ).json()["summary"]
+    assert metrics["requests"] == 3 and metrics["detectionsPerRequest"] == 2.0
+    assert metrics["meanConfidence"] == pytest.approx(0.75)
+    assert requests.get(f"{sidecar.admin}/nowhere", timeout=10).status_code == 404  # admin port: admin only
+
+
+def test_a_large_upload_streams_through_without_being_held(sidecar: Sidecar) -> None:
+    """64 MiB sent in chunks arrives whole; the sidecar's peak memory grows by far less than the upload."""
+    chunk = hashlib.sha256(b"seed").digest() * 32768  # 1 MiB
+    digest = hashlib.sha256()
+    for _ in range(64):
+        digest.update(chunk)
+
+    def body() -> Iterator[bytes]:
+        for _ in range(64):
+            yield chunk
+
+    def peak_kib() -> int:
+        status = Path(f"/proc/{sidecar.process.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+
+    before = peak_kib()
+    response = requests.post(f"{sidecar.traffic}/upload", data=body(), timeout=120)
+    assert response.json() == {"bytes": 64 * 1024 * 1024, "sha256": digest.hexdigest()}
+    assert peak_kib() - before < 24 * 1024, "the sidecar held a large part of the upload in memory"
+
+
+def test_timeout_is_504_and_an_unreachable_upstream_is_502_then_health_recovers(
+    sidecar: Sidecar, tmp_path: Path
+) -> None:
+    slow = requests.get(f"{sidecar.traffic}/slow?s=3", timeout=30)
+    assert slow.status_code == 504 and "did not answer within 1 s" in slow.json()["error"]
+    assert sidecar.wait_for("/health", lambda r: r.status_code == 200).status_code == 200
+    # Stop the upstream (the fixture's process), then ask through the sidecar.
+    upstream_pids = subprocess.run(
+        ["pgrep", "-f", f"upstream_app:app --app-dir {TESTS} --port {sidecar.upstream_port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    for pid in upstream_pids:
+        subprocess.run(["kill", pid], check=True)
+    time.sleep(0.5)
+    down = requests.get(f"{sidecar.traffic}/echo/x", timeout=10)
+    assert down.status_code == 502 and "could not be reached" in down.json()["error"]
+    unhealthy = sidecar.wait_for("/health", lambda r: r.status_code == 503)
+    assert unhealthy.status_code == 503 and unhealthy.json()["healthy"] is False and unhealthy.json()["lastError"]
+    logs = sidecar.wait_for(
+        "/api/deployments/edge/logs?severity=CRITICAL,ERROR", lambda r: len(r.json()["entries"]) >= 2
+    ).json()["entries"]
+    assert {(e["status"], e["severity"]) for e in logs} == {(502, "CRITICAL"), (504, "ERROR")}
+    with running(_upstream(sidecar.upstream_port), f"http://127.0.0.1:{sidecar.upstream_port}/health"):
+        healthy = sidecar.wait_for("/health", lambda r: r.status_code == 200)
+        assert healthy.status_code == 200 and healthy.json()["status"] == 200
+        assert requests.get(f"{sidecar.traffic}/echo/again", timeout=10).status_code == 200
+
+
+def test_readme_clients_through_a_sidecar_in_front_of_yolowatch_serve(tmp_path: Path) -> None:
+    """curl -F and Python requests, as the README shows them, against the sidecar fronting a real serve."""
+    with run_server(["--db", str(tmp_path / "upstream.db")]) as upstream:
+        port, admin_port = free_port(), free_port()
+        command = _sidecar(upstream, port, admin_port, tmp_path / "side.db")
+        with running(command, f"http://127.0.0.1:{admin_port}/health"):
+            url = f"http://127.0.0.1:{port}/predict"
+            curl = subprocess.run(
+                ["curl", "-sS", "-F", f"file=@{EXAMPLE}", "-F", "conf=0.25", url],
+                capture_output=True, text=True, timeout=60, check=True,
+            )  # fmt: skip
+            via_curl = json.loads(curl.stdout)
+            with EXAMPLE.open("rb") as image:
+                via_requests = requests.post(url, files={"file": image}, data={"conf": 0.25}, timeout=60).json()
+            direct = requests.post(f"{upstream}/predict", files={"file": EXAMPLE.read_bytes()}, timeout=60).json()
+            results = [r["images"][0]["results"] for r in (via_curl, via_requests, direct)]
+            assert results[0] == results[1] == results[2] and len(results[0]) > 0
