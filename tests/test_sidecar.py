@@ -155,3 +155,35 @@ def test_readme_clients_through_a_sidecar_in_front_of_yolowatch_serve(tmp_path: 
             direct = requests.post(f"{upstream}/predict", files={"file": EXAMPLE.read_bytes()}, timeout=60).json()
             results = [r["images"][0]["results"] for r in (via_curl, via_requests, direct)]
             assert results[0] == results[1] == results[2] and len(results[0]) > 0
+
+
+def test_two_processes_on_one_database_add_up_in_metrics(tmp_path: Path) -> None:
+    """Two sidecars (as two workers would) share one file: either one's /metrics counts both processes."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    upstream_port = free_port()
+    ports = [(free_port(), free_port()) for _ in range(2)]
+    db = tmp_path / "shared.db"
+    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health"):
+        upstream = f"http://127.0.0.1:{upstream_port}"
+        with (
+            running(_sidecar(upstream, *ports[0], db), f"http://127.0.0.1:{ports[0][1]}/health"),
+            running(_sidecar(upstream, *ports[1], db), f"http://127.0.0.1:{ports[1][1]}/health"),
+        ):
+            for (port, _), count in zip(ports, (3, 5), strict=True):
+                for _ in range(count):
+                    assert requests.get(f"http://127.0.0.1:{port}/echo/x", timeout=10).status_code == 200
+
+            def total(admin_port: int) -> float:
+                text = requests.get(f"http://127.0.0.1:{admin_port}/metrics", timeout=10).text
+                return sum(
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.name == "yolowatch_requests_total"
+                )
+
+            deadline = time.monotonic() + 15
+            while total(ports[0][1]) < 8 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert total(ports[0][1]) == total(ports[1][1]) == 8
