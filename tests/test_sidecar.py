@@ -187,3 +187,18 @@ def test_two_processes_on_one_database_add_up_in_metrics(tmp_path: Path) -> None
             while total(ports[0][1]) < 8 and time.monotonic() < deadline:
                 time.sleep(0.3)
             assert total(ports[0][1]) == total(ports[1][1]) == 8
+
+
+def test_credentials_in_the_upstream_url_never_show(tmp_path: Path) -> None:
+    """user:password in --upstream reaches neither the client's error, the database nor the admin API."""
+    closed, port, admin_port = free_port(), free_port(), free_port()
+    db = tmp_path / "c.db"
+    command = _sidecar(f"http://robot:s3cret-pw@127.0.0.1:{closed}", port, admin_port, db)
+    with running(command, f"http://127.0.0.1:{admin_port}/health"):
+        down = requests.get(f"http://127.0.0.1:{port}/predict", timeout=10)
+        assert down.status_code == 502 and f"127.0.0.1:{closed}" in down.json()["error"]
+        assert "s3cret" not in down.text
+        deployment = requests.get(f"http://127.0.0.1:{admin_port}/api/deployments/edge", timeout=10).json()
+        assert deployment["endpoint"] == f"http://127.0.0.1:{closed}"
+        time.sleep(1.5)
+    assert b"s3cret" not in b"".join(path.read_bytes() for path in tmp_path.glob("c.db*"))

@@ -213,6 +213,7 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
 
     import httpx
 
+    from yolowatch.proxy import shown_url
     from yolowatch.sidecar import serve_sidecar
 
     try:
@@ -247,8 +248,8 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     configure_logging(args.log_level, settings.log_format)
     print(
-        f"yolowatch: proxying http://{settings.host}:{settings.port} to {settings.upstream}; admin API, /health "
-        f"and /metrics on http://{settings.host}:{settings.admin_port}; recording deployment "
+        f"yolowatch: proxying http://{settings.host}:{settings.port} to {shown_url(settings.upstream)}; "
+        f"admin API, /health and /metrics on http://{settings.host}:{settings.admin_port}; recording deployment "
         f"'{settings.deployment}' into {settings.db}",
         flush=True,
     )

@@ -36,6 +36,11 @@ HOP_BY_HOP = frozenset(
 )
 
 
+def shown_url(url: str) -> str:
+    """The URL without user:password, for messages, logs and the database."""
+    return str(httpx.URL(url.rstrip("/")).copy_with(userinfo=b""))
+
+
 def forwarded_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Headers minus hop-by-hop ones, and minus any the Connection header names."""
     named = {
@@ -49,6 +54,7 @@ class ProxyApp:
 
     def __init__(self, upstream: str, timeout_s: float = 60.0, connect_timeout_s: float = 5.0) -> None:
         self.upstream = httpx.URL(upstream.rstrip("/"))
+        self.shown = shown_url(upstream)  # for messages: never the credentials a URL may carry
         self.timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         self.timeout_s = timeout_s
         self._client: httpx.AsyncClient | None = None
@@ -102,14 +108,14 @@ class ProxyApp:
         try:
             response = await self.client.send(request, stream=True)
         except httpx.TimeoutException:
-            await json_error(504, f"upstream {self.upstream} did not answer within {self.timeout_s:g} s")(
+            await json_error(504, f"upstream {self.shown} did not answer within {self.timeout_s:g} s")(
                 scope, receive, send
             )
             return
         except httpx.TransportError as exc:
             scope[CRITICAL_MARK] = True
             reason = str(exc) or type(exc).__name__
-            await json_error(502, f"upstream {self.upstream} could not be reached: {reason}")(scope, receive, send)
+            await json_error(502, f"upstream {self.shown} could not be reached: {reason}")(scope, receive, send)
             return
         try:
             await send(

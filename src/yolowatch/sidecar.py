@@ -25,7 +25,7 @@ from yolowatch.errors import json_error
 from yolowatch.health import http_probe
 from yolowatch.middleware import DEFAULT_EXCLUDED_PATHS, WatchMiddleware
 from yolowatch.monitor import Monitor
-from yolowatch.proxy import ProxyApp
+from yolowatch.proxy import ProxyApp, shown_url
 from yolowatch.serve import Dispatch, admin_keys, create_monitor
 
 
@@ -39,7 +39,7 @@ async def _not_admin(scope: Scope, receive: Receive, send: Send) -> None:
 def create_sidecar(settings: Settings) -> tuple[ASGIApp, ASGIApp, Monitor]:
     """(traffic app, admin app, monitor) for `settings.upstream`."""
     upstream = settings.upstream.rstrip("/")
-    monitor = create_monitor(settings, probe=http_probe(upstream + settings.health_path), endpoint=upstream)
+    monitor = create_monitor(settings, probe=http_probe(upstream + settings.health_path), endpoint=shown_url(upstream))
     traffic = WatchMiddleware(
         ProxyApp(upstream, timeout_s=settings.upstream_timeout_s),
         monitor=monitor,
