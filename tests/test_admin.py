@@ -279,3 +279,37 @@ def test_readme_curl_example_against_serve(served: tuple[str, Path]) -> None:
     )
     body = json.loads(result.stdout)
     assert body["images"][0]["results"] and body["metadata"]["model"] == "shapes-yolo.pt"
+
+
+def test_serve_with_two_workers_counts_every_request_once(tmp_path: Path) -> None:
+    """`serve --workers 2`: two processes, one port, one database; the API and /metrics add both up."""
+    db = tmp_path / "workers.db"
+    with run_server(["--db", str(db), "--workers", "2"]) as base:
+        image = sample_image(1, "val", 1)[0]
+        served_by: set[str] = set()
+        sent = 0
+        while sent < 10 or (len(served_by) < 2 and sent < 80):  # until both workers have answered
+            response = requests.post(f"{base}/predict", files={"file": ("s.jpg", image)}, timeout=60)
+            sent += 1  # every answer counts as traffic, a 503 of a worker still loading its model too
+            if response.status_code == 503:
+                time.sleep(0.25)
+                continue
+            assert response.status_code == 200
+            served_by.add(response.headers["x-request-id"][:12])  # request ids start with a per-process prefix
+        assert len(served_by) == 2
+        assert _flushed(base, sent)["totalRequests"] == sent
+        deadline = time.monotonic() + 15
+        while True:
+            text = requests.get(f"{base}/metrics", timeout=10).text
+            total = sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "yolowatch_requests_total"
+            )
+            if total >= sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert total == sent
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT count(DISTINCT writer) FROM process_totals").fetchone()[0] == 2

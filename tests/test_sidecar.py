@@ -202,3 +202,21 @@ def test_credentials_in_the_upstream_url_never_show(tmp_path: Path) -> None:
         assert deployment["endpoint"] == f"http://127.0.0.1:{closed}"
         time.sleep(1.5)
     assert b"s3cret" not in b"".join(path.read_bytes() for path in tmp_path.glob("c.db*"))
+
+
+@pytest.mark.parametrize(("probe_path", "healthy"), [("/predict", True), ("/no-such-route", False)])
+def test_probe_by_a_real_prediction(tmp_path: Path, probe_path: str, healthy: bool) -> None:
+    """--probe-image POSTs an image to the upstream: healthy when it predicts, unhealthy when it cannot."""
+    upstream_port, port, admin_port = free_port(), free_port(), free_port()
+    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health"):
+        command = _sidecar(
+            f"http://127.0.0.1:{upstream_port}", port, admin_port, tmp_path / "p.db",
+            "--probe-image", str(EXAMPLE), "--probe-path", probe_path,
+        )  # fmt: skip
+        with running(command, f"http://127.0.0.1:{admin_port}/health", env=FAST_HEALTH) as process:
+            side = Sidecar(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", process, upstream_port)
+            body = side.wait_for("/health", lambda r: r.json()["checkedAt"] is not None).json()
+            assert body["healthy"] is healthy
+            assert body["status"] == (200 if healthy else 404)
+            overview = requests.get(f"{side.admin}/api/monitoring", timeout=10).json()
+            assert overview["totalRequests"] == 0  # probes go straight to the upstream: not traffic

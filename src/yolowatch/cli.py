@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from yolowatch import __version__
-from yolowatch.config import Settings, settings_from_env
+from yolowatch.config import Settings, settings_from_env, settings_to_env
 from yolowatch.logformat import configure_logging
 
 DESCRIPTION = """\
@@ -57,7 +57,9 @@ def _monitoring_arguments(command: argparse.ArgumentParser) -> None:
         default=None,
         help="bind a non-loopback address with the admin API open to anyone who can reach it",
     )
-    command.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    command.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="least severe log lines shown (default info)"
+    )
     command.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON lines")
 
 
@@ -81,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, help="port to listen on (default 8000)")
     serve.add_argument("--max-upload-mb", type=float, help="largest accepted upload in MiB (default 20)")
     serve.add_argument("--max-image-pixels", type=_positive_int, help="largest accepted image in pixels (default 40M)")
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes on the one port, each with its own copy of the model (default 1); they share "
+        "the database, and /metrics and the admin API of any worker count all of them",
+    )
     _monitoring_arguments(serve)
 
     sidecar = commands.add_parser(
@@ -96,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     sidecar.add_argument("--port", type=_port, help="traffic port, proxied to the upstream (default 8000)")
     sidecar.add_argument("--admin-port", type=_port, help="port of /health, /api/... and /metrics (default 8001)")
     sidecar.add_argument("--health-path", help="the upstream's health path, probed in the background (default /health)")
+    sidecar.add_argument(
+        "--probe-image",
+        help="probe by POSTing this image (multipart 'file') to --probe-path instead of GET --health-path",
+    )
+    sidecar.add_argument("--probe-path", help="where --probe-image is sent (default /predict)")
     sidecar.add_argument(
         "--timeout-s", type=float, help="longest wait for the upstream's answer before a 504 (default 60)"
     )
@@ -174,6 +188,7 @@ def _monitoring_overrides(args: argparse.Namespace) -> dict[str, object]:
         "region": args.region,
         "api_key_file": args.api_key_file,
         "allow_no_auth": args.allow_no_auth,
+        "log_level": args.log_level,
     }
 
 
@@ -196,15 +211,31 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if refusal:
         print(f"yolowatch: {refusal}", file=sys.stderr)
         return 2
-    configure_logging(args.log_level, settings.log_format)
-    app = create_serve_app(settings)
+    settings = settings.with_overrides(db=settings.db.resolve())
+    configure_logging(settings.log_level, settings.log_format)
+    workers = f" with {args.workers} workers" if args.workers > 1 else ""
     print(
-        f"yolowatch: serving {settings.model.name} on http://{settings.host}:{settings.port}/predict, "
+        f"yolowatch: serving {settings.model.name} on http://{settings.host}:{settings.port}/predict{workers}, "
         f"recording deployment '{settings.deployment}' into {settings.db}",
         flush=True,
     )
     # yolowatch logs every request itself (logger yolowatch.requests), so uvicorn's access log is off.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    if args.workers > 1:
+        # Worker processes build their app from the environment: hand them these exact settings.
+        os.environ.update(settings_to_env(settings))
+        uvicorn.run(
+            "yolowatch.serve:app_from_env",
+            factory=True,
+            workers=args.workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+        )
+    else:
+        uvicorn.run(
+            create_serve_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False
+        )
     return 0
 
 
@@ -234,9 +265,14 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
         upstream=args.upstream,
         admin_port=args.admin_port,
         health_path=args.health_path,
+        probe_image=args.probe_image,
+        probe_path=args.probe_path,
         upstream_timeout_s=args.timeout_s,
         **overrides,
     )
+    if settings.probe_image and not Path(settings.probe_image).is_file():
+        print(f"yolowatch: --probe-image {settings.probe_image} is not a file", file=sys.stderr)
+        return 2
     if settings.port == settings.admin_port:
         print(
             f"yolowatch: --port and --admin-port are both {settings.port}; give them different ports", file=sys.stderr
@@ -246,7 +282,7 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
     if refusal:
         print(f"yolowatch: {refusal}", file=sys.stderr)
         return 2
-    configure_logging(args.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format)
     print(
         f"yolowatch: proxying http://{settings.host}:{settings.port} to {shown_url(settings.upstream)}; "
         f"admin API, /health and /metrics on http://{settings.host}:{settings.admin_port}; recording deployment "

@@ -46,11 +46,14 @@ class Settings:
     # and the port of the admin side (/health, /api/..., /metrics), apart from the proxied traffic.
     upstream: str = ""
     health_path: str = "/health"
+    probe_image: str = ""  # set: probe with a real POST of this image to probe_path instead of GET health_path
+    probe_path: str = "/predict"
     upstream_timeout_s: float = 60.0
     admin_port: int = 8001
     health_timeout_s: float = 55.0
     health_interval_s: float = 60.0  # between probes while healthy
     health_retry_s: float = 20.0  # between probes while unhealthy
+    log_level: str = "info"
     log_format: str = "text"  # or "json": one JSON object per line, for container log collectors
     max_upload_bytes: int = 20 * MiB
     # 40 megapixels is well above any camera frame a detector is fed (8K is 33 MP) and keeps
@@ -78,6 +81,15 @@ def settings_from_env(env: Mapping[str, str] | None = None, base: Settings | Non
         except ValueError:
             raise ValueError(f"{name}={raw!r} is not a valid {type(current).__name__}") from None
     return base.with_overrides(**overrides)
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The YOLOWATCH_* variables that `settings_from_env` turns back into these settings (for worker processes)."""
+    env = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        env[f"YOLOWATCH_{f.name.upper()}"] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return env
 
 
 def _parse_bool(raw: str) -> bool:

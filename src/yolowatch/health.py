@@ -89,6 +89,20 @@ def http_probe(url: str) -> Probe:
     return probe
 
 
+def predict_probe(url: str, image: bytes, filename: str = "probe.jpg") -> Probe:
+    """Probe by a real prediction: POST `image` as the multipart `file` field (for a sidecar whose upstream's
+    health route says too little, or that has none)."""
+
+    async def probe() -> int:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=None) as client:
+            response = await client.post(url, files={"file": (filename, image)})
+        return response.status_code
+
+    return probe
+
+
 class HealthChecker:
     """Runs one deployment's probe on its schedule; `check()` runs it now (concurrent callers share one run)."""
 

@@ -86,6 +86,16 @@ def monitored_app(app: ASGIApp, monitor: Monitor, settings: Settings) -> ASGIApp
     return WatchMiddleware(Dispatch(app, admin, health), monitor=monitor)
 
 
+def app_from_env() -> ASGIApp:
+    """The `uvicorn --factory` entry of each `serve --workers N` process: settings from YOLOWATCH_* variables."""
+    from yolowatch.config import settings_from_env
+    from yolowatch.logformat import configure_logging
+
+    settings = settings_from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_serve_app(settings)
+
+
 def create_serve_app(settings: Settings, monitor: Monitor | None = None) -> ASGIApp:
     detector = Detector(settings.model)
     if monitor is None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from starlette.routing import Route, Router
@@ -22,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from yolowatch.admin import admin_router, own_health_endpoint
 from yolowatch.config import Settings
 from yolowatch.errors import json_error
-from yolowatch.health import http_probe
+from yolowatch.health import http_probe, predict_probe
 from yolowatch.middleware import DEFAULT_EXCLUDED_PATHS, WatchMiddleware
 from yolowatch.monitor import Monitor
 from yolowatch.proxy import ProxyApp, shown_url
@@ -39,7 +40,12 @@ async def _not_admin(scope: Scope, receive: Receive, send: Send) -> None:
 def create_sidecar(settings: Settings) -> tuple[ASGIApp, ASGIApp, Monitor]:
     """(traffic app, admin app, monitor) for `settings.upstream`."""
     upstream = settings.upstream.rstrip("/")
-    monitor = create_monitor(settings, probe=http_probe(upstream + settings.health_path), endpoint=shown_url(upstream))
+    if settings.probe_image:
+        image = Path(settings.probe_image)
+        probe = predict_probe(upstream + settings.probe_path, image.read_bytes(), image.name)
+    else:
+        probe = http_probe(upstream + settings.health_path)
+    monitor = create_monitor(settings, probe=probe, endpoint=shown_url(upstream))
     traffic = WatchMiddleware(
         ProxyApp(upstream, timeout_s=settings.upstream_timeout_s),
         monitor=monitor,
