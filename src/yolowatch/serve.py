@@ -2,7 +2,7 @@
 
 WatchMiddleware (records the predict traffic; skips /health, /metrics, /api/*, /dashboard*)
   └─ Dispatch:  /health → this deployment's latest probe
-                /api/*, /metrics → the admin router
+                /api/*, /metrics, /dashboard* → the admin router (the dashboard: static files)
                 everything else (and lifespan) → the predict app (behind its own key, if set)
 """
 
@@ -37,7 +37,7 @@ class Dispatch:
             if path == "/health":
                 await self.health(scope, receive, send)
                 return
-            if path.startswith(ADMIN_PREFIX) or path == "/metrics":
+            if path.startswith(ADMIN_PREFIX) or path == "/metrics" or path.startswith("/dashboard"):
                 await self.admin(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -1,0 +1,287 @@
+"""The dashboard in headless Chromium (Debian's, through Playwright) against a real `yolowatch serve`.
+
+Screenshots land in tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from playwright import sync_api as playwright_api
+
+from conftest import FakeClock, free_port, wait_healthy
+from yolowatch.recorder import Recorder
+from yolowatch.store import HealthResult, Store, StoreWriter
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+EXAMPLE = Path(__file__).parents[1] / "examples" / "shapes.jpg"
+XSS_PATH = "/<img src=x onerror=alert('xss')>"
+
+if not CHROMIUM.exists():  # scripts/test installs it; say so instead of passing without a browser
+    pytest.fail(f"{CHROMIUM} is missing: run ./scripts/test, which installs Debian's chromium", pytrace=False)
+
+
+class Served:
+    """A `yolowatch serve` on a fixed port that a test can stop and start again on the same database."""
+
+    def __init__(self, db: Path, env: dict[str, str] | None = None) -> None:
+        self.db, self.env, self.port = db, env or {}, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "yolowatch", "serve", "--port", str(self.port), "--db", str(self.db)]
+        self.process = subprocess.Popen(command, env={**os.environ, **self.env})
+        wait_healthy(self.base, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+def _predict(base: str, count: int) -> None:
+    for _ in range(count):
+        with EXAMPLE.open("rb") as image:
+            assert requests.post(f"{base}/predict", files={"file": image}, timeout=60).status_code == 200
+
+
+async def _second_deployment(db: Path) -> None:
+    """Another deployment in the same file (as a sidecar elsewhere would write), so the list has two rows."""
+    clock = FakeClock(time.time() - 600)
+    store = Store(db, clock=clock)
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(store, recorder, "elsewhere")
+    await store.register_deployment("beta", region="eu-west-1", model="other.pt")
+    for i in range(3):
+        recorder.record_request("beta", "POST", "/predict", 200, 900_000, f"b{i}")  # slow: a "warning" row
+    assert await writer.flush()
+    # Its prober (in that other process) last saw it failing.
+    await store.save_health("beta", HealthResult(False, 503, 12.5, "upstream answered 503", int(time.time() * 1000)))
+    await store.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    db = tmp_path_factory.mktemp("dash") / "dash.db"
+    server = Served(db)
+    server.start()
+    try:
+        _predict(server.base, 30)
+        assert requests.get(server.base + XSS_PATH, timeout=10).status_code == 404  # a logged request path
+        with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
+            pool.submit(asyncio.run, _second_deployment(db)).result()
+        deadline = time.monotonic() + 15  # everything written before any page looks
+        while requests.get(f"{server.base}/api/monitoring", timeout=10).json()["totalRequests"] < 34:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, served: Served):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.base)
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.dialogs = dialogs
+    page.goto(f"{served.base}/dashboard/")
+    page.wait_for_selector(".deployment[data-id=demo] .chart canvas", timeout=20_000)
+    yield page
+    context.close()
+
+
+def _number(text: str) -> float:
+    return float(re.sub(r"[^0-9.]", "", text))
+
+
+def test_cards_show_the_same_numbers_as_the_api(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    api = requests.get(f"{served.base}/api/monitoring", timeout=10).json()
+    assert _number(page.inner_text("#card-requests .value")) == api["totalRequests"]
+    assert _number(page.inner_text("#card-active .value")) == api["activeDeployments"] == 2
+    assert _number(page.inner_text("#card-errors .value")) == pytest.approx(api["errorRate"] * 100, abs=0.01)
+    p95 = api["p95LatencyMs"]
+    assert _number(page.inner_text("#card-p95 .value")) == pytest.approx(p95, abs=0.05 if p95 < 100 else 0.5)
+    card = page.locator(".deployment[data-id=demo]")
+    demo = next(row for row in api["deployments"] if row["id"] == "demo")
+    assert _number(card.locator(".metric .value").first.inner_text()) == demo["requests"]
+    assert card.locator(".heart.up").count() == 1  # the probe's green heart
+    assert card.locator(".chart").count() == 5
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"), full_page=True)
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.wait_for_timeout(500)  # the charts follow the new width
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the narrow page scrolls sideways by {overflow}px"
+    page.screenshot(path=str(ARTIFACTS / "dashboard-narrow.png"), full_page=True)
+
+
+def test_health_hearts_and_check_now(page) -> None:  # type: ignore[no-untyped-def]
+    beta = page.locator(".deployment[data-id=beta]")
+    assert beta.locator(".heart.down").count() == 1
+    assert beta.locator(".health .error").inner_text() == "upstream answered 503"
+    demo = page.locator(".deployment[data-id=demo]")
+    with page.expect_response(lambda r: r.url.endswith("/api/deployments/demo/health/check")) as checked:
+        demo.locator("button.check").click()
+    assert checked.value.json()["healthy"] is True
+    demo.locator(".heart.up").wait_for()
+    assert demo.locator(".health").inner_text().strip().split("\n")[1].endswith("ms")
+
+
+def test_range_selector_redraws_the_charts(page) -> None:  # type: ignore[no-untyped-def]
+    demo = page.locator(".deployment[data-id=demo]")
+    with page.expect_response(lambda r: "/api/deployments/demo/metrics?range=7d" in r.url) as answered:
+        demo.locator("button[data-range='7d']").click()
+    assert len(answered.value.json()["sparkline"]) == 84
+    assert demo.locator("button[data-range='7d']").get_attribute("class") == "active"
+    demo.locator(".chart canvas").first.wait_for()
+    assert demo.locator(".chart").count() == 5
+
+
+def test_views_and_table_sorting(page) -> None:  # type: ignore[no-untyped-def]
+    page.click("[data-view=compact]")
+    assert page.locator(".compact .item").count() == 2
+    page.click("[data-view=table]")
+    names = lambda: page.locator("tbody tr td:first-child").all_inner_texts()  # noqa: E731
+    assert names() == ["beta", "demo"]
+    page.click("th[data-column=name]")  # again: descending
+    assert names() == ["demo", "beta"]
+    page.click("th[data-column=requests]")
+    assert names() == ["beta", "demo"]  # 3 requests before 31
+    page.click("th[data-column=region]")
+    assert page.locator("th.sorted").inner_text().startswith("Region")
+    page.click("[data-view=cards]")
+    assert page.locator(".deployment").count() == 2
+
+
+def test_logs_filter_and_copy(page) -> None:  # type: ignore[no-untyped-def]
+    logs = page.locator(".deployment[data-id=demo] .log-list")
+    logs.locator(".log").first.wait_for()
+    assert logs.locator(".log[data-severity=INFO]").count() > 0
+    page.locator(".deployment[data-id=demo] .logs-actions button", has_text="Errors").click()
+    page.wait_for_function(
+        "() => { const rows = [...document.querySelectorAll('.deployment[data-id=demo] .log')];"
+        " return rows.length > 0 && rows.every(e => ['WARNING', 'ERROR'].includes(e.dataset.severity)); }"
+    )
+    severities = set(logs.locator(".log").evaluate_all("rows => rows.map(r => r.dataset.severity)"))
+    assert severities == {"WARNING"}  # the one 404
+    page.locator(".deployment[data-id=demo] .logs-actions button", has_text="Copy").click()
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('copied')")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "WARNING GET /<img" in copied and "INFO" not in copied
+    page.locator(".deployment[data-id=demo] .logs-actions button", has_text="All").click()
+    page.wait_for_function("() => document.querySelectorAll('.deployment[data-id=demo] .log').length === 20")
+
+
+def test_markup_in_a_logged_path_shows_as_text(page) -> None:  # type: ignore[no-untyped-def]
+    logs = page.locator(".deployment[data-id=demo] .log-list")
+    logs.locator(".log").first.wait_for()
+    page.locator(".deployment[data-id=demo] .logs-actions button", has_text="Errors").click()
+    message = page.locator(".log .message", has_text="onerror")
+    message.wait_for()
+    assert message.inner_text().startswith("GET /<img src=x onerror=alert('xss')> 404")
+    assert page.locator("main img").count() == 0 and page.dialogs == []
+
+
+def test_code_tab_has_this_deployments_url(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    card = page.locator(".deployment[data-id=demo]")
+    card.locator("[data-tab=code]").click()
+    for language, expected in (("Python", "requests.post("), ("JavaScript", "new FormData()"), ("cURL", "curl -H")):
+        card.locator(f"button[data-language={language}]").click()
+        code = card.locator("pre.code").inner_text()
+        assert expected in code and f"{served.base}/predict" in code and "YOUR_API_KEY" in code
+        assert "conf" in code and "iou" in code and "imgsz" in code
+
+
+def test_predict_tab_draws_the_boxes(page) -> None:  # type: ignore[no-untyped-def]
+    card = page.locator(".deployment[data-id=demo]")
+    card.locator("[data-tab=predict]").click()
+    card.locator("input[type=file]").set_input_files(str(EXAMPLE))
+    canvas = card.locator("canvas.predicted")
+    canvas.wait_for(timeout=30_000)
+    raw = card.locator("pre.raw").inner_text()
+    results = json.loads(raw)["images"][0]["results"]
+    assert int(canvas.get_attribute("data-boxes")) == len(results) > 0
+    # The first box's left edge, half-way down, is painted in its class colour.
+    first = results[0]
+    x, y = round(first["box"]["x1"]), round((first["box"]["y1"] + first["box"]["y2"]) / 2)
+    pixel = canvas.evaluate(f"c => Array.from(c.getContext('2d').getImageData({x}, {y}, 1, 1).data)")
+    colours = ["#ff3b30", "#34c759", "#007aff", "#ff9500", "#af52de", "#00c7be"]
+    expected = colours[first["class"] % len(colours)]
+    want = [int(expected[i : i + 2], 16) for i in (1, 3, 5)]
+    assert all(abs(a - b) <= 40 for a, b in zip(pixel[:3], want, strict=True)), (pixel, want)
+
+
+def test_error_card_turns_red_after_a_burst_of_bad_uploads(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    assert "bad" not in (page.get_attribute("#card-errors", "class") or "")
+    for _ in range(4):
+        refused = requests.post(f"{served.base}/predict", files={"file": ("x.txt", b"no image")}, timeout=30)
+        assert refused.status_code == 415
+    deadline = time.monotonic() + 15
+    while requests.get(f"{served.base}/api/monitoring", timeout=10).json()["errorRate"] <= 0.05:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    page.click("#refresh")
+    page.wait_for_selector("#card-errors.bad", timeout=10_000)
+
+
+def test_page_recovers_after_the_server_restarts(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    before = page.inner_text("#card-requests .value")
+    served.stop()
+    page.click("#refresh")
+    page.wait_for_selector("#banner:not([hidden])", timeout=10_000)
+    assert "cannot reach" in page.inner_text("#banner")
+    assert page.inner_text("#card-requests .value") == before  # what it last showed stays
+    served.start()
+    page.wait_for_selector("#banner", state="hidden", timeout=20_000)  # retried on its own
+    page.wait_for_selector(".deployment[data-id=demo] .chart canvas")
+
+
+def test_the_page_asks_for_the_key_once_per_session(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = Served(tmp_path / "keyed.db", env={"YOLOWATCH_API_KEY": "dash-key"})
+    server.start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.base}/dashboard/")
+        page.wait_for_selector("#auth:not([hidden])")
+        page.fill("#auth-key", "wrong")
+        page.click("#auth button")
+        page.wait_for_function("() => document.querySelector('#auth-error').textContent.includes('refused')")
+        page.fill("#auth-key", "dash-key")
+        page.click("#auth button")
+        page.wait_for_selector("#auth", state="hidden")
+        page.wait_for_function("() => document.querySelector('#card-active .value').textContent === '1'")
+        page.reload()  # same tab: the key is remembered for the session
+        page.wait_for_function("() => document.querySelector('#card-active .value').textContent === '1'")
+        assert page.locator("#auth").is_hidden()
+        assert page.evaluate("localStorage.length") == 0  # never kept beyond the session
+        context.close()
+    finally:
+        server.stop()
