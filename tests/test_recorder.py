@@ -9,7 +9,15 @@ import pytest
 
 from conftest import FakeClock
 from yolowatch.detections import DetectionSummary
-from yolowatch.recorder import AREA_BIN_COUNT, Recorder, area_bin, confidence_bin, format_message, severity_for
+from yolowatch.recorder import (
+    AREA_BIN_COUNT,
+    CONFIDENCE_BINS,
+    Recorder,
+    area_bin,
+    confidence_bin,
+    format_message,
+    severity_for,
+)
 
 
 def _summary(confidences: list[float], areas: list[float], names: list[str]) -> DetectionSummary:
@@ -47,19 +55,19 @@ def test_detection_stats_fill_the_histograms(clock: FakeClock) -> None:
     """Detections per request, confidence bins, box-size bins and class counts add up."""
     recorder = Recorder(clock=clock)
     recorder.record_request("d", "POST", "/predict", 200, 1000, "r", _summary([0.91, 0.42], [0.01, 0.2], ["a", "b"]))
-    recorder.record_request("d", "POST", "/predict", 200, 1000, "r", _summary([0.93], [0.01], ["a"]))
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r", _summary([0.913], [0.01], ["a"]))
     recorder.record_request("d", "GET", "/other", 200, 1000, "r")  # not a predict response
     minute = recorder.collect().buckets[0]
     assert (minute.requests, minute.predictions, minute.detections) == (3, 2, 3)
     assert minute.confidence_hist[confidence_bin(0.91)] == 2 and minute.confidence_hist[confidence_bin(0.42)] == 1
     assert sum(minute.area_hist) == 3 and minute.area_hist[area_bin(0.01)] == 2
     assert minute.classes == {"a": 2, "b": 1}
-    assert minute.confidence_sum / minute.confidence_count == pytest.approx((0.91 + 0.42 + 0.93) / 3)
+    assert minute.confidence_sum / minute.confidence_count == pytest.approx((0.91 + 0.42 + 0.913) / 3)
 
 
 def test_bins_cover_their_ranges() -> None:
     """Confidence 1.0 and tiny or whole-image boxes fall into the edge bins, never outside."""
-    assert confidence_bin(0.0) == 0 and confidence_bin(1.0) == 19
+    assert confidence_bin(0.0) == 0 and confidence_bin(1.0) == CONFIDENCE_BINS - 1
     assert area_bin(1e-9) == 0 and area_bin(1.0) == AREA_BIN_COUNT - 1
     assert area_bin(1e-3) < area_bin(1e-2) < area_bin(1e-1)
 

@@ -141,7 +141,9 @@ async def test_version_1_file_is_migrated_with_eight_hour_rollups(tmp_path: Path
             bucket = Bucket("demo", 3600, int(clock.now) - (hour + 1) * 3600)
             latencies = [int(v) + 1 for v in rng.lognormal(np.log(20_000), 0.6, 50)]
             bucket.add_requests([200] * len(latencies), latencies, budget_us=500_000)
-            hours.append(bucket_row(bucket, writer))
+            row = list(bucket_row(bucket, writer))
+            row[-4], row[-3] = json.dumps([1] * 20), json.dumps([2] * 25)  # version 1 kept 20 and 25 bins
+            hours.append(tuple(row))
     with sqlite3.connect(path) as db:
         for statement in MIGRATIONS[1]:
             db.execute(statement)
@@ -159,6 +161,9 @@ async def test_version_1_file_is_migrated_with_eight_hour_rollups(tmp_path: Path
         expected.add(HdrHistogram.decode(row[-1]))
     summary = await store.summary("demo", "30d")
     assert summary["requests"] == 40 * 2 * 50
+    merged = await store.aggregate("demo", "30d")  # version 4 split the bins: finer, with the same totals
+    assert len(merged.confidence_hist) == 100 and sum(merged.confidence_hist) == len(hours) * 20
+    assert len(merged.area_hist) == 100 and sum(merged.area_hist) == len(hours) * 2 * 25
     assert summary["p95_ms"] == expected.get_value_at_percentile(95) / 1000
     await store.close()
 

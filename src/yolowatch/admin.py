@@ -29,6 +29,7 @@ from yolowatch.errors import RequestError, json_error
 from yolowatch.exporters import CONTENT_TYPE, exposition
 from yolowatch.health import StateThresholds, deployment_state, health_json, iso_time
 from yolowatch.monitor import Monitor
+from yolowatch.quality import DriftRule, Window, default_windows, drift_report
 from yolowatch.recorder import SEVERITY_LEVELS, SEVERITY_NAMES, Bucket
 from yolowatch.store import RANGE_NAMES, RANGES, Store, bucket_metrics
 
@@ -125,6 +126,18 @@ def parse_severities(request: Request) -> list[str]:
     return sorted(names, key=SEVERITY_LEVELS.__getitem__)
 
 
+def parse_window(request: Request, name: str) -> Window | None:
+    """`{name}Start` and `{name}End` (epoch seconds), both or neither."""
+    start, end = request.query_params.get(f"{name}Start"), request.query_params.get(f"{name}End")
+    if start is None and end is None:
+        return None
+    if start is None or end is None or not re.fullmatch(r"\d{1,12}", start) or not re.fullmatch(r"\d{1,12}", end):
+        raise RequestError(400, f"give {name}Start and {name}End together, as epoch seconds")
+    if int(end) <= int(start):
+        raise RequestError(400, f"{name}End must be after {name}Start")
+    return Window(int(start), int(end))
+
+
 # -- JSON shapes ------------------------------------------------------------------------------------------
 
 
@@ -195,6 +208,7 @@ class Admin:
         self.keys = keys
         self.thresholds = thresholds
         self.metrics_need_key = metrics_need_key
+        self.drift_rule = DriftRule()
 
     def guarded(self, endpoint: Endpoint, need_key: bool = True) -> Endpoint:
         """Key check, then the endpoint; a RequestError becomes its JSON answer and a WARNING line."""
@@ -315,6 +329,21 @@ class Admin:
         await monitor.health.check()
         return JSONResponse(health_json(monitor.health.latest, monitor.health.checking))
 
+    async def drift(self, request: Request) -> Response:
+        row = await self._known(request)
+        baseline = parse_window(request, "baseline")
+        current = parse_window(request, "current")
+        try:
+            import scipy.stats  # noqa: F401
+        except ImportError:  # scipy is in the yolo extra; the middleware install stays without it
+            raise RequestError(501, "drift tests need scipy: pip install 'yolowatch[yolo]'") from None
+        if baseline is None or current is None:
+            defaults = await default_windows(self.store, row["id"])
+            if defaults is None:
+                raise RequestError(409, f"{row['id']} has no traffic yet: nothing to compare")
+            baseline, current = baseline or defaults[0], current or defaults[1]
+        return JSONResponse(await drift_report(self.store, row["id"], self.drift_rule, baseline, current))
+
     async def prometheus(self, request: Request) -> Response:
         body = exposition(await self.store.process_totals(), await self.store.health())
         return Response(body, media_type=CONTENT_TYPE)
@@ -331,6 +360,7 @@ class Admin:
             Route("/api/deployments/{deployment}/metrics", g(self.metrics), methods=["GET"]),
             Route("/api/deployments/{deployment}/logs", g(self.logs), methods=["GET"]),
             Route("/api/deployments/{deployment}/health", g(self.health), methods=["GET"]),
+            Route("/api/deployments/{deployment}/drift", g(self.drift), methods=["GET"]),
             Route("/api/deployments/{deployment}/health/check", g(self.check_health), methods=["POST"]),
             Route("/api/openapi.json", g(self.openapi), methods=["GET"]),
             Route("/metrics", g(self.prometheus, need_key=self.metrics_need_key), methods=["GET"]),

@@ -14,11 +14,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from yolowatch.recorder import CONFIDENCE_BINS, DURATION_BOUNDS_S
+from yolowatch.recorder import DURATION_BOUNDS_S
 from yolowatch.store import HealthResult
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+PROMETHEUS_CONFIDENCE_BUCKETS = 20
 
 
 def _sum_totals(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -119,8 +120,11 @@ class _Snapshot:
 
 def _confidence_buckets(totals: dict[str, Any]) -> list[tuple[str, float]]:
     """The 20 stored bins as buckets le=0.05 ... le=1.0 (a bin holds [k/20, (k+1)/20)), and an empty +Inf."""
-    bounds = [round((k + 1) / CONFIDENCE_BINS, 2) for k in range(CONFIDENCE_BINS)]
-    return _cumulative([*totals["confidence_hist"], 0], bounds)
+    stored = totals["confidence_hist"]
+    group = len(stored) // PROMETHEUS_CONFIDENCE_BUCKETS  # 100 stored bins -> 20 buckets of 0.05
+    counts = [sum(stored[k * group : (k + 1) * group]) for k in range(PROMETHEUS_CONFIDENCE_BUCKETS)]
+    bounds = [round((k + 1) / PROMETHEUS_CONFIDENCE_BUCKETS, 2) for k in range(PROMETHEUS_CONFIDENCE_BUCKETS)]
+    return _cumulative([*counts, 0], bounds)
 
 
 def exposition(process_totals: list[dict[str, Any]], health: dict[str, HealthResult]) -> bytes:

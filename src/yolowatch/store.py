@@ -27,6 +27,8 @@ import aiosqlite
 from hdrh.histogram import HdrHistogram
 
 from yolowatch.recorder import (
+    AREA_BIN_COUNT,
+    CONFIDENCE_BINS,
     SEVERITY_LEVELS,
     Bucket,
     Clock,
@@ -50,7 +52,7 @@ class HealthResult:
 
 request_log = logging.getLogger("yolowatch.requests")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 EIGHT_HOURS = 8 * 3600
 
 
@@ -63,11 +65,48 @@ async def _add_eight_hour_rollups(db: aiosqlite.Connection) -> None:
         key = (row["deployment"], start, row["writer"])
         if key not in merged:
             merged[key] = Bucket(row["deployment"], EIGHT_HOURS, start)
-        merged[key].merge(bucket_from_row(row))
+        hour = bucket_from_row(row)
+        if len(hour.confidence_hist) == 20:  # a version-1 row: in the bins of version 4, which runs after this
+            hour.confidence_hist, hour.area_hist = _finer(hour.confidence_hist, hour.area_hist)
+        merged[key].merge(hour)
     rows = [bucket_row(bucket, writer) for (_, _, writer), bucket in merged.items()]
     if rows:
         marks = ", ".join("?" * len(rows[0]))
         await db.executemany(f"INSERT OR REPLACE INTO buckets ({_BUCKET_COLUMNS}) VALUES ({marks})", rows)
+
+
+def _split(counts: list[int], parts: int) -> list[int]:
+    """Each bin's count spread over `parts` finer bins (remainders to the first ones): totals are kept."""
+    finer = []
+    for count in counts:
+        share, left = divmod(count, parts)
+        finer += [share + (1 if j < left else 0) for j in range(parts)]
+    return finer
+
+
+def _finer(confidence: list[int], area: list[int]) -> tuple[list[int], list[int]]:
+    """Version-1..3 histograms (20 and 25 bins) in today's bins; the old edges are a subset of the new."""
+    return _split(confidence, CONFIDENCE_BINS // 20), _split(area, AREA_BIN_COUNT // 25)
+
+
+async def _finer_bins(db: aiosqlite.Connection) -> None:
+    """Version 4 keeps confidences in 100 bins (was 20) and box sizes in 100 (was 25): older rows are split evenly."""
+    cursor = await db.execute("SELECT rowid, confidence_hist, area_hist FROM buckets")
+    updates = []
+    for row in await cursor.fetchall():
+        confidence, area = json.loads(row["confidence_hist"]), json.loads(row["area_hist"])
+        if len(confidence) == 20 and len(area) == 25:
+            updates.append((*map(json.dumps, _finer(confidence, area)), row["rowid"]))
+    await db.executemany("UPDATE buckets SET confidence_hist = ?, area_hist = ? WHERE rowid = ?", updates)
+    cursor = await db.execute("SELECT writer, deployment, totals FROM process_totals")
+    for row in await cursor.fetchall():
+        totals = json.loads(row["totals"])
+        if len(totals.get("confidence_hist", [])) == 20:
+            totals["confidence_hist"] = _split(totals["confidence_hist"], CONFIDENCE_BINS // 20)
+            await db.execute(
+                "UPDATE process_totals SET totals = ? WHERE writer = ? AND deployment = ?",
+                (json.dumps(totals, separators=(",", ":")), row["writer"], row["deployment"]),
+            )
 
 
 # version -> what brings a database from version-1 to version: SQL statements, or a function for data.
@@ -106,6 +145,7 @@ MIGRATIONS: dict[int, tuple[str | Callable[[aiosqlite.Connection], Awaitable[Non
             writer TEXT NOT NULL, deployment TEXT NOT NULL, updated_s INTEGER NOT NULL, totals TEXT NOT NULL,
             PRIMARY KEY (writer, deployment))""",
     ),
+    4: (_finer_bins,),
 }
 
 # range -> (span, tier to read, sparkline step), all in seconds. 60-96 points each.
@@ -453,6 +493,23 @@ class Store:
         """Every process's totals since its start: writer, deployment, updated_s and the totals themselves."""
         cursor = await (await self._reader()).execute("SELECT * FROM process_totals ORDER BY deployment, writer")
         return [{**dict(row), "totals": json.loads(row["totals"])} for row in await cursor.fetchall()]
+
+    async def first_traffic_s(self, deployment: str) -> int | None:
+        """When the deployment's first recorded hour began (None: no traffic yet)."""
+        cursor = await (await self._reader()).execute(
+            "SELECT min(start_s) FROM buckets WHERE deployment = ? AND tier_s = 3600", (deployment,)
+        )
+        row = await cursor.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def window(self, deployment: str, start_s: int, end_s: int) -> Bucket:
+        """Everything recorded in the hours that start in [start_s, end_s), merged (distributions included)."""
+        cursor = await (await self._reader()).execute(
+            "SELECT * FROM buckets WHERE deployment = ? AND tier_s = 3600 AND start_s >= ? AND start_s < ?",
+            (deployment, start_s, end_s),
+        )
+        rows = list(await cursor.fetchall())
+        return await asyncio.to_thread(merge_rows, rows)
 
     async def _range_rows(self, deployment: str, range_name: str) -> tuple[list[sqlite3.Row], int, int, int]:
         if range_name not in RANGES:

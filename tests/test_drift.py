@@ -1,0 +1,106 @@
+"""Drift from the stored hour histograms: 14 days of recorded traffic (a fake clock), through the admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+
+from conftest import FakeClock
+from yolowatch.admin import admin_router
+from yolowatch.detections import DetectionSummary
+from yolowatch.recorder import Recorder
+from yolowatch.store import Store, StoreWriter
+
+DAY = 86400
+
+
+def _summary(rng: np.random.Generator, drifted: bool) -> DetectionSummary:
+    n = 4
+    confidences = np.clip(rng.beta(5, 2.5, n) if drifted else rng.beta(8, 2, n), 0.25, 1.0)
+    areas = np.clip(rng.lognormal(np.log(0.008 if drifted else 0.02), 1.0, n), 1e-6, 1.0)
+    return DetectionSummary(1, n, tuple(map(float, confidences)), tuple(map(float, areas)), (0,) * n, ("a",) * n)
+
+
+async def _record_two_weeks(path: Path, clock: FakeClock) -> None:
+    """Days 0-6 normal for both deployments; days 7-13 drifted for 'drifting' only. 80 requests a day each."""
+    store = Store(path, clock=clock)
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(store, recorder, "w")
+    for name in ("steady", "drifting", "quiet"):  # quiet never has any traffic
+        await store.register_deployment(name)
+    rng = np.random.default_rng(9)
+    for day in range(14):
+        for _ in range(80):
+            recorder.record_request("steady", "POST", "/predict", 200, 50_000, "s", _summary(rng, False))
+            recorder.record_request("drifting", "POST", "/predict", 200, 50_000, "d", _summary(rng, day >= 7))
+        clock.advance(3600)
+        assert await writer.flush()
+        clock.advance(DAY - 3600)
+    assert await writer.flush()
+    await store.close()
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    clock = FakeClock(1_800_000_000 - 1_800_000_000 % DAY)
+    path = tmp_path / "drift.db"
+    asyncio.run(_record_two_weeks(path, clock))
+    store = Store(path, clock=clock)  # fresh connections, for the test client's own event loop
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
+    return TestClient(Starlette(routes=[Mount("/", admin_router(store))], lifespan=lifespan))
+
+
+def test_drifted_confidence_and_box_sizes_are_flagged(client: TestClient) -> None:
+    with client:
+        report = client.get("/api/deployments/drifting/drift").json()
+    assert report["baseline"]["end"] - report["baseline"]["start"] == 7 * DAY
+    assert report["current"]["start"] >= report["baseline"]["end"]
+    signals = {s["signal"]: s for s in report["signals"]}
+    assert report["drifted"] is True
+    for name in ("confidence", "boxSize"):
+        assert signals[name]["drifted"] is True, signals[name]
+        assert signals[name]["pValue"] < 0.01 and signals[name]["ksStatistic"] >= 0.1
+        # Baseline: days 0-6. Current: the last 168 hours, which hold days 8-13 (day 7 fell just outside).
+        assert (signals[name]["baselineSamples"], signals[name]["currentSamples"]) == (7 * 80 * 4, 6 * 80 * 4)
+    assert sum(report["histograms"]["confidence"]["current"]) == 6 * 80 * 4
+
+
+def test_steady_traffic_is_not_flagged(client: TestClient) -> None:
+    with client:
+        report = client.get("/api/deployments/steady/drift").json()
+    assert report["drifted"] is False
+    assert all(s["ksStatistic"] < 0.1 for s in report["signals"])
+
+
+def test_pinned_windows_and_bad_ones(client: TestClient) -> None:
+    start = 1_800_000_000 - 1_800_000_000 % DAY
+    with client:
+        # Two windows of normal traffic from the drifting deployment's first week: no drift.
+        pinned = client.get(
+            "/api/deployments/drifting/drift",
+            params={"baselineStart": start, "baselineEnd": start + 3 * DAY,
+                    "currentStart": start + 3 * DAY, "currentEnd": start + 7 * DAY},
+        ).json()  # fmt: skip
+        assert "drifted" in pinned, pinned
+        assert pinned["drifted"] is False and pinned["baseline"] == {"start": start, "end": start + 3 * DAY}
+        lone = client.get("/api/deployments/drifting/drift", params={"baselineStart": start})
+        assert lone.status_code == 400 and "together" in lone.json()["error"]
+        backwards = client.get(
+            "/api/deployments/drifting/drift", params={"currentStart": start + 10, "currentEnd": start}
+        )
+        assert backwards.status_code == 400 and "after" in backwards.json()["error"]
+        assert client.get("/api/deployments/quiet/drift").status_code == 409
+        assert client.get("/api/deployments/nope/drift").status_code == 404

@@ -1,0 +1,126 @@
+"""Drift on stored histograms: agreement with scipy's ks_2samp on the raw values, and false-alarm rates."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from scipy.stats import ks_2samp
+
+from yolowatch.quality import DriftRule, KsResult, ks_from_histograms, verdict
+from yolowatch.recorder import AREA_BIN_COUNT, CONFIDENCE_BINS, area_bin, confidence_bin
+
+RULE = DriftRule()
+
+
+def confidence_histogram(values: np.ndarray) -> list[int]:
+    counts = [0] * CONFIDENCE_BINS
+    for value in values:
+        counts[confidence_bin(float(value))] += 1
+    return counts
+
+
+def area_histogram(values: np.ndarray) -> list[int]:
+    counts = [0] * AREA_BIN_COUNT
+    for value in values:
+        counts[area_bin(float(value))] += 1
+    return counts
+
+
+def _raw(a: np.ndarray, b: np.ndarray) -> KsResult:
+    result = ks_2samp(a, b, method="asymp")
+    return KsResult(float(result.statistic), float(result.pvalue), len(a), len(b))
+
+
+# Realistic detector confidences (clustered high, a tail of weak ones) and box sizes (log-normal areas).
+def confidences(rng: np.random.Generator, n: int, a: float, b: float) -> np.ndarray:
+    return np.clip(rng.beta(a, b, n), 0.25, 1.0)  # a predict endpoint's conf threshold cuts the low end
+
+
+def areas(rng: np.random.Generator, n: int, median: float, sigma: float = 1.0) -> np.ndarray:
+    return np.clip(rng.lognormal(np.log(median), sigma, n), 1e-6, 1.0)
+
+
+SCENARIOS = [
+    ("same", lambda r, n: confidences(r, n, 8, 2), lambda r, n: confidences(r, n, 8, 2)),
+    ("darker scenes", lambda r, n: confidences(r, n, 8, 2), lambda r, n: confidences(r, n, 5, 2.5)),
+    ("slight shift", lambda r, n: confidences(r, n, 8, 2), lambda r, n: confidences(r, n, 7.5, 2)),
+    ("smaller boxes", lambda r, n: areas(r, n, 0.02), lambda r, n: areas(r, n, 0.008)),
+    ("same boxes", lambda r, n: areas(r, n, 0.02), lambda r, n: areas(r, n, 0.02)),
+]
+
+
+@pytest.mark.parametrize(("name", "baseline", "current"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+@pytest.mark.parametrize("n", [500, 5000])
+def test_binned_test_agrees_with_ks_2samp_on_raw_values(name: str, baseline, current, n: int) -> None:  # type: ignore[no-untyped-def]
+    """Statistic within 0.02 of scipy's on the raw values, and the same drift verdict."""
+    rng = np.random.default_rng(zlib.crc32(f"{name}/{n}".encode()))
+    a, b = baseline(rng, n), current(rng, n)
+    histogram = area_histogram if "boxes" in name else confidence_histogram
+    ours = ks_from_histograms(histogram(a), histogram(b))
+    theirs = _raw(a, b)
+    assert (ours.n_baseline, ours.n_current) == (n, n)
+    assert abs(ours.statistic - theirs.statistic) <= 0.02, (ours, theirs)
+    if not _near_the_line(theirs):
+        assert verdict(ours, RULE)[0] == verdict(theirs, RULE)[0], (ours, theirs)
+
+
+def _near_the_line(result: KsResult) -> bool:
+    """Within the 0.02 the binned statistic may differ by, or a factor 3 of alpha: either verdict is fair there
+    (no bin count removes that band: a case can always sit exactly on the threshold)."""
+    return abs(result.statistic - RULE.min_statistic) <= 0.02 or RULE.alpha / 3 <= result.p_value <= RULE.alpha * 3
+
+
+def test_the_scenarios_exercise_both_verdicts_away_from_the_line() -> None:
+    """The agreement test above is not vacuous: most scenarios are clearly drift or clearly not."""
+    verdicts = []
+    for name, baseline, current in SCENARIOS:
+        rng = np.random.default_rng(zlib.crc32(f"{name}/5000".encode()))
+        raw = _raw(baseline(rng, 5000), current(rng, 5000))
+        if not _near_the_line(raw):
+            verdicts.append(verdict(raw, RULE)[0])
+    assert len(verdicts) >= 4 and True in verdicts and False in verdicts
+
+
+def test_drifted_scenario_is_flagged_and_the_same_one_is_not() -> None:
+    rng = np.random.default_rng(7)
+    base = confidence_histogram(confidences(rng, 3000, 8, 2))
+    assert verdict(ks_from_histograms(base, confidence_histogram(confidences(rng, 3000, 5, 2.5))), RULE)[0]
+    assert not verdict(ks_from_histograms(base, confidence_histogram(confidences(rng, 3000, 8, 2))), RULE)[0]
+
+
+def test_baseline_against_itself_alarms_at_most_about_alpha() -> None:
+    """400 pairs of samples of one distribution: p < 0.01 in about 1 % of them (binning only makes it rarer);
+    with the effect-size condition, none is called drift."""
+    rng = np.random.default_rng(11)
+    significant = drifted = 0
+    trials = 400
+    for _ in range(trials):
+        result = ks_from_histograms(
+            confidence_histogram(confidences(rng, 1000, 8, 2)), confidence_histogram(confidences(rng, 1000, 8, 2))
+        )
+        significant += result.p_value < RULE.alpha
+        drifted += verdict(result, RULE)[0]
+    assert significant / trials <= 0.025  # alpha is 0.01; 0.025 leaves room for the binomial spread of 400 trials
+    assert drifted == 0
+
+
+def test_a_trivial_shift_in_a_huge_sample_is_significant_but_not_drift() -> None:
+    """The known trap: 200,000 detections a side make a 0.02 KS shift 'significant'. The rule says no."""
+    rng = np.random.default_rng(3)
+    result = ks_from_histograms(
+        confidence_histogram(confidences(rng, 200_000, 8, 2)), confidence_histogram(confidences(rng, 200_000, 7.8, 2))
+    )
+    drifted, reason = verdict(result, RULE)
+    assert result.p_value < 1e-6 and result.statistic < RULE.min_statistic
+    assert not drifted and "small" in reason
+
+
+def test_too_few_samples_is_never_drift() -> None:
+    rng = np.random.default_rng(5)
+    result = ks_from_histograms(
+        confidence_histogram(confidences(rng, 60, 8, 2)), confidence_histogram(confidences(rng, 60, 2, 5))
+    )
+    drifted, reason = verdict(result, RULE)
+    assert result.statistic > 0.5 and not drifted and "too few samples (60" in reason
