@@ -115,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _monitoring_arguments(sidecar)
 
+    traffic = commands.add_parser(
+        "traffic",
+        help="send demo traffic to a predict URL: normal, drifted, malformed, or pause (bounded)",
+        description="Send the demo dataset's images to --url at --rate requests a second, following --plan "
+        "(phases of mode:seconds; modes: normal, drifted, malformed, pause), and stop at the end of the plan or "
+        "after --count requests. Prints progress once a second. A predict key, if the endpoint needs one, is "
+        "read from YOLOWATCH_PREDICT_API_KEY.",
+    )
+    traffic.add_argument("--url", default="http://127.0.0.1:8000/predict", help="predict URL (default: local serve)")
+    traffic.add_argument("--plan", default="normal:30", help="phases, e.g. normal:60,drifted:60,malformed:10,pause:30")
+    traffic.add_argument("--rate", type=float, default=5.0, help="requests a second while sending (default 5)")
+    traffic.add_argument("--count", type=_positive_int, default=1000, help="at most this many requests (default 1000)")
+
     demo_data = commands.add_parser(
         "demo-data",
         help="write the synthetic shapes dataset (train/val/holdout/holdout-drifted)",
@@ -293,6 +306,32 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def run_traffic(args: argparse.Namespace) -> int:
+    import httpx
+
+    from yolowatch.traffic import parse_plan, run
+
+    try:
+        plan = parse_plan(args.plan)
+    except ValueError as exc:
+        print(f"yolowatch: --plan: {exc}", file=sys.stderr)
+        return 2
+    if not 0 < args.rate <= 1000:
+        print("yolowatch: --rate must be more than 0 and at most 1000 requests a second", file=sys.stderr)
+        return 2
+    try:
+        url = httpx.URL(args.url)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        print(f"yolowatch: --url must be an http(s) URL; got {args.url!r}", file=sys.stderr)
+        return 2
+    key = os.environ.get("YOLOWATCH_PREDICT_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else None
+    tally = run(args.url, plan, args.rate, args.count, headers=headers, report=lambda line: print(line, flush=True))
+    return 0 if tally.sent == 0 or tally.failures < tally.sent else 1
+
+
 def run_demo_data(args: argparse.Namespace) -> int:
     from yolowatch.demo.shapes import generate_dataset
 
@@ -329,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_serve(args, settings)
     if args.command == "sidecar":
         return run_sidecar(args, settings)
+    if args.command == "traffic":
+        return run_traffic(args)
     if args.command == "demo-data":
         return run_demo_data(args)
     return run_demo_model(args)

@@ -1,0 +1,65 @@
+"""`yolowatch traffic`: plans, pacing on a fake clock, and a real run against a real serve."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import FakeClock, run_server
+from yolowatch.traffic import Phase, _ticks, parse_plan, upload_for
+from yolowatch.uploads import decode_image
+
+
+def test_plans_parse_and_bad_ones_say_what_is_allowed() -> None:
+    assert parse_plan("normal:60, drifted:30,pause:5") == [Phase("normal", 60), Phase("drifted", 30), Phase("pause", 5)]
+    for bad, message in (("loud:5", "unknown mode 'loud'"), ("normal", "give seconds"), ("normal:0", "more than 0")):
+        with pytest.raises(ValueError, match=message):
+            parse_plan(bad)
+
+
+def test_ticks_keep_the_rate_and_skip_what_a_slow_answer_missed() -> None:
+    clock = FakeClock(0)
+    assert len(list(_ticks(Phase("normal", 1), 10, clock, clock.advance))) == 10
+    clock = FakeClock(0)
+    ticks = []
+    for index in _ticks(Phase("normal", 2), 10, clock, clock.advance):
+        ticks.append(index)
+        if index == 3:
+            clock.advance(1.0)  # a one-second answer: ten ticks are gone, not sent in a burst afterwards
+    assert ticks == [0, 1, 2, 3, *range(13, 20)]
+
+
+def test_uploads_of_each_mode() -> None:
+    name, body, _ = upload_for("drifted", 3)
+    assert name.startswith("holdout-drifted") and decode_image(body, 10**8).shape[2] == 3
+    malformed = [upload_for("malformed", i)[1] for i in range(3)]
+    assert malformed[0].startswith(b"this is not") and malformed[2] == b"" and len(malformed[1]) == 600
+
+
+@pytest.mark.slow
+def test_a_planned_run_against_serve_is_recorded_as_sent(tmp_path: Path) -> None:
+    with run_server(["--db", str(tmp_path / "t.db")]) as base:
+        result = subprocess.run(
+            [sys.executable, "-m", "yolowatch", "traffic", "--url", f"{base}/predict",
+             "--plan", "normal:2,malformed:1,pause:1,drifted:1", "--rate", "4", "--count", "40"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        last = result.stdout.strip().splitlines()[-1]
+        sent, ok, refused, failed = map(
+            int, re.search(r"sent (\d+): (\d+) ok, (\d+) refused, (\d+) failed", last).groups()
+        )
+        assert "[drifted]" in last and failed == 0 and ok + refused == sent
+        assert 1 <= refused <= 4 and ok >= 6
+        deadline = time.monotonic() + 15
+        while (overview := requests.get(f"{base}/api/monitoring", timeout=10).json())["totalRequests"] < sent:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert overview["totalRequests"] == sent
+        assert overview["errorRate"] == pytest.approx(refused / sent)
