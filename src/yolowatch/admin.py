@@ -344,6 +344,28 @@ class Admin:
             baseline, current = baseline or defaults[0], current or defaults[1]
         return JSONResponse(await drift_report(self.store, row["id"], self.drift_rule, baseline, current))
 
+    async def holdout(self, request: Request) -> Response:
+        row = await self._known(request)
+        runs = await self.store.holdout_runs(row["id"])
+        return JSONResponse(
+            {
+                "deployment": row["id"],
+                "runs": [
+                    {
+                        "time": run["ts_s"],
+                        "dataset": run["dataset"],
+                        "digest": run["digest"],
+                        "source": run["source"],
+                        "map50": round(run["map50"], 5),
+                        "map50to95": round(run["map50_95"], 5),
+                        "images": run["images"],
+                        "details": run["details"],
+                    }
+                    for run in runs
+                ],
+            }
+        )
+
     async def prometheus(self, request: Request) -> Response:
         body = exposition(await self.store.process_totals(), await self.store.health())
         return Response(body, media_type=CONTENT_TYPE)
@@ -361,6 +383,7 @@ class Admin:
             Route("/api/deployments/{deployment}/logs", g(self.logs), methods=["GET"]),
             Route("/api/deployments/{deployment}/health", g(self.health), methods=["GET"]),
             Route("/api/deployments/{deployment}/drift", g(self.drift), methods=["GET"]),
+            Route("/api/deployments/{deployment}/holdout", g(self.holdout), methods=["GET"]),
             Route("/api/deployments/{deployment}/health/check", g(self.check_health), methods=["POST"]),
             Route("/api/openapi.json", g(self.openapi), methods=["GET"]),
             Route("/metrics", g(self.prometheus, need_key=self.metrics_need_key), methods=["GET"]),

@@ -128,6 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--rate", type=float, default=5.0, help="requests a second while sending (default 5)")
     traffic.add_argument("--count", type=_positive_int, default=1000, help="at most this many requests (default 1000)")
 
+    holdout = commands.add_parser(
+        "holdout",
+        help="score a deployment's mAP on a labeled holdout set and store it as a series",
+        description="Run a YOLO dataset yaml's val split through a deployment's HTTP endpoint (--endpoint: its "
+        "preprocessing is measured too) or a local model (--model, ultralytics val), compute mAP@0.5 and "
+        "mAP@0.5:0.95 with ultralytics' metric code, and store the score in --db for the admin API "
+        "(/api/deployments/NAME/holdout). For a weekly run: a cron line such as "
+        "'0 3 * * 1 yolowatch holdout --data holdout.yaml --deployment prod --endpoint http://127.0.0.1:8000/predict'.",
+    )
+    holdout.add_argument("--data", type=Path, required=True, help="dataset yaml whose val split is the holdout set")
+    holdout.add_argument("--deployment", required=True, help="the deployment the score is stored under")
+    source = holdout.add_mutually_exclusive_group(required=True)
+    source.add_argument("--endpoint", help="the deployment's predict URL, e.g. http://127.0.0.1:8000/predict")
+    source.add_argument("--model", type=Path, help="a local .pt file, scored with ultralytics val")
+    holdout.add_argument("--imgsz", type=_positive_int, default=640, help="inference size (default 640)")
+    holdout.add_argument("--db", type=Path, help="SQLite file to store the score in (default ./yolowatch.db)")
+
     demo_data = commands.add_parser(
         "demo-data",
         help="write the synthetic shapes dataset (train/val/holdout/holdout-drifted)",
@@ -332,6 +349,76 @@ def run_traffic(args: argparse.Namespace) -> int:
     return 0 if tally.sent == 0 or tally.failures < tally.sent else 1
 
 
+def run_holdout(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from yolowatch import holdout
+    from yolowatch.store import Store
+
+    try:
+        dataset = holdout.load_holdout(args.data)
+    except (OSError, ValueError) as exc:
+        print(f"yolowatch: --data: {exc}", file=sys.stderr)
+        return 2
+    if args.model is not None and not args.model.is_file():
+        print(f"yolowatch: --model {args.model} is not a file", file=sys.stderr)
+        return 2
+    print(f"yolowatch: scoring {len(dataset.images)} images of {dataset.name} for '{args.deployment}'", flush=True)
+
+    def progress(done: int, total: int) -> None:
+        if done % 10 == 0 or done == total:
+            print(f"  {done}/{total} images", flush=True)
+
+    try:
+        if args.endpoint:
+            key = os.environ.get("YOLOWATCH_PREDICT_API_KEY")
+            headers = {"Authorization": f"Bearer {key}"} if key else None
+            result = holdout.score_through_endpoint(
+                dataset, args.endpoint, args.imgsz, headers=headers, progress=progress
+            )
+            source = args.endpoint
+        else:
+            result = holdout.score_local_model(args.data, args.model, args.imgsz)
+            source = f"model:{args.model.name}"
+    except (RuntimeError, OSError) as exc:
+        print(f"yolowatch: {exc}", file=sys.stderr)
+        return 1
+    import ultralytics
+
+    from yolowatch import __version__
+
+    result["details"] = {
+        **result.pop("args"),
+        "seconds": result.pop("seconds"),
+        "data": str(args.data),
+        "versions": {"yolowatch": __version__, "ultralytics": ultralytics.__version__},
+    }
+
+    async def save() -> None:
+        store = Store(args.db or settings.db)
+        try:
+            if await store.deployment(args.deployment) is None:
+                await store.register_deployment(args.deployment)
+            await store.save_holdout(args.deployment, dataset.name, holdout.digest(dataset), source, result)
+        finally:
+            await store.close()
+
+    asyncio.run(save())
+    print(
+        json.dumps(
+            {
+                "deployment": args.deployment,
+                "dataset": dataset.name,
+                "mAP50": round(result["map50"], 4),
+                "mAP50-95": round(result["map50_95"], 4),
+                "images": result["images"],
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
 def run_demo_data(args: argparse.Namespace) -> int:
     from yolowatch.demo.shapes import generate_dataset
 
@@ -370,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sidecar(args, settings)
     if args.command == "traffic":
         return run_traffic(args)
+    if args.command == "holdout":
+        return run_holdout(args, settings)
     if args.command == "demo-data":
         return run_demo_data(args)
     return run_demo_model(args)

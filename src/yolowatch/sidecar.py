@@ -82,7 +82,12 @@ async def serve_sidecar(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    # The traffic port first: once the admin port answers /health, the proxy is accepting too.
+    tasks = [asyncio.create_task(servers[0].serve())]
+    while not servers[0].started and not tasks[0].done():
+        await asyncio.sleep(0.02)
+    if not tasks[0].done():
+        tasks.append(asyncio.create_task(servers[1].serve()))
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop()  # one stopped (a signal, or its port was taken): stop the other too
     await asyncio.gather(*tasks)

@@ -52,7 +52,7 @@ class HealthResult:
 
 request_log = logging.getLogger("yolowatch.requests")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 EIGHT_HOURS = 8 * 3600
 
 
@@ -146,6 +146,13 @@ MIGRATIONS: dict[int, tuple[str | Callable[[aiosqlite.Connection], Awaitable[Non
             PRIMARY KEY (writer, deployment))""",
     ),
     4: (_finer_bins,),
+    5: (
+        """CREATE TABLE holdout_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, deployment TEXT NOT NULL, ts_s INTEGER NOT NULL,
+            dataset TEXT NOT NULL, digest TEXT NOT NULL, source TEXT NOT NULL, map50 REAL NOT NULL,
+            map50_95 REAL NOT NULL, images INTEGER NOT NULL, details TEXT NOT NULL)""",
+        "CREATE INDEX holdout_by_deployment ON holdout_runs (deployment, ts_s)",
+    ),
 }
 
 # range -> (span, tier to read, sparkline step), all in seconds. 60-96 points each.
@@ -441,6 +448,32 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (deployment, result.checked_ms, int(result.healthy), result.status, result.latency_ms, result.error),
         )
+
+    async def save_holdout(
+        self, deployment: str, dataset: str, digest: str, source: str, result: dict[str, Any]
+    ) -> None:
+        """One holdout score, with what makes it repeatable (arguments, dataset digest, versions) in `details`."""
+        await (await self._writer()).execute(
+            "INSERT INTO holdout_runs (deployment, ts_s, dataset, digest, source, map50, map50_95, images, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                deployment,
+                int(self.clock()),
+                dataset,
+                digest,
+                source,
+                result["map50"],
+                result["map50_95"],
+                result["images"],
+                json.dumps(result.get("details", {}), separators=(",", ":")),
+            ),
+        )
+
+    async def holdout_runs(self, deployment: str) -> list[dict[str, Any]]:
+        cursor = await (await self._reader()).execute(
+            "SELECT * FROM holdout_runs WHERE deployment = ? ORDER BY ts_s, id", (deployment,)
+        )
+        return [{**dict(row), "details": json.loads(row["details"])} for row in await cursor.fetchall()]
 
     async def secret(self) -> bytes:
         """This file's random signing secret, made on first use (every process sharing the file agrees on it)."""
