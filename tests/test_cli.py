@@ -80,3 +80,19 @@ def test_importing_yolowatch_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_sidecar_needs_none_of_the_yolo_extra() -> None:
+    """The sidecar (with its admin API and dashboard) builds with torch, ultralytics, OpenCV and scipy unimportable,
+    as on `pip install yolowatch` without the `yolo` extra."""
+    code = (
+        "import sys\n"
+        "for name in ('torch', 'ultralytics', 'cv2', 'scipy'): sys.modules[name] = None\n"
+        "from yolowatch.config import Settings\n"
+        "from yolowatch.sidecar import create_sidecar\n"
+        "traffic, admin, monitor = create_sidecar(Settings(upstream='http://127.0.0.1:9', db='/tmp/unused.db'))\n"
+        "print(type(traffic).__name__, monitor.deployment)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "WatchMiddleware demo"

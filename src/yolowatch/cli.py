@@ -343,6 +343,11 @@ def run_traffic(args: argparse.Namespace) -> int:
     if url is None or url.scheme not in ("http", "https") or not url.host:
         print(f"yolowatch: --url must be an http(s) URL; got {args.url!r}", file=sys.stderr)
         return 2
+    try:
+        import cv2  # noqa: F401  (the demo images are rendered with OpenCV)
+    except ImportError:
+        print("yolowatch: traffic renders the demo images with OpenCV: pip install 'yolowatch[yolo]'", file=sys.stderr)
+        return 2
     key = os.environ.get("YOLOWATCH_PREDICT_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else None
     tally = run(args.url, plan, args.rate, args.count, headers=headers, report=lambda line: print(line, flush=True))

@@ -12,9 +12,8 @@ MiB = 1024 * 1024
 
 
 def default_model_path() -> Path:
-    from yolowatch.demo.train import DEMO_WEIGHTS
-
-    return DEMO_WEIGHTS
+    # The path only: importing yolowatch.demo would pull in OpenCV, which the light install lacks.
+    return Path(__file__).resolve().parent / "demo" / "shapes-yolo.pt"
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yolowatch.admin import admin_router, own_health_endpoint
+from yolowatch.compose import Dispatch, admin_keys, create_monitor
 from yolowatch.config import Settings
 from yolowatch.errors import json_error
 from yolowatch.health import http_probe, predict_probe
 from yolowatch.middleware import DEFAULT_EXCLUDED_PATHS, WatchMiddleware
 from yolowatch.monitor import Monitor
 from yolowatch.proxy import ProxyApp, shown_url
-from yolowatch.serve import Dispatch, admin_keys, create_monitor
 
 
 async def _not_admin(scope: Scope, receive: Receive, send: Send) -> None:

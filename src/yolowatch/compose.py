@@ -1,0 +1,82 @@
+"""The pieces `serve` and `sidecar` share: routing beside the admin side, the monitor, the keys.
+
+Nothing here imports the predict app (OpenCV, ultralytics), so the sidecar runs on the light install.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from yolowatch.admin import admin_router, own_health_endpoint
+from yolowatch.auth import KeyCheck, load_keys
+from yolowatch.config import Settings
+from yolowatch.health import HealthSchedule, Probe
+from yolowatch.middleware import WatchMiddleware
+from yolowatch.monitor import Monitor
+from yolowatch.store import Store
+
+ADMIN_PREFIX = "/api/"
+
+
+class Dispatch:
+    """Route by path to the admin side or the served app; lifespan goes to the served app."""
+
+    def __init__(self, app: ASGIApp, admin: ASGIApp, health: ASGIApp) -> None:
+        self.app = app
+        self.admin = admin
+        self.health = health
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/health":
+                await self.health(scope, receive, send)
+                return
+            if path.startswith(ADMIN_PREFIX) or path == "/metrics" or path.startswith("/dashboard"):
+                await self.admin(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def health_schedule(settings: Settings) -> HealthSchedule:
+    return HealthSchedule(
+        timeout_s=settings.health_timeout_s,
+        healthy_every_s=settings.health_interval_s,
+        unhealthy_every_s=settings.health_retry_s,
+    )
+
+
+def create_monitor(
+    settings: Settings, probe: Probe | None = None, endpoint: str | None = None, model: str | None = None
+) -> Monitor:
+    store = Store(
+        settings.db,
+        metrics_retention_days=settings.metrics_retention_days,
+        logs_retention_days=settings.logs_retention_days,
+    )
+    return Monitor(
+        store,
+        settings.deployment,
+        model=model,
+        endpoint=endpoint or f"http://{settings.host}:{settings.port}/predict",
+        region=settings.region or None,
+        latency_budget_ms=settings.latency_budget_ms,
+        info_logs_per_second=settings.info_logs_per_second,
+        detection_parses_per_second=settings.detection_parses_per_second,
+        probe=probe,
+        health_schedule=health_schedule(settings),
+    )
+
+
+def admin_keys(settings: Settings) -> KeyCheck:
+    return KeyCheck(load_keys(settings.api_key, settings.api_key_file))
+
+
+def monitored_app(app: ASGIApp, monitor: Monitor, settings: Settings) -> ASGIApp:
+    """`app` with the admin API, `/health` and `/metrics` beside it, all inside WatchMiddleware."""
+    admin = admin_router(
+        monitor.store, monitors=[monitor], keys=admin_keys(settings), metrics_need_key=settings.metrics_need_key
+    )
+    health = Router(routes=[Route("/health", own_health_endpoint(monitor), methods=["GET"])])
+    return WatchMiddleware(Dispatch(app, admin, health), monitor=monitor)
