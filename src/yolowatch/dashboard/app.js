@@ -5,6 +5,7 @@ const OVERVIEW_EVERY_MS = 30_000;
 const METRICS_EVERY_MS = 60_000;
 const TRANSITIONAL_EVERY_MS = 3_000; // while a deployment is being checked or is unhealthy
 const RETRY_EVERY_MS = 5_000; // while the API cannot be reached
+const API_TIMEOUT_MS = 15_000;
 const RANGES = ["1h", "6h", "24h", "7d", "30d"];
 const KEY_STORE = "yolowatch-api-key";
 const TIME_FORMAT = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" };
@@ -48,9 +49,11 @@ async function api(path, options = {}) {
   if (key) headers.Authorization = `Bearer ${key}`;
   let response;
   try {
-    response = await fetch(path, { ...options, headers, cache: "no-store" });
+    // A hung API must not hang the page: past the timeout it counts as unreachable, and is retried.
+    response = await fetch(path, { ...options, headers, cache: "no-store", signal: AbortSignal.timeout(options.timeoutMs || API_TIMEOUT_MS) });
   } catch (error) {
-    setApiDown(`cannot reach the yolowatch API (${error.message})`);
+    const reason = error.name === "TimeoutError" ? `no answer within ${(options.timeoutMs || API_TIMEOUT_MS) / 1000} s` : error.message;
+    setApiDown(`cannot reach the yolowatch API (${reason})`);
     throw error;
   }
   if (response.status === 401) {
@@ -221,7 +224,8 @@ function renderHealth(d) {
 async function checkNow(d) {
   d.row.health = { ...(d.row.health || {}), checking: true };
   renderHealth(d);
-  try { d.row.health = await api(`/api/deployments/${encodeURIComponent(d.row.id)}/health/check`, { method: "POST" }); }
+  // A probe may take up to its own 55 s timeout (a cold start): wait a little longer than that.
+  try { d.row.health = await api(`/api/deployments/${encodeURIComponent(d.row.id)}/health/check`, { method: "POST", timeoutMs: 60_000 }); }
   catch (error) { d.row.health = { ...(d.row.health || {}), checking: false, healthy: false, lastError: error.message }; }
   renderHealth(d);
 }
