@@ -83,6 +83,10 @@ def test_steady_traffic_is_not_flagged(client: TestClient) -> None:
         report = client.get("/api/deployments/steady/drift").json()
     assert report["drifted"] is False
     assert all(s["ksStatistic"] < 0.1 for s in report["signals"])
+    # Its last ten minutes had no traffic at all (the fake schedule is one busy minute a day): volume flags that.
+    changes = {c["signal"]: c for c in report["changes"]}
+    assert changes["detectionVolume"]["flagged"] is True and changes["detectionVolume"]["lowForMinutes"] == 10
+    assert changes["meanConfidence"]["flagged"] is False
 
 
 def test_pinned_windows_and_bad_ones(client: TestClient) -> None:

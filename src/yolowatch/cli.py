@@ -19,6 +19,7 @@ yolowatch monitors self-hosted YOLO object-detection endpoints.
 Start here:
   yolowatch serve                 serve the bundled demo model on http://127.0.0.1:8000
   curl -F file=@image.jpg http://127.0.0.1:8000/predict
+  open http://127.0.0.1:8000/dashboard/   the Deploy page: metrics, health, logs, predict
 
 Every setting can also come from a YOLOWATCH_<NAME> environment variable
 (for example YOLOWATCH_PORT=9000); command-line flags win over the environment.

@@ -35,6 +35,16 @@ class DriftRule:
 
 
 @dataclass(frozen=True)
+class ChangeRule:
+    """Detection volume down more than `drop` for `minutes` closed minutes; mean confidence over those minutes
+    more than `sigmas` standard deviations of the baseline's per-minute means away from their mean."""
+
+    drop: float = 0.5
+    minutes: int = 10
+    sigmas: float = 2.0
+
+
+@dataclass(frozen=True)
 class KsResult:
     statistic: float
     p_value: float
@@ -108,8 +118,74 @@ async def default_windows(store: Store, deployment: str, days: int = 7) -> tuple
     return baseline, Window(max(baseline.end_s, end - days * DAY_S), end)
 
 
+MinuteCounts = dict[int, tuple[int, int, float, int]]  # minute -> (requests, detections, conf sum, conf count)
+
+
+def volume_change(
+    baseline: MinuteCounts, recent: list[tuple[int, int, float, int]], rule: ChangeRule
+) -> dict[str, Any]:
+    """Detections per minute in the last closed minutes (a minute without traffic counts as 0) against the
+    baseline's mean over its minutes with traffic."""
+    active = [counts[1] for counts in baseline.values() if counts[0] > 0]
+    expected = sum(active) / len(active) if active else None
+    low_for = 0
+    if expected:
+        for counts in reversed(recent):
+            if counts[1] >= (1 - rule.drop) * expected:
+                break
+            low_for += 1
+    flagged = expected is not None and low_for >= rule.minutes
+    current = sum(counts[1] for counts in recent) / len(recent) if recent else None
+    if expected is None:
+        reason = "no baseline traffic"
+    elif flagged:
+        reason = f"below {1 - rule.drop:.0%} of the baseline's {expected:.1f} detections a minute for {low_for} minutes"
+    else:
+        reason = f"{low_for} of the last {len(recent)} minutes below {1 - rule.drop:.0%} of the baseline"
+    return {
+        "signal": "detectionVolume",
+        "flagged": flagged,
+        "reason": reason,
+        "baselinePerMinute": None if expected is None else round(expected, 3),
+        "currentPerMinute": None if current is None else round(current, 3),
+        "lowForMinutes": low_for,
+    }
+
+
+def confidence_change(
+    baseline: MinuteCounts, recent: list[tuple[int, int, float, int]], rule: ChangeRule
+) -> dict[str, Any]:
+    """Mean confidence of the last closed minutes against the spread of the baseline's per-minute means."""
+    means = np.array([c[2] / c[3] for c in baseline.values() if c[3] > 0])
+    count = sum(c[3] for c in recent)
+    current = sum(c[2] for c in recent) / count if count else None
+    result: dict[str, Any] = {"signal": "meanConfidence", "flagged": False, "current": current}
+    if len(means) < 2 or current is None:
+        result["reason"] = "needs at least two baseline minutes with detections and detections now"
+        return result
+    mean, sigma = float(means.mean()), float(means.std(ddof=1))
+    z = (current - mean) / sigma if sigma > 0 else (0.0 if current == mean else float("inf"))
+    result.update(
+        baselineMean=round(mean, 5),
+        baselineSigma=round(sigma, 5),
+        current=round(current, 5),
+        sigmas=round(z, 3) if np.isfinite(z) else None,
+        flagged=abs(z) > rule.sigmas,
+        reason=f"{z:+.1f} sigma from the baseline's per-minute means (the rule: beyond {rule.sigmas:g})",
+    )
+    return result
+
+
+async def recent_minutes(store: Store, deployment: str, minutes: int) -> list[tuple[int, int, float, int]]:
+    """The last `minutes` closed minutes, oldest first, zeros where nothing was recorded."""
+    now = int(store.clock())
+    end = now - now % 60
+    counts = await store.minute_counts(deployment, end - minutes * 60, end)
+    return [counts.get(start, (0, 0, 0.0, 0)) for start in range(end - minutes * 60, end, 60)]
+
+
 async def drift_report(
-    store: Store, deployment: str, rule: DriftRule, baseline: Window, current: Window
+    store: Store, deployment: str, rule: DriftRule, baseline: Window, current: Window, change: ChangeRule | None = None
 ) -> dict[str, Any]:
     """KS tests of confidence and box size, current window vs baseline, from the stored hour histograms."""
     before = await store.window(deployment, baseline.start_s, baseline.end_s)
@@ -118,10 +194,17 @@ async def drift_report(
         drift_json("confidence", ks_from_histograms(before.confidence_hist, after.confidence_hist), rule),
         drift_json("boxSize", ks_from_histograms(before.area_hist, after.area_hist), rule),
     ]
+    change = change or ChangeRule()
+    baseline_minutes = await store.minute_counts(deployment, baseline.start_s, baseline.end_s)
+    recent = await recent_minutes(store, deployment, change.minutes)
     return {
         "deployment": deployment,
         "baseline": baseline.json(),
         "current": current.json(),
+        "changes": [
+            volume_change(baseline_minutes, recent, change),
+            confidence_change(baseline_minutes, recent, change),
+        ],
         "rule": {"alpha": rule.alpha, "minStatistic": rule.min_statistic, "minSamples": rule.min_samples},
         "drifted": any(signal["drifted"] for signal in signals),
         "signals": signals,

@@ -535,6 +535,16 @@ class Store:
         row = await cursor.fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    async def minute_counts(self, deployment: str, start_s: int, end_s: int) -> dict[int, tuple[int, int, float, int]]:
+        """Per minute with traffic in [start_s, end_s), all writers summed: (requests, detections,
+        confidence sum, confidence count). Plain sums in SQL: no histogram is decoded."""
+        cursor = await (await self._reader()).execute(
+            "SELECT start_s, sum(requests), sum(detections), sum(confidence_sum), sum(confidence_count) FROM buckets "
+            "WHERE deployment = ? AND tier_s = 60 AND start_s >= ? AND start_s < ? GROUP BY start_s",
+            (deployment, start_s, end_s),
+        )
+        return {int(row[0]): (int(row[1]), int(row[2]), float(row[3]), int(row[4])) for row in await cursor.fetchall()}
+
     async def window(self, deployment: str, start_s: int, end_s: int) -> Bucket:
         """Everything recorded in the hours that start in [start_s, end_s), merged (distributions included)."""
         cursor = await (await self._reader()).execute(
