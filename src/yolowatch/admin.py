@@ -366,6 +366,32 @@ class Admin:
             }
         )
 
+    async def alerts(self, request: Request) -> Response:
+        deployment = request.query_params.get("deployment") or None
+        rules = []
+        for monitor in self.monitors.values():
+            if monitor.alerts is not None and (deployment is None or monitor.deployment == deployment):
+                states = await self.store.alert_states(monitor.deployment)
+                for rule in monitor.alerts.rules:
+                    state = states.get(rule.name)
+                    rules.append(
+                        {
+                            "deployment": monitor.deployment,
+                            "rule": rule.name,
+                            "metric": rule.metric,
+                            "comparison": rule.comparison,
+                            "threshold": rule.threshold,
+                            "forSeconds": rule.for_s,
+                            "severity": rule.severity,
+                            "runbook": rule.runbook,
+                            "state": state.state if state else "inactive",
+                            "activeSince": state.active_since if state else None,
+                            "value": state.value if state else None,
+                        }
+                    )
+        history = [camel_keys(row) for row in await self.store.alert_history(deployment)]
+        return JSONResponse({"rules": rules, "history": history})
+
     async def prometheus(self, request: Request) -> Response:
         body = exposition(await self.store.process_totals(), await self.store.health())
         return Response(body, media_type=CONTENT_TYPE)
@@ -385,6 +411,7 @@ class Admin:
             Route("/api/deployments/{deployment}/drift", g(self.drift), methods=["GET"]),
             Route("/api/deployments/{deployment}/holdout", g(self.holdout), methods=["GET"]),
             Route("/api/deployments/{deployment}/health/check", g(self.check_health), methods=["POST"]),
+            Route("/api/alerts", g(self.alerts), methods=["GET"]),
             Route("/api/openapi.json", g(self.openapi), methods=["GET"]),
             Route("/metrics", g(self.prometheus, need_key=self.metrics_need_key), methods=["GET"]),
             Route("/dashboard", lambda request: RedirectResponse("/dashboard/"), methods=["GET"]),

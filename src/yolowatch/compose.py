@@ -9,6 +9,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yolowatch.admin import admin_router, own_health_endpoint
+from yolowatch.alerts import Sink, default_rules, log_sink, webhook_sink
 from yolowatch.auth import KeyCheck, load_keys
 from yolowatch.config import Settings
 from yolowatch.health import HealthSchedule, Probe
@@ -66,7 +67,16 @@ def create_monitor(
         detection_parses_per_second=settings.detection_parses_per_second,
         probe=probe,
         health_schedule=health_schedule(settings),
+        alert_rules=default_rules(settings.latency_budget_ms) if settings.alerts else None,
+        alert_sinks=alert_sinks(settings),
     )
+
+
+def alert_sinks(settings: Settings) -> dict[str, Sink]:
+    sinks: dict[str, Sink] = {"log": log_sink}
+    if settings.alert_webhook:
+        sinks["webhook"] = webhook_sink(settings.alert_webhook, f"http://{settings.host}:{settings.port}")
+    return sinks
 
 
 def admin_keys(settings: Settings) -> KeyCheck:

@@ -49,6 +49,8 @@ class Settings:
     probe_path: str = "/predict"
     upstream_timeout_s: float = 60.0
     admin_port: int = 8001
+    alerts: bool = True  # the default rules (P95 over budget, errors over 1 %, detections halved), to the log
+    alert_webhook: str = ""  # also POST Alertmanager-shaped notifications here
     health_timeout_s: float = 55.0
     health_interval_s: float = 60.0  # between probes while healthy
     health_retry_s: float = 20.0  # between probes while unhealthy

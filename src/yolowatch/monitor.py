@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
+from yolowatch.alerts import Evaluator, Rule, Sink, log_sink
 from yolowatch.health import HealthChecker, HealthSchedule, Probe
 from yolowatch.recorder import Clock, Recorder, default_writer_id
 from yolowatch.store import Store, StoreWriter
@@ -37,6 +40,8 @@ class Monitor:
         writer_id: str | None = None,
         probe: Probe | None = None,
         health_schedule: HealthSchedule | None = None,
+        alert_rules: list[Rule] | None = None,
+        alert_sinks: dict[str, Sink] | None = None,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store, clock=clock)
         self.deployment = deployment
@@ -58,6 +63,12 @@ class Monitor:
         self.health = (
             None if probe is None else HealthChecker(deployment, probe, self.store, health_schedule, clock=clock)
         )
+        # With rules, every closed minute is checked against them and notifications are delivered.
+        self.alerts = (
+            Evaluator(self.store, list(alert_rules), alert_sinks or {"log": log_sink}) if alert_rules else None
+        )
+        self._alert_task: asyncio.Task[None] | None = None
+        self.clock = clock
         self.started = False
         self._starting: asyncio.Task[None] | None = None
 
@@ -78,6 +89,24 @@ class Monitor:
         self.writer.start()
         if self.health is not None:
             self.health.start()
+        if self.alerts is not None:
+            self._alert_task = asyncio.get_running_loop().create_task(self._alert_loop(), name="yolowatch-alerts")
+
+    async def _alert_loop(self) -> None:
+        """Five seconds after each minute closes (its rows are written by then): evaluate it, deliver."""
+        assert self.alerts is not None
+        while True:
+            try:
+                await self.alerts.deliver()  # first: whatever a previous run left undelivered
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("alert delivery failed: %s", exc)
+            now = self.clock()
+            await asyncio.sleep(max(1.0, (now // 60 + 1) * 60 + 5 - now))
+            closed = int((self.clock() - 5) // 60) * 60 - 60
+            try:
+                await self.alerts.evaluate_closed_minute(self.deployment, closed)
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("alert evaluation of %s failed: %s", self.deployment, exc)
 
     def start_soon(self) -> None:
         """For servers that never send lifespan events: start on the first request, without awaiting."""
@@ -88,6 +117,11 @@ class Monitor:
         if not self.started:
             return
         self.started = False
+        if self._alert_task is not None:
+            self._alert_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alert_task
+            self._alert_task = None
         if self.health is not None:
             await self.health.stop()
         await self.writer.stop()

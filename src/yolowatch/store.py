@@ -26,6 +26,7 @@ from typing import Any
 import aiosqlite
 from hdrh.histogram import HdrHistogram
 
+from yolowatch.alerts import AlertState, Notification
 from yolowatch.recorder import (
     AREA_BIN_COUNT,
     CONFIDENCE_BINS,
@@ -52,7 +53,7 @@ class HealthResult:
 
 request_log = logging.getLogger("yolowatch.requests")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 EIGHT_HOURS = 8 * 3600
 
 
@@ -152,6 +153,18 @@ MIGRATIONS: dict[int, tuple[str | Callable[[aiosqlite.Connection], Awaitable[Non
             dataset TEXT NOT NULL, digest TEXT NOT NULL, source TEXT NOT NULL, map50 REAL NOT NULL,
             map50_95 REAL NOT NULL, images INTEGER NOT NULL, details TEXT NOT NULL)""",
         "CREATE INDEX holdout_by_deployment ON holdout_runs (deployment, ts_s)",
+    ),
+    6: (
+        """CREATE TABLE alert_state (
+            rule TEXT NOT NULL, deployment TEXT NOT NULL, state TEXT NOT NULL, active_since INTEGER,
+            last_true INTEGER, value REAL, PRIMARY KEY (rule, deployment))""",
+        """CREATE TABLE alert_notifications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, deployment TEXT NOT NULL,
+            status TEXT NOT NULL, starts_at INTEGER NOT NULL, ends_at INTEGER, value REAL,
+            severity TEXT NOT NULL, runbook TEXT NOT NULL, created_s INTEGER NOT NULL)""",
+        """CREATE TABLE alert_deliveries (
+            notification INTEGER NOT NULL, sink TEXT NOT NULL, delivered_s INTEGER NOT NULL,
+            PRIMARY KEY (notification, sink))""",
     ),
 }
 
@@ -343,6 +356,10 @@ class Store:
 
     async def _reader(self) -> aiosqlite.Connection:
         if self._read is None:
+            if self._write is None:
+                # The schema must be current before anything reads it; a file we cannot write is read as it is.
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    await self._writer()
             self._read = await self._connect()
         return self._read
 
@@ -475,6 +492,78 @@ class Store:
         )
         return [{**dict(row), "details": json.loads(row["details"])} for row in await cursor.fetchall()]
 
+    async def alert_states(self, deployment: str) -> dict[str, AlertState]:
+        cursor = await (await self._reader()).execute("SELECT * FROM alert_state WHERE deployment = ?", (deployment,))
+        return {
+            row["rule"]: AlertState(
+                row["rule"], deployment, row["state"], row["active_since"], row["last_true"], row["value"]
+            )
+            for row in await cursor.fetchall()
+        }
+
+    async def save_alerts(self, states: Sequence[AlertState], notifications: Sequence[Notification]) -> None:
+        """New rule states and the notifications they made, in one transaction (so neither is kept without the
+        other)."""
+        db = await self._writer()
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.executemany(
+                "INSERT OR REPLACE INTO alert_state (rule, deployment, state, active_since, last_true, value) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(s.rule, s.deployment, s.state, s.active_since, s.last_true, s.value) for s in states],
+            )
+            await db.executemany(
+                "INSERT INTO alert_notifications (rule, deployment, status, starts_at, ends_at, value, severity, "
+                "runbook, created_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        n.rule,
+                        n.deployment,
+                        n.status,
+                        n.starts_at,
+                        n.ends_at,
+                        n.value,
+                        n.severity,
+                        n.runbook,
+                        int(self.clock()),
+                    )
+                    for n in notifications
+                ],
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+
+    async def undelivered(self, sink: str, within_s: int = 86400) -> list[Notification]:
+        """Notifications of the last day that `sink` has not delivered yet, oldest first."""
+        cursor = await (await self._reader()).execute(
+            "SELECT * FROM alert_notifications n WHERE created_s >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM alert_deliveries d WHERE d.notification = n.id AND d.sink = ?) ORDER BY id",
+            (int(self.clock()) - within_s, sink),
+        )
+        return [
+            Notification(
+                row["rule"], row["deployment"], row["status"], row["starts_at"], row["ends_at"], row["value"],
+                row["severity"], row["runbook"], row["id"],
+            )
+            for row in await cursor.fetchall()
+        ]  # fmt: skip
+
+    async def mark_delivered(self, sink: str, ids: Sequence[int]) -> None:
+        await (await self._writer()).executemany(
+            "INSERT OR IGNORE INTO alert_deliveries (notification, sink, delivered_s) VALUES (?, ?, ?)",
+            [(i, sink, int(self.clock())) for i in ids],
+        )
+
+    async def alert_history(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where, params = ("WHERE deployment = ?", [deployment]) if deployment else ("", [])
+        cursor = await (await self._reader()).execute(
+            f"SELECT * FROM alert_notifications {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [dict(row) for row in await cursor.fetchall()]
+
     async def secret(self) -> bytes:
         """This file's random signing secret, made on first use (every process sharing the file agrees on it)."""
         if self._secret is None:
@@ -544,6 +633,14 @@ class Store:
             (deployment, start_s, end_s),
         )
         return {int(row[0]): (int(row[1]), int(row[2]), float(row[3]), int(row[4])) for row in await cursor.fetchall()}
+
+    async def minute(self, deployment: str, start_s: int) -> Bucket:
+        """One minute of one deployment, every writer's row merged (histograms, no detection distributions)."""
+        cursor = await (await self._reader()).execute(
+            "SELECT * FROM buckets WHERE deployment = ? AND tier_s = 60 AND start_s = ?", (deployment, start_s)
+        )
+        rows = list(await cursor.fetchall())
+        return await asyncio.to_thread(merge_rows, rows, False)
 
     async def window(self, deployment: str, start_s: int, end_s: int) -> Bucket:
         """Everything recorded in the hours that start in [start_s, end_s), merged (distributions included)."""
