@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -198,3 +199,31 @@ def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
         body = client.get("/api/alerts").json()
     assert [r["rule"] for r in body["rules"]] == ["HighP95Latency", "HighErrorRate", "DetectionRateDrop"]
     assert {r["state"] for r in body["rules"]} == {"inactive"} and body["history"] == []
+
+
+async def test_two_processes_on_one_database_notify_once(tmp_path: Path, clock: FakeClock, receiver: str) -> None:
+    """Two evaluators on one file (as `serve --workers 2` runs them) evaluate each minute once and send once."""
+    from yolowatch.recorder import Recorder
+    from yolowatch.store import StoreWriter
+
+    clock.now -= clock.now % 60
+    path = tmp_path / "shared.db"
+    stores = [Store(path, clock=clock), Store(path, clock=clock)]
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(stores[0], recorder, "w")
+    sink = {"webhook": webhook_sink(receiver)}
+    evaluators = [Evaluator(store, [ERRORS], sinks=sink) for store in stores]
+    made = []
+    for _ in range(7):
+        start = int(clock.now)
+        for i in range(10):
+            recorder.record_request("prod", "POST", "/predict", 500 if i % 2 else 200, 1000, "r")
+        clock.advance(60)
+        assert await writer.flush()
+        for batch in await asyncio.gather(*(e.evaluate_closed_minute("prod", start) for e in evaluators)):
+            made += batch
+        await asyncio.gather(*(e.deliver() for e in evaluators))
+    assert [n.status for n in made] == ["firing"]
+    assert [body["status"] for body in Receiver.bodies] == ["firing"]
+    for store in stores:
+        await store.close()

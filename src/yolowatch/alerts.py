@@ -204,7 +204,10 @@ class Evaluator:
         return made
 
     async def evaluate_closed_minute(self, deployment: str, minute_start: int) -> list[Notification]:
-        """Read the minute's figures from the store and step every rule on them."""
+        """Read the minute's figures from the store and step every rule on them, unless another process sharing
+        the database (a worker, a second sidecar) has already evaluated this minute."""
+        if not await self.store.claim_minute(f"alerts-evaluated:{deployment}", minute_start + 60):
+            return []
         values = await minute_values(self.store, deployment, minute_start)
         return await self.evaluate(deployment, minute_start + 60, values)
 
@@ -213,15 +216,17 @@ class Evaluator:
         sent = 0
         for sink_name, sink in self.sinks.items():
             pending = await self.store.undelivered(sink_name)
-            if not pending:
+            claimed = set(await self.store.claim_deliveries(sink_name, [n.id for n in pending if n.id is not None]))
+            mine = [n for n in pending if n.id in claimed]  # another process may be sending the rest
+            if not mine:
                 continue
             try:
-                await sink(pending)
-            except Exception as exc:  # a sink that is down keeps its notifications for the next try
-                log.warning("alert sink %s failed (%s); %d notifications kept for retry", sink_name, exc, len(pending))
+                await sink(mine)
+            except Exception as exc:  # a sink that is down gets its notifications back for the next try
+                await self.store.release_deliveries(sink_name, list(claimed))
+                log.warning("alert sink %s failed (%s); %d notifications kept for retry", sink_name, exc, len(mine))
                 continue
-            await self.store.mark_delivered(sink_name, [n.id for n in pending if n.id is not None])
-            sent += len(pending)
+            sent += len(mine)
         return sent
 
 

@@ -551,11 +551,33 @@ class Store:
             for row in await cursor.fetchall()
         ]  # fmt: skip
 
-    async def mark_delivered(self, sink: str, ids: Sequence[int]) -> None:
+    async def claim_deliveries(self, sink: str, ids: Sequence[int]) -> list[int]:
+        """Claim notifications for delivery by `sink`; returns the ones this process got (another process sharing
+        the file may have claimed some already). A failed delivery gives its claims back."""
+        db = await self._writer()
+        claimed = []
+        for notification in ids:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO alert_deliveries (notification, sink, delivered_s) VALUES (?, ?, ?)",
+                (notification, sink, int(self.clock())),
+            )
+            if cursor.rowcount == 1:
+                claimed.append(notification)
+        return claimed
+
+    async def release_deliveries(self, sink: str, ids: Sequence[int]) -> None:
         await (await self._writer()).executemany(
-            "INSERT OR IGNORE INTO alert_deliveries (notification, sink, delivered_s) VALUES (?, ?, ?)",
-            [(i, sink, int(self.clock())) for i in ids],
+            "DELETE FROM alert_deliveries WHERE notification = ? AND sink = ?", [(i, sink) for i in ids]
         )
+
+    async def claim_minute(self, key: str, minute_end: int) -> bool:
+        """True for exactly one caller per (key, minute), across every process on this file: who evaluates it."""
+        cursor = await (await self._writer()).execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+            "WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+            (key, str(minute_end)),
+        )
+        return cursor.rowcount == 1
 
     async def alert_history(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, params = ("WHERE deployment = ?", [deployment]) if deployment else ("", [])
