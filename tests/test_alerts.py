@@ -15,7 +15,8 @@ import pytest
 
 from conftest import FakeClock, free_port
 from yolowatch.alerts import AlertState, Evaluator, Rule, alertmanager_payload, default_rules, step, webhook_sink
-from yolowatch.store import Store
+from yolowatch.recorder import Recorder
+from yolowatch.store import Store, StoreWriter
 
 pytestmark = pytest.mark.anyio
 
@@ -154,23 +155,25 @@ def test_payload_groups_like_alertmanager() -> None:
     assert body["groupLabels"] == {"alertname": "A"} and len({a["fingerprint"] for a in body["alerts"]}) == 2
 
 
+async def _failing_minute(writer: StoreWriter, clock: FakeClock) -> int:
+    """Record one minute in which half of 20 requests fail, write it, and return the minute's start."""
+    start = int(clock.now)
+    for i in range(20):
+        writer.recorder.record_request("prod", "POST", "/predict", 500 if i % 2 else 200, 1000, "r")
+    clock.advance(60)
+    assert await writer.flush()
+    return start
+
+
 async def test_rules_read_closed_minutes_from_the_store(tmp_path: Path, clock: FakeClock) -> None:
     """Half the requests failing, minute after minute, in real stored buckets: HighErrorRate fires once, on time."""
-    from yolowatch.recorder import Recorder
-    from yolowatch.store import StoreWriter
-
     clock.now -= clock.now % 60
     store = Store(tmp_path / "m.db", clock=clock)
-    recorder = Recorder(clock=clock)
-    writer = StoreWriter(store, recorder, "w")
+    writer = StoreWriter(store, Recorder(clock=clock), "w")
     evaluator = Evaluator(store, default_rules(), sinks={})
     fired = []
     for minute in range(8):
-        start = int(clock.now)
-        for i in range(20):
-            recorder.record_request("prod", "POST", "/predict", 500 if i % 2 else 200, 1000, "r")
-        clock.advance(60)
-        assert await writer.flush()
+        start = await _failing_minute(writer, clock)
         fired += [(minute, n.rule, n.status) for n in await evaluator.evaluate_closed_minute("prod", start)]
     assert fired == [(5, "HighErrorRate", "firing")]  # breached from the first minute; 300 s later it fires
     quiet = await evaluator.evaluate_closed_minute("prod", int(clock.now))  # a minute with no traffic at all
@@ -203,23 +206,15 @@ def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
 
 async def test_two_processes_on_one_database_notify_once(tmp_path: Path, clock: FakeClock, receiver: str) -> None:
     """Two evaluators on one file (as `serve --workers 2` runs them) evaluate each minute once and send once."""
-    from yolowatch.recorder import Recorder
-    from yolowatch.store import StoreWriter
-
     clock.now -= clock.now % 60
     path = tmp_path / "shared.db"
     stores = [Store(path, clock=clock), Store(path, clock=clock)]
-    recorder = Recorder(clock=clock)
-    writer = StoreWriter(stores[0], recorder, "w")
+    writer = StoreWriter(stores[0], Recorder(clock=clock), "w")
     sink = {"webhook": webhook_sink(receiver)}
     evaluators = [Evaluator(store, [ERRORS], sinks=sink) for store in stores]
     made = []
     for _ in range(7):
-        start = int(clock.now)
-        for i in range(10):
-            recorder.record_request("prod", "POST", "/predict", 500 if i % 2 else 200, 1000, "r")
-        clock.advance(60)
-        assert await writer.flush()
+        start = await _failing_minute(writer, clock)
         for batch in await asyncio.gather(*(e.evaluate_closed_minute("prod", start) for e in evaluators)):
             made += batch
         await asyncio.gather(*(e.deliver() for e in evaluators))

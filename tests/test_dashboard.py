@@ -20,7 +20,7 @@ import pytest
 import requests
 from playwright import sync_api as playwright_api
 
-from conftest import FakeClock, free_port, wait_healthy
+from conftest import FakeClock, free_port, stop_process, wait_healthy
 from yolowatch.recorder import Recorder
 from yolowatch.store import HealthResult, Store, StoreWriter
 
@@ -50,8 +50,7 @@ class Served:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+            stop_process(self.process)
             self.process = None
 
 

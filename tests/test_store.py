@@ -7,6 +7,7 @@ import itertools
 import json
 import sqlite3
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,7 @@ async def test_version_1_file_is_migrated_with_eight_hour_rollups(tmp_path: Path
         for writer in ("a", "b"):
             bucket = Bucket("demo", 3600, int(clock.now) - (hour + 1) * 3600)
             latencies = [int(v) + 1 for v in rng.lognormal(np.log(20_000), 0.6, 50)]
-            bucket.add_requests([200] * len(latencies), latencies, budget_us=500_000)
+            bucket.add_requests(Counter([200] * len(latencies)), Counter(latencies), budget_us=500_000)
             row = list(bucket_row(bucket, writer))
             row[-4], row[-3] = json.dumps([1] * 20), json.dumps([2] * 25)  # version 1 kept 20 and 25 bins
             hours.append(tuple(row))

@@ -63,6 +63,11 @@ def new_latency_histogram() -> HdrHistogram:
     return HdrHistogram(LATENCY_MIN_US, LATENCY_MAX_US, LATENCY_DIGITS)
 
 
+def status_class(status: int) -> int:
+    """Index into the 1xx..5xx counts (a status outside 100-599 goes to the nearest class)."""
+    return min(4, max(0, status // 100 - 1))
+
+
 def confidence_bin(confidence: float) -> int:
     return min(CONFIDENCE_BINS - 1, max(0, int(confidence * CONFIDENCE_BINS)))
 
@@ -119,20 +124,20 @@ class Bucket:
     def errors(self) -> int:
         return self.client_errors + self.server_errors
 
-    def add_requests(self, statuses: list[int], latencies_us: list[int], budget_us: int) -> None:
-        """Count a batch of requests: one C-level pass per figure instead of Python work per request."""
-        self.requests += len(statuses)
-        for status, count in Counter(statuses).items():
-            self.status_classes[min(4, max(0, status // 100 - 1))] += count
+    def add_requests(self, statuses: Counter[int], latencies_us: Counter[int], budget_us: int) -> None:
+        """Count a batch of requests, given as counts of each status and each latency (the fold makes them once,
+        in C, for this bucket and the lifetime totals): Python work per distinct value, not per request."""
+        self.requests += statuses.total()
+        for status, count in statuses.items():
+            self.status_classes[status_class(status)] += count
             if status >= 500:
                 self.server_errors += count
             elif status >= 400:
                 self.client_errors += count
-        self.latency_sum_us += sum(latencies_us)
-        if max(latencies_us) > budget_us:
-            self.slow += sum(1 for value in latencies_us if value > budget_us)
+        self.latency_sum_us += sum(value * count for value, count in latencies_us.items())
+        self.slow += sum(count for value, count in latencies_us.items() if value > budget_us)
         latency = self.latency
-        for value, count in Counter(latencies_us).items():
+        for value, count in latencies_us.items():
             # Clamped into the histogram's range, so a request slower than 10 minutes still counts in the percentiles.
             latency.record_value(min(LATENCY_MAX_US, max(LATENCY_MIN_US, value)), count)
 
@@ -191,12 +196,12 @@ class Lifetime:
     confidence_hist: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
     confidence_sum: float = 0.0
 
-    def add_requests(self, statuses: list[int], latencies_us: list[int]) -> None:
-        for status, count in Counter(statuses).items():
-            self.status_classes[min(4, max(0, status // 100 - 1))] += count
-        self.duration_sum_us += sum(latencies_us)
+    def add_requests(self, statuses: Counter[int], latencies_us: Counter[int]) -> None:
+        for status, count in statuses.items():
+            self.status_classes[status_class(status)] += count
+        self.duration_sum_us += sum(value * count for value, count in latencies_us.items())
         counts = self.duration_counts
-        for value, count in Counter(latencies_us).items():
+        for value, count in latencies_us.items():
             counts[bisect.bisect_left(_DURATION_BOUNDS_US, value)] += count  # le: value <= bound
 
     def add_detections(self, summary: DetectionSummary) -> None:
@@ -351,7 +356,7 @@ class Recorder:
         if bucket is None or bucket.start_s != minute:
             bucket = self._roll(deployment, minute)
         run = pending[start:end]
-        statuses, latencies = [item[4] for item in run], [item[5] for item in run]
+        statuses, latencies = Counter(item[4] for item in run), Counter(item[5] for item in run)
         bucket.add_requests(statuses, latencies, self.budget_us)
         lifetime = self.lifetime.get(deployment)
         if lifetime is None:
