@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import threading
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
-from conftest import FakeClock, free_port
-from yolowatch.alerts import AlertState, Evaluator, Rule, alertmanager_payload, default_rules, step, webhook_sink
+from conftest import FakeClock, Receiver
+from yolowatch.alerts import (
+    AlertState,
+    Evaluator,
+    Rule,
+    alertmanager_payload,
+    default_rules,
+    load_rules_file,
+    rule_from_json,
+    step,
+    webhook_sink,
+)
 from yolowatch.recorder import Recorder
 from yolowatch.store import Store, StoreWriter
 
@@ -59,37 +65,6 @@ def test_no_data_is_not_a_breach_and_rules_are_checked() -> None:
         Rule("x", "temperature", "above", 1)
     assert {r.name for r in default_rules()} >= {"HighP95Latency", "HighErrorRate", "DetectionRateDrop"}
     assert all(r.runbook for r in default_rules())
-
-
-class Receiver(BaseHTTPRequestHandler):
-    """A real local webhook receiver: keeps every JSON body; answers 500 while `failing`."""
-
-    bodies: ClassVar[list[dict]] = []
-    failing: ClassVar[bool] = False
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        body = json.loads(self.rfile.read(length))
-        if Receiver.failing:
-            self.send_response(500)
-        else:
-            Receiver.bodies.append(body)
-            self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[str]:
-    Receiver.bodies, Receiver.failing = [], False
-    server = HTTPServer(("127.0.0.1", free_port()), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
 
 
 async def test_restart_neither_loses_a_resolved_notification_nor_repeats_a_firing_one(
@@ -200,7 +175,8 @@ def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
     app = Starlette(routes=[Mount("/", admin_router(monitor.store, monitors=[monitor]))], lifespan=lifespan)
     with TestClient(app) as client:
         body = client.get("/api/alerts").json()
-    assert [r["rule"] for r in body["rules"]] == ["HighP95Latency", "HighErrorRate", "DetectionRateDrop"]
+    assert [r["rule"] for r in body["rules"]] == [r.name for r in default_rules()]
+    assert "DetectionRateDrop" in [r["rule"] for r in body["rules"]]
     assert {r["state"] for r in body["rules"]} == {"inactive"} and body["history"] == []
 
 
@@ -222,3 +198,119 @@ async def test_two_processes_on_one_database_notify_once(tmp_path: Path, clock: 
     assert [body["status"] for body in Receiver.bodies] == ["firing"]
     for store in stores:
         await store.close()
+
+
+def test_rules_from_json_say_what_is_wrong() -> None:
+    rule = rule_from_json({"name": "SlowP99", "metric": "p99_ms", "comparison": "above", "threshold": 800,
+                           "for": "10m", "keepFiring": 120, "every": "1h", "severity": "critical"})  # fmt: skip
+    assert (rule.for_s, rule.keep_firing_s, rule.every_s, rule.severity) == (600, 120, 3600, "critical")
+    for body, says in (
+        ({"name": "x", "metric": "p99_ms", "comparison": "above"}, "needs threshold"),
+        ({"name": "x", "metric": "p99_ms", "comparison": "around", "threshold": 1}, "comparison must be one of"),
+        ({"name": "x", "metric": "p99_ms", "comparison": "above", "threshold": "high"}, "threshold must be a number"),
+        ({"name": "x", "metric": "p99_ms", "comparison": "above", "threshold": 1, "for": "soon"}, "duration"),
+        ({"name": "x", "metric": "p99_ms", "comparison": "above", "threshold": 1, "every": 90}, "whole number"),
+        ({"name": "x y", "metric": "p99_ms", "comparison": "above", "threshold": 1}, "name must be"),
+        ({"name": "x", "metric": "p99_ms", "comparison": "above", "threshold": 1, "colour": 1}, "unknown rule field"),
+        ([1, 2], "is an object"),
+    ):
+        with pytest.raises(ValueError, match=says):
+            rule_from_json(body)
+
+
+def test_drop_compares_with_the_baseline_and_weekly_rules_wait_for_their_minute() -> None:
+    drop = Rule("MapDrop", "holdout_map50_95", "drop", 0.01, for_s=0, every_s=7 * 86400)
+    assert drop.holds(0.80, baseline=0.82) and not drop.holds(0.815, baseline=0.82)
+    assert not drop.holds(0.5, baseline=None)  # nothing to compare with yet
+    rise = Rule("Up", "p95_ms", "rise", 100.0)
+    assert rise.holds(350.0, baseline=200.0) and not rise.holds(250.0, baseline=200.0)
+    assert drop.due(7 * 86400 * 2900) and not drop.due(7 * 86400 * 2900 + 60)
+
+
+def test_a_rules_file_adds_replaces_or_drops_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        '[[rule]]\nname = "HighErrorRate"\nmetric = "error_rate"\ncomparison = "above"\nthreshold = 0.05\n'
+        'for = "2m"\nrunbook = "five per cent for two minutes"\n\n'
+        '[[rule]]\nname = "SlowP99"\nmetric = "p99_ms"\ncomparison = "above"\nthreshold = 900\n'
+    )
+    rules = {r.name: r for r in load_rules_file(path, default_rules())}
+    assert rules["HighErrorRate"].threshold == 0.05 and rules["HighErrorRate"].for_s == 120
+    assert "SlowP99" in rules and "HighP95Latency" in rules
+    path.write_text("defaults = false\n" + path.read_text())
+    assert [r.name for r in load_rules_file(path, default_rules())] == ["HighErrorRate", "SlowP99"]
+    path.write_text('[[rule]]\nname = "Bad"\nmetric = "temperature"\ncomparison = "above"\nthreshold = 1\n')
+    with pytest.raises(ValueError, match="rule 1: metric must be one of"):
+        load_rules_file(path, [])
+    path.write_text("[[rule]\n")
+    with pytest.raises(ValueError, match=r"rules\.toml"):
+        load_rules_file(path, [])
+
+
+async def test_the_holdout_rule_fires_when_map_falls_a_point(tmp_path: Path, clock: FakeClock) -> None:
+    week = 7 * 86400
+    clock.now -= clock.now % week
+    store = Store(tmp_path / "h.db", clock=clock)
+    await store.register_deployment("prod")
+    evaluator = Evaluator(store, [r for r in default_rules() if r.name == "HoldoutMapDrop"], sinks={})
+    scores = [("clean", "d1", 0.90), ("clean", "d1", 0.895), ("clean", "d1", 0.87), ("clean", "d1", 0.90)]
+    made = []
+    for name, digest, score in scores:
+        result = {"map50": score + 0.05, "map50_95": score, "images": 200, "details": {}}
+        await store.save_holdout("prod", name, digest, "model:x.pt", result)
+        clock.advance(week)
+        made += [n.status for n in await evaluator.evaluate_closed_minute("prod", int(clock.now) - 60)]
+    assert made == ["firing", "resolved"]  # 0.5 points down: quiet; 3 points down: fires; back: resolves
+    await store.close()
+
+
+def test_rules_are_created_listed_and_deleted_through_the_api(tmp_path: Path) -> None:
+    """API rules live in the file (every process applies them); deleting a firing one resolves it."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    from yolowatch.admin import admin_router
+    from yolowatch.monitor import Monitor
+
+    monitor = Monitor(tmp_path / "r.db", "prod", alert_rules=default_rules())
+    flaky = {"name": "AnyError", "metric": "error_rate", "comparison": "above", "threshold": 0, "for": 0,
+             "runbook": "one failure is one too many"}  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await monitor.store.close()
+
+    app = Starlette(routes=[Mount("/", admin_router(monitor.store, monitors=[monitor]))], lifespan=lifespan)
+    with TestClient(app) as client:
+        created = client.post("/api/alerts/rules", json=flaky)
+        assert created.status_code == 201 and created.json()["source"] == "api" and created.json()["for"] == 0
+        assert client.post("/api/alerts/rules", json=flaky).status_code == 409  # names are unique
+        clash = client.post("/api/alerts/rules", json={**flaky, "name": "HighErrorRate"})
+        assert clash.status_code == 409 and "exists" in clash.json()["error"]
+        bad = client.post("/api/alerts/rules", json={**flaky, "metric": "temperature"})
+        assert bad.status_code == 400 and "metric must be one of" in bad.json()["error"]
+        listed = {r["name"]: r["source"] for r in client.get("/api/alerts/rules").json()["rules"]}
+        assert listed == {**{r.name: "config" for r in default_rules()}, "AnyError": "api"}
+        assert "AnyError" in [r["rule"] for r in client.get("/api/alerts").json()["rules"]]
+        # The new rule is applied like the configured ones: a failing minute fires it.
+        assert client.portal.call(_fire_any_error, monitor) == [("AnyError", "firing")]
+        assert client.delete("/api/alerts/rules/HighErrorRate").status_code == 409  # lives in the config
+        assert client.delete("/api/alerts/rules/Nope").status_code == 404
+        assert client.delete("/api/alerts/rules/AnyError").status_code == 204
+        history = client.get("/api/alerts").json()["history"]
+        assert [(h["rule"], h["status"]) for h in history] == [("AnyError", "resolved"), ("AnyError", "firing")]
+        assert "AnyError" not in [r["name"] for r in client.get("/api/alerts/rules").json()["rules"]]
+
+
+async def _fire_any_error(monitor: object) -> list[tuple[str, str]]:
+    from yolowatch.monitor import Monitor
+
+    assert isinstance(monitor, Monitor) and monitor.alerts is not None
+    now = int(monitor.clock())
+    start = now - now % 60 - 60
+    monitor.recorder.record_request("prod", "POST", "/predict", 500, 1000, "r")
+    assert await monitor.writer.flush()
+    made = await monitor.alerts.evaluate_closed_minute("prod", start + 60)
+    return [(n.rule, n.status) for n in made]

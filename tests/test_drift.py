@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,11 +18,13 @@ from starlette.testclient import TestClient
 
 from conftest import FakeClock
 from yolowatch.admin import admin_router
+from yolowatch.alerts import Evaluator, default_rules
 from yolowatch.detections import DetectionSummary
 from yolowatch.recorder import Recorder
 from yolowatch.store import Store, StoreWriter
 
 DAY = 86400
+YOLOWATCH = [sys.executable, "-m", "yolowatch"]
 
 
 def _summary(rng: np.random.Generator, drifted: bool) -> DetectionSummary:
@@ -108,3 +113,73 @@ def test_pinned_windows_and_bad_ones(client: TestClient) -> None:
         assert backwards.status_code == 400 and "after" in backwards.json()["error"]
         assert client.get("/api/deployments/quiet/drift").status_code == 409
         assert client.get("/api/deployments/nope/drift").status_code == 404
+
+
+def test_a_pinned_baseline_persists_and_moves_the_comparison(client: TestClient, tmp_path: Path) -> None:
+    start = 1_800_000_000 - 1_800_000_000 % DAY
+    url = "/api/deployments/drifting/baseline"
+    current = {"currentStart": start + 10 * DAY, "currentEnd": start + 14 * DAY}
+    with client:
+        default = client.get(url).json()
+        assert default == {
+            "deployment": "drifting",
+            "pinned": False,
+            "baseline": {"start": start, "end": start + 7 * DAY},
+        }
+        assert client.get("/api/deployments/drifting/drift", params=current).json()["drifted"] is True
+        # Pin the first drifted days as the baseline (ISO times work as well as epoch seconds): no drift now.
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + 7 * DAY))
+        pinned = client.put(url, json={"start": iso, "end": start + 10 * DAY})
+        assert pinned.status_code == 200 and pinned.json()["baseline"] == {
+            "start": start + 7 * DAY,
+            "end": start + 10 * DAY,
+        }
+        assert client.get("/api/deployments/drifting/drift", params=current).json()["drifted"] is False
+        for body, says in (
+            ({"start": 5}, "start"),
+            ({"start": 9, "end": 3}, "after"),
+            ({"start": "soon", "end": 1}, "ISO"),
+        ):
+            refused = client.put(url, json=body)
+            assert refused.status_code == 400 and says in refused.json()["error"], refused.json()
+        assert client.put(url, content=b"{nope").status_code == 400
+        assert client.get(url).json()["pinned"] is True  # the refused calls changed nothing
+    # Kept in the file: another process (the CLI) sees the pin, and can clear it.
+    db = next(iter(tmp_path.glob("drift.db")))
+    shown = subprocess.run([*YOLOWATCH, "baseline", "--deployment", "drifting", "--db", str(db)],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert "(pinned)" in shown.stdout
+    cleared = subprocess.run([*YOLOWATCH, "baseline", "--deployment", "drifting", "--db", str(db), "--clear"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    assert "default" in cleared.stdout
+    with client:
+        assert client.get(url).json()["pinned"] is False
+        assert client.get("/api/deployments/drifting/drift", params=current).json()["drifted"] is True
+    bad = subprocess.run(
+        [*YOLOWATCH, "baseline", "--deployment", "nope", "--db", str(db)], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "unknown deployment" in bad.stderr
+
+
+def test_the_daily_drift_rule_fires_for_drift_only(tmp_path: Path) -> None:
+    """The default ConfidenceDrift rule, evaluated at midnight on the stored histograms, fires for the deployment
+    whose confidences moved and stays quiet for the steady one; at any other minute it is not evaluated."""
+    clock = FakeClock(1_800_000_000 - 1_800_000_000 % DAY)
+    path = tmp_path / "drift.db"
+    asyncio.run(_record_two_weeks(path, clock))
+
+    async def evaluate() -> dict[str, list[tuple[str, str]]]:
+        store = Store(path, clock=clock)
+        evaluator = Evaluator(store, [r for r in default_rules() if r.name == "ConfidenceDrift"], sinks={})
+        made = {}
+        for name in ("steady", "drifting"):
+            noon = int(clock.now) - int(clock.now) % DAY - DAY // 2
+            assert await evaluator.evaluate_closed_minute(name, noon - 60) == []  # not due at noon
+            midnight = int(clock.now) - int(clock.now) % DAY
+            made[name] = [(n.rule, n.status) for n in await evaluator.evaluate_closed_minute(name, midnight - 60)]
+        states = await store.alert_states("drifting")
+        await store.close()
+        assert states["ConfidenceDrift"].value is not None and states["ConfidenceDrift"].value < 0.01
+        return made
+
+    assert asyncio.run(evaluate()) == {"steady": [], "drifting": [("ConfidenceDrift", "firing")]}

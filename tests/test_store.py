@@ -278,3 +278,25 @@ async def test_aggregate_keeps_the_detection_distributions(tmp_path: Path, clock
     assert sum(merged.confidence_hist) == 12 and sum(merged.area_hist) == 12
     assert merged.confidence_hist == [6 * v // 5 for v in expected.confidence_hist]
     await store.close()
+
+
+async def test_a_window_is_exact_to_the_minute_across_hours(tmp_path: Path, clock: FakeClock) -> None:
+    """Whole hours come from the hour rollups, the ragged edges from minute rows: every minute counted once."""
+    clock.now -= clock.now % 3600
+    hour = int(clock.now)
+    store = Store(tmp_path / "w.db", clock=clock)
+    writer = StoreWriter(store, Recorder(clock=clock), "w")
+    for minute in range(180):  # three hours, minute m gets m + 1 requests
+        for _ in range(minute + 1):
+            writer.recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+        clock.advance(60)
+        if minute % 30 == 29:
+            assert await writer.flush()
+
+    def expected(first: int, last: int) -> int:
+        return sum(m + 1 for m in range(first, last))
+
+    for first, last in ((45, 75), (10, 170), (0, 180), (60, 120), (61, 62), (0, 1)):
+        window = await store.window("d", hour + first * 60, hour + last * 60)
+        assert window.requests == expected(first, last), (first, last)
+    await store.close()

@@ -24,12 +24,13 @@ from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from yolowatch.alerts import Evaluator, Rule, rule_from_json, rule_json
 from yolowatch.auth import KeyCheck, unauthorized
 from yolowatch.errors import RequestError, json_error
 from yolowatch.exporters import CONTENT_TYPE, exposition
 from yolowatch.health import StateThresholds, deployment_state, health_json, iso_time
 from yolowatch.monitor import Monitor
-from yolowatch.quality import DriftRule, Window, default_windows, drift_report
+from yolowatch.quality import DriftRule, Window, default_windows, drift_report, parse_time
 from yolowatch.recorder import SEVERITY_LEVELS, SEVERITY_NAMES, Bucket
 from yolowatch.store import RANGE_NAMES, RANGES, Store, bucket_metrics
 
@@ -138,7 +139,32 @@ def parse_window(request: Request, name: str) -> Window | None:
     return Window(int(start), int(end))
 
 
+async def json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise RequestError(400, "the body must be JSON") from None
+
+
+def parse_window_body(body: Any) -> tuple[int, int]:
+    """`{"start": ..., "end": ...}`, each epoch seconds or ISO 8601, end after start."""
+    if not isinstance(body, dict) or "start" not in body or "end" not in body:
+        raise RequestError(400, 'give {"start": ..., "end": ...} as epoch seconds or ISO 8601 times')
+    try:
+        start, end = parse_time(body["start"]), parse_time(body["end"])
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
+    if end <= start:
+        raise RequestError(400, "end must be after start")
+    return start, end
+
+
 # -- JSON shapes ------------------------------------------------------------------------------------------
+
+
+def alert_rule_json(rule: Rule, configured: list[Rule]) -> dict[str, Any]:
+    """A rule in the API's shape, and where it comes from: "config" (defaults or file) or "api" (deletable)."""
+    return {**rule_json(rule), "source": "config" if rule in configured else "api"}
 
 
 def deployment_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -344,6 +370,20 @@ class Admin:
             baseline, current = baseline or defaults[0], current or defaults[1]
         return JSONResponse(await drift_report(self.store, row["id"], self.drift_rule, baseline, current))
 
+    async def baseline(self, request: Request) -> Response:
+        """GET the drift baseline (pinned or default), PUT `{"start", "end"}` to pin one, DELETE to unpin."""
+        row = await self._known(request)
+        if request.method == "PUT":
+            start, end = parse_window_body(await json_body(request))
+            await self.store.pin_baseline(row["id"], (start, end))
+            log.info("drift baseline of %s pinned to %s .. %s", row["id"], iso_time(start), iso_time(end))
+        elif request.method == "DELETE":
+            await self.store.pin_baseline(row["id"], None)
+        pinned = await self.store.pinned_baseline(row["id"])
+        defaults = await default_windows(self.store, row["id"])
+        window = defaults[0].json() if defaults else None
+        return JSONResponse({"deployment": row["id"], "pinned": pinned is not None, "baseline": window})
+
     async def holdout(self, request: Request) -> Response:
         row = await self._known(request)
         runs = await self.store.holdout_runs(row["id"])
@@ -366,31 +406,66 @@ class Admin:
             }
         )
 
+    def _configured_rules(self) -> list[Rule]:
+        """The defaults or the config file's rules, as this process's monitors run them."""
+        rules: dict[str, Rule] = {}
+        for monitor in self.monitors.values():
+            for rule in monitor.alerts.rules if monitor.alerts is not None else []:
+                rules.setdefault(rule.name, rule)
+        return list(rules.values())
+
     async def alerts(self, request: Request) -> Response:
         deployment = request.query_params.get("deployment") or None
-        rules = []
+        configured = self._configured_rules()
+        every_rule = await Evaluator(self.store, configured).all_rules()
+        rows = []
         for monitor in self.monitors.values():
-            if monitor.alerts is not None and (deployment is None or monitor.deployment == deployment):
-                states = await self.store.alert_states(monitor.deployment)
-                for rule in monitor.alerts.rules:
-                    state = states.get(rule.name)
-                    rules.append(
-                        {
-                            "deployment": monitor.deployment,
-                            "rule": rule.name,
-                            "metric": rule.metric,
-                            "comparison": rule.comparison,
-                            "threshold": rule.threshold,
-                            "forSeconds": rule.for_s,
-                            "severity": rule.severity,
-                            "runbook": rule.runbook,
-                            "state": state.state if state else "inactive",
-                            "activeSince": state.active_since if state else None,
-                            "value": state.value if state else None,
-                        }
-                    )
+            if monitor.alerts is None or deployment not in (None, monitor.deployment):
+                continue
+            states = await self.store.alert_states(monitor.deployment)
+            for rule in every_rule:
+                if not rule.applies_to(monitor.deployment):
+                    continue
+                state = states.get(rule.name)
+                rows.append(
+                    {
+                        **alert_rule_json(rule, configured),
+                        "deployment": monitor.deployment,
+                        "rule": rule.name,
+                        "forSeconds": rule.for_s,
+                        "state": state.state if state else "inactive",
+                        "activeSince": state.active_since if state else None,
+                        "value": state.value if state else None,
+                    }
+                )
         history = [camel_keys(row) for row in await self.store.alert_history(deployment)]
-        return JSONResponse({"rules": rules, "history": history})
+        return JSONResponse({"rules": rows, "history": history})
+
+    async def list_rules(self, request: Request) -> Response:
+        configured = self._configured_rules()
+        rules = await Evaluator(self.store, configured).all_rules()
+        return JSONResponse({"rules": [alert_rule_json(rule, configured) for rule in rules]})
+
+    async def create_rule(self, request: Request) -> Response:
+        try:
+            rule = rule_from_json(await json_body(request))
+        except ValueError as exc:
+            raise RequestError(400, str(exc)) from None
+        if any(r.name == rule.name for r in self._configured_rules()) or not await self.store.add_alert_rule(
+            rule.name, rule_json(rule)
+        ):
+            raise RequestError(409, f"a rule named {rule.name!r} exists already; delete it first or pick another name")
+        log.info("alert rule %s created through the admin API", rule.name)
+        return JSONResponse(alert_rule_json(rule, []), status_code=201)
+
+    async def delete_rule(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if any(r.name == name for r in self._configured_rules()):
+            raise RequestError(409, f"{name!r} comes from the defaults or the rules file: change it there")
+        if not await self.store.delete_alert_rule(name):
+            raise RequestError(404, f"no alert rule named {name!r} was created through the API")
+        log.info("alert rule %s deleted through the admin API", name)
+        return Response(status_code=204)
 
     async def prometheus(self, request: Request) -> Response:
         body = exposition(await self.store.process_totals(), await self.store.health())
@@ -410,8 +485,12 @@ class Admin:
             Route("/api/deployments/{deployment}/health", g(self.health), methods=["GET"]),
             Route("/api/deployments/{deployment}/drift", g(self.drift), methods=["GET"]),
             Route("/api/deployments/{deployment}/holdout", g(self.holdout), methods=["GET"]),
+            Route("/api/deployments/{deployment}/baseline", g(self.baseline), methods=["GET", "PUT", "DELETE"]),
             Route("/api/deployments/{deployment}/health/check", g(self.check_health), methods=["POST"]),
             Route("/api/alerts", g(self.alerts), methods=["GET"]),
+            Route("/api/alerts/rules", g(self.list_rules), methods=["GET"]),
+            Route("/api/alerts/rules", g(self.create_rule), methods=["POST"]),
+            Route("/api/alerts/rules/{name}", g(self.delete_rule), methods=["DELETE"]),
             Route("/api/openapi.json", g(self.openapi), methods=["GET"]),
             Route("/metrics", g(self.prometheus, need_key=self.metrics_need_key), methods=["GET"]),
             Route("/dashboard", lambda request: RedirectResponse("/dashboard/"), methods=["GET"]),

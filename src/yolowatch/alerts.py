@@ -13,14 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("yolowatch.alerts")
 
-METRICS = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "request_rate", "detection_rate", "mean_confidence")
-COMPARISONS = ("above", "below")
+METRICS = (
+    "p50_ms", "p95_ms", "p99_ms", "error_rate", "request_rate", "detection_rate", "mean_confidence",
+    "confidence_drift_p", "box_drift_p", "holdout_map50", "holdout_map50_95",
+)  # fmt: skip
+# above/below: the value against the threshold; drop/rise: the value's change from its baseline against it.
+COMPARISONS = ("above", "below", "drop", "rise")
+MINUTE_S = 60
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 @dataclass(frozen=True)
@@ -33,25 +42,129 @@ class Rule:
     keep_firing_s: int = 0
     severity: str = "warning"  # or "critical"
     runbook: str = ""
+    every_s: int = MINUTE_S  # evaluated on minutes that end on a multiple of this (86400: daily at 00:00 UTC)
+    deployment: str = ""  # only this deployment; empty: every deployment
 
     def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", self.name):
+            raise ValueError(f"name must be a word of letters, digits, _ . - (up to 64); got {self.name!r}")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
         if self.comparison not in COMPARISONS:
-            raise ValueError(f"comparison must be above or below; got {self.comparison!r}")
+            raise ValueError(f"comparison must be one of {', '.join(COMPARISONS)}; got {self.comparison!r}")
         if self.severity not in ("warning", "critical"):
             raise ValueError(f"severity must be warning or critical; got {self.severity!r}")
         if self.for_s < 0 or self.keep_firing_s < 0:
-            raise ValueError("for_s and keep_firing_s must not be negative")
+            raise ValueError("for and keepFiring must not be negative")
+        if self.every_s < MINUTE_S or self.every_s % MINUTE_S:
+            raise ValueError(f"every must be a whole number of minutes; got {self.every_s} s")
+        if not math.isfinite(self.threshold):
+            raise ValueError("threshold must be a finite number")
 
-    def holds(self, value: float | None) -> bool:
+    def holds(self, value: float | None, baseline: float | None = None) -> bool:
         if value is None:
             return False
-        return value > self.threshold if self.comparison == "above" else value < self.threshold
+        if self.comparison == "above":
+            return value > self.threshold
+        if self.comparison == "below":
+            return value < self.threshold
+        if baseline is None:
+            return False  # no baseline yet: nothing to compare with
+        change = value - baseline
+        return -change > self.threshold if self.comparison == "drop" else change > self.threshold
+
+    def due(self, minute_end: int) -> bool:
+        return minute_end % self.every_s == 0
+
+    def applies_to(self, deployment: str) -> bool:
+        return not self.deployment or self.deployment == deployment
+
+
+def parse_duration(value: Any, what: str) -> int:
+    """Seconds from a number of seconds or a string such as "90s", "5m", "1h", "1d", "1w"."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be seconds or a duration such as 5m; got {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(value))
+    if match is None:
+        raise ValueError(f"{what} must be seconds or a duration such as 90s, 5m, 1h, 1d, 1w; got {value!r}")
+    return int(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
+RULE_FIELDS = {"name", "metric", "comparison", "threshold", "for", "keepFiring", "every", "severity", "runbook",
+               "deployment"}  # fmt: skip
+
+
+def rule_from_json(body: Any) -> Rule:
+    """A rule from the config file's or the admin API's shape; ValueError that says what is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError("a rule is an object with name, metric, comparison and threshold")
+    unknown = sorted(set(body) - RULE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown rule field {', '.join(unknown)}; fields: {', '.join(sorted(RULE_FIELDS))}")
+    missing = [key for key in ("name", "metric", "comparison", "threshold") if key not in body]
+    if missing:
+        raise ValueError(f"a rule needs {', '.join(missing)}")
+    threshold = body["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ValueError(f"threshold must be a number; got {threshold!r}")
+    for key in ("name", "metric", "comparison", "severity", "runbook", "deployment"):
+        if key in body and not isinstance(body[key], str):
+            raise ValueError(f"{key} must be a string")
+    return Rule(
+        name=body["name"],
+        metric=body["metric"],
+        comparison=body["comparison"],
+        threshold=float(threshold),
+        for_s=parse_duration(body.get("for", 300), "for"),
+        keep_firing_s=parse_duration(body.get("keepFiring", 0), "keepFiring"),
+        every_s=parse_duration(body.get("every", MINUTE_S), "every"),
+        severity=body.get("severity", "warning"),
+        runbook=body.get("runbook", ""),
+        deployment=body.get("deployment", ""),
+    )
+
+
+def rule_json(rule: Rule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "metric": rule.metric,
+        "comparison": rule.comparison,
+        "threshold": rule.threshold,
+        "for": rule.for_s,
+        "keepFiring": rule.keep_firing_s,
+        "every": rule.every_s,
+        "severity": rule.severity,
+        "runbook": rule.runbook,
+        "deployment": rule.deployment,
+    }
+
+
+def load_rules_file(path: str | Path, defaults: list[Rule]) -> list[Rule]:
+    """The rules of a TOML file (`[[rule]]` tables) over `defaults`: a rule named like a default replaces it;
+    `defaults = false` at the top drops the defaults. ValueError naming the file and the rule at fault."""
+    import tomllib
+
+    try:
+        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"alert rules file {path}: {exc}") from None
+    unknown = sorted(set(document) - {"rule", "defaults"})
+    if unknown:
+        raise ValueError(f"alert rules file {path}: unknown key {', '.join(unknown)}; use [[rule]] and defaults")
+    rules: dict[str, Rule] = {r.name: r for r in defaults} if document.get("defaults", True) else {}
+    for index, body in enumerate(document.get("rule", []), start=1):
+        try:
+            rule = rule_from_json(body)
+        except ValueError as exc:
+            raise ValueError(f"alert rules file {path}, rule {index}: {exc}") from None
+        rules[rule.name] = rule
+    return list(rules.values())
 
 
 def default_rules(latency_budget_ms: float = 500.0) -> list[Rule]:
-    """The usual runbook (the drift and holdout rules come with the quality signals' scheduler)."""
+    """The usual runbook."""
     return [
         Rule("HighP95Latency", "p95_ms", "above", latency_budget_ms, 300,
              runbook="P95 above the latency budget for 5 minutes: check load, batch size and the GPU"),
@@ -59,6 +172,10 @@ def default_rules(latency_budget_ms: float = 500.0) -> list[Rule]:
              runbook="More than 1 % of requests failed for 5 minutes: read the ERROR logs of the deployment"),
         Rule("DetectionRateDrop", "detection_rate", "below", 0.5, 600,
              runbook="Detections a minute fell by half for 10 minutes: is traffic paused, or is the camera dark?"),
+        Rule("ConfidenceDrift", "confidence_drift_p", "below", 0.01, 0, every_s=86400,
+             runbook="Confidences moved away from the baseline (KS test, checked daily): look at recent images"),
+        Rule("HoldoutMapDrop", "holdout_map50_95", "drop", 0.01, 0, every_s=7 * 86400,
+             runbook="Holdout mAP50-95 fell more than 1 point below its first run: check preprocessing and weights"),
     ]  # fmt: skip
 
 
@@ -87,10 +204,12 @@ class Notification:
     id: int | None = None
 
 
-def step(rule: Rule, state: AlertState, at: int, value: float | None) -> Notification | None:
+def step(
+    rule: Rule, state: AlertState, at: int, value: float | None, baseline: float | None = None
+) -> Notification | None:
     """Advance one rule's state by one evaluation at `at` (a closed minute's end); the notification it makes."""
     state.value = value
-    if rule.holds(value):
+    if rule.holds(value, baseline):
         state.last_true = at
         if state.state == "inactive":
             state.state, state.active_since = "pending", at
@@ -179,22 +298,46 @@ def webhook_sink(url: str, external_url: str = "", timeout_s: float = 10.0) -> S
 
 @dataclass
 class Evaluator:
-    """Evaluates rules for deployments on closed minutes; state and notifications go through the store."""
+    """Evaluates rules for deployments on closed minutes; state and notifications go through the store.
+
+    `rules` come from the defaults or the config file; rules created through the admin API live in the store
+    and are read at every evaluation, so every process sharing the file applies them.
+    """
 
     store: Any  # yolowatch.store.Store
     rules: list[Rule]
     sinks: dict[str, Sink] = field(default_factory=lambda: {"log": log_sink})
 
-    async def evaluate(self, deployment: str, minute_end: int, values: dict[str, float | None]) -> list[Notification]:
-        """One closed minute (ending at `minute_end`) of one deployment: step every rule, persist, return what fired
-        or resolved."""
+    async def all_rules(self) -> list[Rule]:
+        stored = []
+        for row in await self.store.alert_rules():
+            try:
+                stored.append(rule_from_json(row))
+            except ValueError as exc:  # written by a newer yolowatch, say: skip it, keep the others
+                log.warning("stored alert rule %s skipped: %s", row.get("name"), exc)
+        names = {rule.name for rule in self.rules}
+        return [*self.rules, *(rule for rule in stored if rule.name not in names)]
+
+    async def evaluate(
+        self,
+        deployment: str,
+        minute_end: int,
+        values: dict[str, float | None],
+        baselines: dict[str, float | None] | None = None,
+        rules: list[Rule] | None = None,
+    ) -> list[Notification]:
+        """One closed minute (ending at `minute_end`) of one deployment: step every rule that is due, persist,
+        return what fired or resolved."""
+        baselines = baselines or {}
         states = await self.store.alert_states(deployment)
         made = []
         changed = []
-        for rule in self.rules:
+        for rule in self.rules if rules is None else rules:
+            if not (rule.applies_to(deployment) and rule.due(minute_end)):
+                continue
             state = states.get(rule.name) or AlertState(rule.name, deployment)
             before = asdict(state)
-            notification = step(rule, state, minute_end, values.get(rule.metric))
+            notification = step(rule, state, minute_end, values.get(rule.metric), baselines.get(rule.metric))
             if asdict(state) != before:
                 changed.append(state)
             if notification is not None:
@@ -204,12 +347,16 @@ class Evaluator:
         return made
 
     async def evaluate_closed_minute(self, deployment: str, minute_start: int) -> list[Notification]:
-        """Read the minute's figures from the store and step every rule on them, unless another process sharing
-        the database (a worker, a second sidecar) has already evaluated this minute."""
-        if not await self.store.claim_minute(f"alerts-evaluated:{deployment}", minute_start + 60):
+        """Read the minute's figures from the store and step every due rule on them, unless another process
+        sharing the database (a worker, a second sidecar) has already evaluated this minute."""
+        if not await self.store.claim_minute(f"alerts-evaluated:{deployment}", minute_start + MINUTE_S):
             return []
-        values = await minute_values(self.store, deployment, minute_start)
-        return await self.evaluate(deployment, minute_start + 60, values)
+        end = minute_start + MINUTE_S
+        rules = [r for r in await self.all_rules() if r.applies_to(deployment) and r.due(end)]
+        if not rules:
+            return []
+        values, baselines = await minute_values(self.store, deployment, minute_start, rules)
+        return await self.evaluate(deployment, end, values, baselines, rules)
 
     async def deliver(self) -> int:
         """Send every undelivered notification to every sink; mark each sink's deliveries. Returns how many went."""
@@ -230,27 +377,78 @@ class Evaluator:
         return sent
 
 
-async def minute_values(store: Any, deployment: str, minute_start: int) -> dict[str, float | None]:
-    """Each rule metric over one closed minute. A minute without traffic has no latency, error rate or confidence
-    (no data is not a breach) but a request rate and detection rate of 0 (a pause is a drop)."""
+MINUTE_METRICS = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "request_rate", "detection_rate", "mean_confidence")
+
+
+async def minute_values(
+    store: Any, deployment: str, minute_start: int, rules: list[Rule]
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """The value of each metric the rules read at this closed minute, and their baselines where a rule compares
+    with one. A minute without traffic has no latency, error rate or confidence (no data is not a breach) but a
+    request rate and detection rate of 0 (a pause is a drop)."""
     from yolowatch.quality import default_windows
     from yolowatch.store import bucket_metrics
 
-    metrics = bucket_metrics(await store.minute(deployment, minute_start))
-    requests = metrics["requests"]
-    baseline_rate = None
+    wanted = {rule.metric for rule in rules}
+    changes = {rule.metric for rule in rules if rule.comparison in ("drop", "rise")}
+    values: dict[str, float | None] = {}
+    baselines: dict[str, float | None] = {}
     windows = await default_windows(store, deployment)
-    if windows is not None:
-        counts = await store.minute_counts(deployment, windows[0].start_s, windows[0].end_s)
-        active = [c[1] for c in counts.values() if c[0] > 0]
-        baseline_rate = sum(active) / len(active) if active and sum(active) else None
-    detections = metrics["detections_per_request"] * metrics["predictions"] if metrics["predictions"] else 0.0
+    if wanted & set(MINUTE_METRICS):
+        metrics = bucket_metrics(await store.minute(deployment, minute_start))
+        values.update(_minute_metric_values(metrics))
+        baseline_rate = None
+        if windows is not None:
+            counts = await store.minute_counts(deployment, windows[0].start_s, windows[0].end_s)
+            active = [c[1] for c in counts.values() if c[0] > 0]
+            baseline_rate = sum(active) / len(active) if active and sum(active) else None
+            if changes & set(MINUTE_METRICS):
+                base = bucket_metrics(await store.window(deployment, windows[0].start_s, windows[0].end_s))
+                minutes = sum(1 for c in counts.values() if c[0] > 0)
+                baselines.update(_minute_metric_values(base, minutes))
+                baselines.pop("detections")
+                baselines["detection_rate"] = 1.0
+        detections = values.pop("detections")
+        values["detection_rate"] = None if baseline_rate is None else (detections or 0.0) / baseline_rate
+    if {"confidence_drift_p", "box_drift_p"} & wanted and windows is not None:
+        values.update(await _drift_values(store, deployment, windows))
+    if {"holdout_map50", "holdout_map50_95"} & wanted:
+        runs = await store.holdout_runs(deployment)
+        if runs:
+            latest = runs[-1]
+            first = next(run for run in runs if run["digest"] == latest["digest"])  # same holdout set
+            for metric in ("map50", "map50_95"):
+                values[f"holdout_{metric}"] = latest[metric]
+                baselines[f"holdout_{metric}"] = first[metric]
+    return values, baselines
+
+
+def _minute_metric_values(metrics: dict[str, Any], minutes: int = 1) -> dict[str, float | None]:
+    requests = metrics["requests"]
     return {
         "p50_ms": metrics["p50_ms"],
         "p95_ms": metrics["p95_ms"],
         "p99_ms": metrics["p99_ms"],
         "error_rate": metrics["error_rate"] if requests else None,
-        "request_rate": requests / 60,
-        "detection_rate": None if baseline_rate is None else detections / baseline_rate,
+        "request_rate": requests / 60 / max(1, minutes),
         "mean_confidence": metrics["mean_confidence"],
+        "detections": metrics["detections_per_request"] * metrics["predictions"] if metrics["predictions"] else 0.0,
     }
+
+
+async def _drift_values(store: Any, deployment: str, windows: Any) -> dict[str, float | None]:
+    """Each KS test's p-value where the drift rule's effect-size and sample gates pass (else None: a tiny shift
+    or a thin sample is not drift, however small its p-value)."""
+    try:
+        from yolowatch.quality import DriftRule, drift_report
+    except ImportError:  # numpy/scipy come with the yolo extra
+        return {}
+    report = await drift_report(store, deployment, DriftRule(), *windows)
+    values: dict[str, float | None] = {}
+    for signal, metric in (("confidence", "confidence_drift_p"), ("boxSize", "box_drift_p")):
+        found = next(s for s in report["signals"] if s["signal"] == signal)
+        rule = report["rule"]
+        samples = min(found["baselineSamples"], found["currentSamples"])
+        gated = found["ksStatistic"] >= rule["minStatistic"] and samples >= rule["minSamples"]
+        values[metric] = found["pValue"] if gated else None
+    return values

@@ -62,6 +62,12 @@ def _monitoring_arguments(command: argparse.ArgumentParser) -> None:
         "--log-level", choices=["debug", "info", "warning", "error"], help="least severe log lines shown (default info)"
     )
     command.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON lines")
+    command.add_argument(
+        "--alert-rules",
+        metavar="FILE",
+        help="TOML file of [[rule]] tables over the default alert rules (README: Alerts)",
+    )
+    command.add_argument("--alert-webhook", metavar="URL", help="also POST Alertmanager-shaped notifications here")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     holdout.add_argument("--imgsz", type=_positive_int, default=640, help="inference size (default 640)")
     holdout.add_argument("--db", type=Path, help="SQLite file to store the score in (default ./yolowatch.db)")
 
+    baseline = commands.add_parser(
+        "baseline",
+        help="pin (or clear, or show) the drift baseline window of a deployment",
+        description="Drift tests compare the current window with a baseline: by default the first 7 days of "
+        "traffic. Pin another window (e.g. the week after a model release) with --start and --end, as ISO 8601 "
+        "times or epoch seconds; --clear goes back to the default. Kept in --db: every process and restart "
+        "sees it. The admin API does the same: PUT/DELETE /api/deployments/NAME/baseline.",
+    )
+    baseline.add_argument("--deployment", required=True, help="the deployment whose baseline to set")
+    baseline.add_argument("--start", help="baseline start, e.g. 2026-11-01T00:00:00Z")
+    baseline.add_argument("--end", help="baseline end (after --start)")
+    baseline.add_argument("--clear", action="store_true", help="unpin: use the first 7 days of traffic again")
+    baseline.add_argument("--db", type=Path, help="SQLite file (default ./yolowatch.db)")
+
     demo_data = commands.add_parser(
         "demo-data",
         help="write the synthetic shapes dataset (train/val/holdout/holdout-drifted)",
@@ -208,6 +228,28 @@ def auth_refusal(settings: Settings) -> str | None:
     )
 
 
+def settings_refusal(settings: Settings) -> str | None:
+    """What is wrong with the monitoring settings (a bad rules file, say), or None."""
+    from yolowatch.compose import alert_rules
+
+    if settings.time_scale <= 0:
+        return f"YOLOWATCH_TIME_SCALE must be positive; got {settings.time_scale}"
+    try:
+        alert_rules(settings)
+    except ValueError as exc:
+        return str(exc)
+    return auth_refusal(settings)
+
+
+def _anchored(settings: Settings) -> Settings:
+    """With a sped-up clock, one anchor for every worker process (else each would run its own time)."""
+    import time
+
+    if settings.time_scale != 1 and not settings.time_anchor:
+        return settings.with_overrides(time_anchor=time.time())
+    return settings
+
+
 def _monitoring_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {
         "host": args.host,
@@ -220,6 +262,8 @@ def _monitoring_overrides(args: argparse.Namespace) -> dict[str, object]:
         "api_key_file": args.api_key_file,
         "allow_no_auth": args.allow_no_auth,
         "log_level": args.log_level,
+        "alert_rules_file": args.alert_rules,
+        "alert_webhook": args.alert_webhook,
     }
 
 
@@ -238,11 +282,11 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.model.is_file():
         print(f"yolowatch: model weights not found: {settings.model}", file=sys.stderr)
         return 2
-    refusal = auth_refusal(settings)
+    refusal = settings_refusal(settings)
     if refusal:
         print(f"yolowatch: {refusal}", file=sys.stderr)
         return 2
-    settings = settings.with_overrides(db=settings.db.resolve())
+    settings = _anchored(settings.with_overrides(db=settings.db.resolve()))
     configure_logging(settings.log_level, settings.log_format)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
     print(
@@ -309,7 +353,7 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
             f"yolowatch: --port and --admin-port are both {settings.port}; give them different ports", file=sys.stderr
         )
         return 2
-    refusal = auth_refusal(settings)
+    refusal = settings_refusal(settings)
     if refusal:
         print(f"yolowatch: {refusal}", file=sys.stderr)
         return 2
@@ -425,6 +469,51 @@ def run_holdout(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def run_baseline(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from yolowatch.health import iso_time
+    from yolowatch.quality import default_windows, parse_time
+    from yolowatch.store import Store
+
+    if args.clear and (args.start or args.end):
+        print("yolowatch: give --clear alone, or --start and --end", file=sys.stderr)
+        return 2
+    window = None
+    if args.start or args.end:
+        try:
+            window = (parse_time(args.start or ""), parse_time(args.end or ""))
+        except ValueError as exc:
+            print(f"yolowatch: give both --start and --end: {exc}", file=sys.stderr)
+            return 2
+        if window[1] <= window[0]:
+            print("yolowatch: --end must be after --start", file=sys.stderr)
+            return 2
+
+    async def apply() -> int:
+        store = Store(args.db or settings.db)
+        try:
+            if await store.deployment(args.deployment) is None:
+                known = ", ".join(d["id"] for d in await store.deployments()) or "none yet"
+                print(f"yolowatch: unknown deployment {args.deployment!r}; known: {known}", file=sys.stderr)
+                return 2
+            if window is not None or args.clear:
+                await store.pin_baseline(args.deployment, window)
+            pinned = await store.pinned_baseline(args.deployment)
+            windows = await default_windows(store, args.deployment)
+        finally:
+            await store.close()
+        if windows is None:
+            print(f"{args.deployment}: no traffic yet; baseline {'pinned' if pinned else 'default'}")
+        else:
+            start, end = windows[0].start_s, windows[0].end_s
+            kind = "pinned" if pinned else "default: the first 7 days of traffic"
+            print(f"{args.deployment}: drift baseline {iso_time(start)} .. {iso_time(end)} ({kind})")
+        return 0
+
+    return asyncio.run(apply())
+
+
 def run_demo_data(args: argparse.Namespace) -> int:
     from yolowatch.demo.shapes import generate_dataset
 
@@ -465,6 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_traffic(args)
     if args.command == "holdout":
         return run_holdout(args, settings)
+    if args.command == "baseline":
+        return run_baseline(args, settings)
     if args.command == "demo-data":
         return run_demo_data(args)
     return run_demo_model(args)

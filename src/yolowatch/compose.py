@@ -5,16 +5,19 @@ Nothing here imports the predict app (OpenCV, ultralytics), so the sidecar runs 
 
 from __future__ import annotations
 
+import time
+
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yolowatch.admin import admin_router, own_health_endpoint
-from yolowatch.alerts import Sink, default_rules, log_sink, webhook_sink
+from yolowatch.alerts import Rule, Sink, default_rules, load_rules_file, log_sink, webhook_sink
 from yolowatch.auth import KeyCheck, load_keys
 from yolowatch.config import Settings
 from yolowatch.health import HealthSchedule, Probe
 from yolowatch.middleware import WatchMiddleware
 from yolowatch.monitor import Monitor
+from yolowatch.recorder import Clock
 from yolowatch.store import Store
 
 ADMIN_PREFIX = "/api/"
@@ -48,13 +51,33 @@ def health_schedule(settings: Settings) -> HealthSchedule:
     )
 
 
+def scaled_clock(scale: float, anchor: float = 0.0) -> Clock:
+    """time.time, or (scale != 1) a clock that runs `scale` times faster from `anchor` (0: now)."""
+    if scale == 1:
+        return time.time
+    if scale <= 0:
+        raise ValueError(f"time_scale must be positive; got {scale}")
+    start = anchor or time.time()
+    return lambda: start + (time.time() - start) * scale
+
+
+def alert_rules(settings: Settings) -> list[Rule] | None:
+    """The defaults (unless alerts are off), with the rules file over them; ValueError for a bad file."""
+    rules = default_rules(settings.latency_budget_ms) if settings.alerts else []
+    if settings.alert_rules_file:
+        rules = load_rules_file(settings.alert_rules_file, rules)
+    return rules or None
+
+
 def create_monitor(
     settings: Settings, probe: Probe | None = None, endpoint: str | None = None, model: str | None = None
 ) -> Monitor:
+    clock = scaled_clock(settings.time_scale, settings.time_anchor)
     store = Store(
         settings.db,
         metrics_retention_days=settings.metrics_retention_days,
         logs_retention_days=settings.logs_retention_days,
+        clock=clock,
     )
     return Monitor(
         store,
@@ -62,20 +85,24 @@ def create_monitor(
         model=model,
         endpoint=endpoint or f"http://{settings.host}:{settings.port}/predict",
         region=settings.region or None,
+        clock=clock,
         latency_budget_ms=settings.latency_budget_ms,
         info_logs_per_second=settings.info_logs_per_second,
         detection_parses_per_second=settings.detection_parses_per_second,
         probe=probe,
         health_schedule=health_schedule(settings),
-        alert_rules=default_rules(settings.latency_budget_ms) if settings.alerts else None,
+        alert_rules=alert_rules(settings),
         alert_sinks=alert_sinks(settings),
+        # Other writers' rows of a closed minute are in within two of their one-second flushes.
+        alert_settle_s=max(5.0, 2.0 * settings.time_scale),
     )
 
 
 def alert_sinks(settings: Settings) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {"log": log_sink}
     if settings.alert_webhook:
-        sinks["webhook"] = webhook_sink(settings.alert_webhook, f"http://{settings.host}:{settings.port}")
+        admin_port = settings.admin_port if settings.upstream else settings.port  # where the dashboard is
+        sinks["webhook"] = webhook_sink(settings.alert_webhook, f"http://{settings.host}:{admin_port}")
     return sinks
 
 

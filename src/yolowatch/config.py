@@ -51,6 +51,11 @@ class Settings:
     admin_port: int = 8001
     alerts: bool = True  # the default rules (P95 over budget, errors over 1 %, detections halved), to the log
     alert_webhook: str = ""  # also POST Alertmanager-shaped notifications here
+    alert_rules_file: str = ""  # a TOML file of [[rule]] tables, over the defaults (see README, "Alerts")
+    # For demos and tests: the monitor's clock runs this many times faster than real time from time_anchor
+    # (epoch seconds; 0: when the process starts), so minute-long alert windows pass in seconds.
+    time_scale: float = 1.0
+    time_anchor: float = 0.0
     health_timeout_s: float = 55.0
     health_interval_s: float = 60.0  # between probes while healthy
     health_retry_s: float = 20.0  # between probes while unhealthy

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from yolowatch.recorder import Clock, Recorder, default_writer_id
 from yolowatch.store import Store, StoreWriter
 
 log = logging.getLogger("yolowatch")
+
+MAX_CATCH_UP_S = 3600  # minutes missed while the loop stalled are evaluated late, up to this far back
 
 
 class Monitor:
@@ -42,6 +43,7 @@ class Monitor:
         health_schedule: HealthSchedule | None = None,
         alert_rules: list[Rule] | None = None,
         alert_sinks: dict[str, Sink] | None = None,
+        alert_settle_s: float = 5.0,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store, clock=clock)
         self.deployment = deployment
@@ -68,6 +70,8 @@ class Monitor:
             Evaluator(self.store, list(alert_rules), alert_sinks or {"log": log_sink}) if alert_rules else None
         )
         self._alert_task: asyncio.Task[None] | None = None
+        # How long after a minute closes (clock seconds) other processes' rows of it are surely written.
+        self.alert_settle_s = alert_settle_s
         self.clock = clock
         self.started = False
         self._starting: asyncio.Task[None] | None = None
@@ -93,20 +97,29 @@ class Monitor:
             self._alert_task = asyncio.get_running_loop().create_task(self._alert_loop(), name="yolowatch-alerts")
 
     async def _alert_loop(self) -> None:
-        """Five seconds after each minute closes (its rows are written by then): evaluate it, deliver."""
+        """After each flush of the writer: evaluate every minute that closed (and settled) before it, in order,
+        then deliver. Driven by what is written rather than by the wall clock, so a stalled loop catches up
+        (up to an hour) instead of skipping minutes, and a sped-up clock (demos, tests) works the same."""
         assert self.alerts is not None
+        evaluated: int | None = None  # end of the newest minute evaluated
         while True:
             try:
                 await self.alerts.deliver()  # first: whatever a previous run left undelivered
-            except (sqlite3.Error, OSError) as exc:
+            except Exception as exc:  # alerting must never stop, whatever went wrong
                 log.warning("alert delivery failed: %s", exc)
-            now = self.clock()
-            await asyncio.sleep(max(1.0, (now // 60 + 1) * 60 + 5 - now))
-            closed = int((self.clock() - 5) // 60) * 60 - 60
-            try:
-                await self.alerts.evaluate_closed_minute(self.deployment, closed)
-            except (sqlite3.Error, OSError) as exc:
-                log.warning("alert evaluation of %s failed: %s", self.deployment, exc)
+            await asyncio.sleep(self.writer.interval_s)
+            through = self.writer.flushed_through
+            if through is None:
+                continue
+            newest = int((through - self.alert_settle_s) // 60) * 60
+            first = newest if evaluated is None else max(evaluated + 60, newest - MAX_CATCH_UP_S)
+            for end in range(first, newest + 60, 60):
+                try:
+                    await self.alerts.evaluate_closed_minute(self.deployment, end - 60)
+                except Exception as exc:
+                    log.warning("alert evaluation of %s failed: %s", self.deployment, exc)
+                    break
+                evaluated = end
 
     def start_soon(self) -> None:
         """For servers that never send lifespan events: start on the first request, without awaiting."""

@@ -1,6 +1,6 @@
 """Drift: two-sample KS tests on the stored confidence and box-size histograms, current window vs baseline.
 
-The per-minute buckets keep fixed-bin histograms (20 confidence bins, 25 log-spaced box-size bins),
+The per-minute buckets keep fixed-bin histograms (100 confidence bins, 100 log-spaced box-size bins),
 so any window can be compared with any other without the raw values. The KS statistic is the
 largest gap between the two binned CDFs (at most the raw statistic, and within 0.02 of it on
 realistic data: tests/test_quality.py); the p-value is scipy's asymptotic two-sample distribution,
@@ -95,6 +95,23 @@ def drift_json(name: str, result: KsResult, rule: DriftRule) -> dict[str, Any]:
     }
 
 
+def parse_time(text: str | int) -> int:
+    """Epoch seconds from epoch seconds or an ISO 8601 time (a time without a zone is UTC); ValueError otherwise."""
+    from datetime import datetime, timezone
+
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a time: give epoch seconds or ISO 8601")
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: give epoch seconds or ISO 8601 (2026-11-01T00:00:00Z)") from None
+    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp())
+
+
 @dataclass(frozen=True)
 class Window:
     start_s: int
@@ -105,15 +122,17 @@ class Window:
 
 
 async def default_windows(store: Store, deployment: str, days: int = 7) -> tuple[Window, Window] | None:
-    """Baseline: the first `days` days of traffic; current: the last `days` days, after the baseline ends.
+    """Baseline: the window the user pinned, else the first `days` days of traffic; current: the last `days` days,
+    after the baseline ends.
 
     None while there is no traffic; the current window is empty while the deployment is younger than the baseline.
     """
+    pinned = await store.pinned_baseline(deployment)
     first = await store.first_traffic_s(deployment)
     if first is None:
         return None
     now = int(store.clock())
-    baseline = Window(first, first + days * DAY_S)
+    baseline = Window(*pinned) if pinned else Window(first, first + days * DAY_S)
     end = now - now % HOUR_S + HOUR_S  # through the hour in progress
     return baseline, Window(max(baseline.end_s, end - days * DAY_S), end)
 
@@ -187,7 +206,7 @@ async def recent_minutes(store: Store, deployment: str, minutes: int) -> list[tu
 async def drift_report(
     store: Store, deployment: str, rule: DriftRule, baseline: Window, current: Window, change: ChangeRule | None = None
 ) -> dict[str, Any]:
-    """KS tests of confidence and box size, current window vs baseline, from the stored hour histograms."""
+    """KS tests of confidence and box size, current window vs baseline, from the stored histograms."""
     before = await store.window(deployment, baseline.start_s, baseline.end_s)
     after = await store.window(deployment, current.start_s, current.end_s)
     signals = [

@@ -53,7 +53,7 @@ class HealthResult:
 
 request_log = logging.getLogger("yolowatch.requests")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 EIGHT_HOURS = 8 * 3600
 
 
@@ -166,6 +166,8 @@ MIGRATIONS: dict[int, tuple[str | Callable[[aiosqlite.Connection], Awaitable[Non
             notification INTEGER NOT NULL, sink TEXT NOT NULL, delivered_s INTEGER NOT NULL,
             PRIMARY KEY (notification, sink))""",
     ),
+    # Rules created through the admin API (the config file's stay in the file), in the API's JSON shape.
+    7: ("CREATE TABLE alert_rules (name TEXT PRIMARY KEY, definition TEXT NOT NULL, created_s INTEGER NOT NULL)",),
 }
 
 # range -> (span, tier to read, sparkline step), all in seconds. 60-96 points each.
@@ -579,6 +581,45 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    async def alert_rules(self) -> list[dict[str, Any]]:
+        cursor = await (await self._reader()).execute("SELECT definition FROM alert_rules ORDER BY created_s, name")
+        return [json.loads(row[0]) for row in await cursor.fetchall()]
+
+    async def add_alert_rule(self, name: str, definition: dict[str, Any]) -> bool:
+        """False when a rule of that name exists already (names are unique across processes)."""
+        cursor = await (await self._writer()).execute(
+            "INSERT OR IGNORE INTO alert_rules (name, definition, created_s) VALUES (?, ?, ?)",
+            (name, json.dumps(definition), int(self.clock())),
+        )
+        return cursor.rowcount == 1
+
+    async def delete_alert_rule(self, name: str) -> bool:
+        """Delete the rule and its state; where it was firing, a resolved notification goes out (else the
+        receiver would hold a firing alert that nothing will ever resolve). False: no such rule."""
+        db = await self._writer()
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            row = await (await db.execute("SELECT definition FROM alert_rules WHERE name = ?", (name,))).fetchone()
+            if row is None:
+                await db.execute("ROLLBACK")
+                return False
+            rule = json.loads(row[0])
+            now = int(self.clock())
+            await db.execute(
+                "INSERT INTO alert_notifications (rule, deployment, status, starts_at, ends_at, value, severity, "
+                "runbook, created_s) SELECT rule, deployment, 'resolved', active_since, ?, value, ?, ?, ? "
+                "FROM alert_state WHERE rule = ? AND state = 'firing'",
+                (now, rule.get("severity", "warning"), rule.get("runbook", ""), now, name),
+            )
+            await db.execute("DELETE FROM alert_state WHERE rule = ?", (name,))
+            await db.execute("DELETE FROM alert_rules WHERE name = ?", (name,))
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+        return True
+
     async def alert_history(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, params = ("WHERE deployment = ?", [deployment]) if deployment else ("", [])
         cursor = await (await self._reader()).execute(
@@ -665,13 +706,43 @@ class Store:
         return await asyncio.to_thread(merge_rows, rows, False)
 
     async def window(self, deployment: str, start_s: int, end_s: int) -> Bucket:
-        """Everything recorded in the hours that start in [start_s, end_s), merged (distributions included)."""
+        """Everything recorded in the minutes that start in [start_s, end_s), merged (distributions included).
+
+        Whole hours come from the hour rollups and only the ragged edges from minute rows, so a week-long
+        window decodes a few hundred rows, and a ten-minute one is exact to the minute."""
+        first_hour = -(-start_s // 3600) * 3600
+        last_hour = end_s - end_s % 3600
+        if first_hour >= last_hour:
+            first_hour = last_hour = end_s  # no whole hour inside: minutes only
         cursor = await (await self._reader()).execute(
-            "SELECT * FROM buckets WHERE deployment = ? AND tier_s = 3600 AND start_s >= ? AND start_s < ?",
-            (deployment, start_s, end_s),
+            "SELECT * FROM buckets WHERE deployment = ? AND ("
+            "(tier_s = 3600 AND start_s >= ? AND start_s < ?) OR "
+            "(tier_s = 60 AND ((start_s >= ? AND start_s < ?) OR (start_s >= ? AND start_s < ?))))",
+            (deployment, first_hour, last_hour, start_s, first_hour, last_hour, end_s),
         )
         rows = list(await cursor.fetchall())
         return await asyncio.to_thread(merge_rows, rows)
+
+    async def pinned_baseline(self, deployment: str) -> tuple[int, int] | None:
+        """The baseline window a user pinned for drift tests (None: the default, the first days of traffic)."""
+        db = await self._reader()
+        row = await (await db.execute("SELECT value FROM meta WHERE key = ?", (f"baseline:{deployment}",))).fetchone()
+        if row is None:
+            return None
+        start, end = json.loads(row[0])
+        return int(start), int(end)
+
+    async def pin_baseline(self, deployment: str, window: tuple[int, int] | None) -> None:
+        """Pin (or, with None, unpin) the drift baseline; kept in the file, so every process and restart sees it."""
+        db = await self._writer()
+        key = f"baseline:{deployment}"
+        if window is None:
+            await db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(list(window))),
+            )
 
     async def _range_rows(self, deployment: str, range_name: str) -> tuple[list[sqlite3.Row], int, int, int]:
         if range_name not in RANGES:
@@ -776,6 +847,8 @@ class StoreWriter:
         self._connected = False
         self._last_retention = float("-inf")
         self._written_totals: dict[str, str] = {}  # deployment -> the totals JSON last written
+        # Everything this process recorded before this time (store clock) is in the file.
+        self.flushed_through: float | None = None
 
     @property
     def backlog(self) -> int:
@@ -810,6 +883,7 @@ class StoreWriter:
 
     async def flush(self) -> bool:
         """Write everything collected so far; False (and the backlog kept) when the database refused."""
+        taken_at = self.store.clock()
         self._take()
         rows, logs = list(self._rows.values()), [log_row(entry) for entry in self._logs]
         totals = self._changed_totals()
@@ -839,6 +913,7 @@ class StoreWriter:
         self._rows.clear()
         self._logs.clear()
         self._written_totals.update((deployment, text) for _, deployment, _, text in totals)
+        self.flushed_through = taken_at
         return True
 
     def _changed_totals(self) -> list[tuple[str, str, int, str]]:
