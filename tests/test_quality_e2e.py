@@ -20,7 +20,7 @@ import requests
 from conftest import Receiver, run_server
 
 SCALE = 60.0
-PLAN = [("normal", 20), ("normal", 20), ("drifted", 20), ("malformed", 10), ("normal", 12)]
+PLAN = [("normal", 15), ("normal", 15), ("drifted", 15), ("malformed", 10), ("normal", 10)]
 
 
 def _minute_window(anchor: float, started: float, ended: float) -> tuple[int, int]:
@@ -31,18 +31,18 @@ def _minute_window(anchor: float, started: float, ended: float) -> tuple[int, in
 
     first = int(server(started)) // 60 * 60 + 120
     last = int(server(ended)) // 60 * 60 - 60
-    assert last - first >= 600, "a phase must cover at least ten whole minutes of server time"
+    assert last - first >= 600, "each phase must cover at least ten whole minutes of server time"
     return first, last
 
 
 class TrafficRun:
     """`yolowatch traffic` in the background; when each phase ended, read from its own progress lines."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *params: str) -> None:
         plan = ",".join(f"{mode}:{seconds}" for mode, seconds in PLAN)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "yolowatch", "traffic", "--url", url, "--plan", plan, "--rate", "40",
-             "--count", "5000"],
+             "--count", "5000", *(f"--param={p}" for p in params)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.started = time.time()
@@ -57,6 +57,18 @@ class TrafficRun:
             self.lines.append(line)
             if "(end of " in line:
                 self.phase_ends.append(time.time())
+
+    def finish(self) -> int:
+        """Wait for the run to end (kill it if it will not); its exit status."""
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+        finally:
+            self.reader.join(timeout=10)
+            assert self.process.stdout is not None
+            self.process.stdout.close()
 
     def phase(self, index: int) -> tuple[float, float]:
         return (self.started if index == 0 else self.phase_ends[index - 1]), self.phase_ends[index]
@@ -73,21 +85,12 @@ def test_drift_is_flagged_and_the_error_alert_fires_and_resolves(tmp_path: Path,
     with run_server(["--db", str(tmp_path / "e2e.db"), "--deployment", "e2e"], env=env) as base:
         api = f"{base}/api"
         # imgsz 320: the size the demo model was trained at (and four times less work than 640 on this CPU).
-        traffic = TrafficRun(f"{base}/predict?imgsz=320")
-        seen_states: list[str] = []
-        deadline = time.time() + sum(seconds for _, seconds in PLAN) + 90
-        while time.time() < deadline:
-            rules = requests.get(f"{api}/alerts", params={"deployment": "e2e"}, timeout=10).json()["rules"]
-            state = next(r["state"] for r in rules if r["rule"] == "HighErrorRate")
-            if not seen_states or seen_states[-1] != state:
-                seen_states.append(state)
-            resolved = [b for b in Receiver.bodies if b["status"] == "resolved"
-                        and any(a["labels"]["alertname"] == "HighErrorRate" for a in b["alerts"])]  # fmt: skip
-            if traffic.process.poll() is not None and resolved:
-                break
-            time.sleep(0.25)
-        assert traffic.process.wait(timeout=30) == 0, "".join(traffic.lines[-5:])
-        traffic.reader.join(timeout=10)
+        traffic = TrafficRun(f"{base}/predict", "imgsz=320")
+        try:
+            seen_states = _watch_error_alert(api, traffic)
+        finally:
+            status = traffic.finish()
+        assert status == 0, "".join(traffic.lines[-5:])
         assert len(traffic.phase_ends) == len(PLAN), traffic.lines
 
         # The error-rate alert went through the whole cycle, on the rule's own schedule.
@@ -124,4 +127,22 @@ def test_drift_is_flagged_and_the_error_alert_fires_and_resolves(tmp_path: Path,
         assert min(same["baselineSamples"], same["currentSamples"]) >= 500, same
         assert same["drifted"] is False, same
         moved = drift(drifted)["confidence"]
+        print(f"normal vs normal: {same}\nnormal vs drifted: {moved}\nerror alert states: {seen_states}")
         assert moved["drifted"] is True and moved["pValue"] < 0.01 and moved["ksStatistic"] >= 0.1, moved
+
+
+def _watch_error_alert(api: str, traffic: TrafficRun) -> list[str]:
+    """HighErrorRate's states, as /api/alerts showed them while the traffic ran, until it resolved."""
+    seen: list[str] = []
+    deadline = time.time() + sum(seconds for _, seconds in PLAN) + 90
+    while time.time() < deadline:
+        rules = requests.get(f"{api}/alerts", params={"deployment": "e2e"}, timeout=10).json()["rules"]
+        state = next(r["state"] for r in rules if r["rule"] == "HighErrorRate")
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        resolved = [b for b in Receiver.bodies if b["status"] == "resolved"
+                    and any(a["labels"]["alertname"] == "HighErrorRate" for a in b["alerts"])]  # fmt: skip
+        if traffic.process.poll() is not None and resolved:
+            break
+        time.sleep(0.25)
+    return seen

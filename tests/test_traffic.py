@@ -63,3 +63,14 @@ def test_a_planned_run_against_serve_is_recorded_as_sent(tmp_path: Path) -> None
             time.sleep(0.3)
         assert overview["totalRequests"] == sent
         assert overview["errorRate"] == pytest.approx(refused / sent)
+        # Form fields go with every image: an out-of-range imgsz is refused by the server, each time.
+        fielded = subprocess.run(
+            [sys.executable, "-m", "yolowatch", "traffic", "--url", f"{base}/predict", "--plan", "normal:1",
+             "--rate", "3", "--param", "imgsz=5000"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert fielded.returncode == 0 and re.search(r"sent 3: 0 ok, 3 refused", fielded.stdout), fielded.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "yolowatch", "traffic", "--param", "imgsz"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "NAME=VALUE" in bad.stderr

@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--plan", default="normal:30", help="phases, e.g. normal:60,drifted:60,malformed:10,pause:30")
     traffic.add_argument("--rate", type=float, default=5.0, help="requests a second while sending (default 5)")
     traffic.add_argument("--count", type=_positive_int, default=1000, help="at most this many requests (default 1000)")
+    traffic.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a form field sent with every image, e.g. --param imgsz=320 --param conf=0.3",
+    )
 
     holdout = commands.add_parser(
         "holdout",
@@ -393,9 +400,24 @@ def run_traffic(args: argparse.Namespace) -> int:
     except ImportError:
         print("yolowatch: traffic renders the demo images with OpenCV: pip install 'yolowatch[yolo]'", file=sys.stderr)
         return 2
+    fields = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            print(f"yolowatch: --param {item!r}: give NAME=VALUE, e.g. imgsz=320", file=sys.stderr)
+            return 2
+        fields[name.strip()] = value
     key = os.environ.get("YOLOWATCH_PREDICT_API_KEY")
     headers = {"Authorization": f"Bearer {key}"} if key else None
-    tally = run(args.url, plan, args.rate, args.count, headers=headers, report=lambda line: print(line, flush=True))
+    tally = run(
+        args.url,
+        plan,
+        args.rate,
+        args.count,
+        headers=headers,
+        fields=fields,
+        report=lambda line: print(line, flush=True),
+    )
     return 0 if tally.sent == 0 or tally.failures < tally.sent else 1
 
 

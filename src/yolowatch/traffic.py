@@ -85,11 +85,13 @@ def run(
     rate: float,
     max_requests: int,
     headers: dict[str, str] | None = None,
+    fields: dict[str, str] | None = None,
     report: Callable[[str], None] = print,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Tally:
-    """Send the plan's traffic; one progress line a second, one at each phase's end."""
+    """Send the plan's traffic (with `fields` as form fields: conf, imgsz...); one progress line a second, one at
+    each phase's end."""
     tally = Tally()
     with httpx.Client(timeout=60, headers=headers) as client:
         for phase in plan:
@@ -102,7 +104,7 @@ def run(
                 name, body, kind = upload_for(phase.mode, tally.sent)
                 started = clock()
                 try:
-                    response = client.post(url, files={"file": (name, body, kind)})
+                    response = client.post(url, files={"file": (name, body, kind)}, data=fields)
                 except httpx.HTTPError:
                     tally.failures += 1
                 else:
