@@ -32,14 +32,13 @@ from yolowatch.health import StateThresholds, deployment_state, health_json, iso
 from yolowatch.monitor import Monitor
 from yolowatch.quality import DriftRule, Window, default_windows, drift_report, parse_time
 from yolowatch.recorder import SEVERITY_LEVELS, SEVERITY_NAMES, Bucket
-from yolowatch.store import RANGE_NAMES, RANGES, Store, bucket_metrics
+from yolowatch.store import MONITOR_STATES, RANGE_NAMES, RANGES, SNAPSHOT_WINDOWS, Store, bucket_metrics
 
 log = logging.getLogger("yolowatch.admin")
 
 MAX_LOG_LIMIT = 200
 DEFAULT_LOG_LIMIT = 50
 OVERVIEW_RANGE = "24h"
-STATE_RANGE = "1h"  # the "latest window" a deployment's Healthy/Warning/Critical state is judged on
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -176,6 +175,7 @@ def deployment_json(row: dict[str, Any]) -> dict[str, Any]:
         "region": row["region"],
         "createdAt": iso_time(row["created_s"]),
         "state": row["state"],
+        "snapshotWindow": row.get("snapshot_window", "1h"),
     }
 
 
@@ -259,9 +259,24 @@ class Admin:
             raise RequestError(404, f"unknown deployment {deployment_id!r}; known: {known}")
         return row
 
-    async def _state(self, deployment: str) -> str:
-        latest = await self.store.summary(deployment, STATE_RANGE)
-        return deployment_state(latest["error_rate"], latest["p99_ms"], self.thresholds)
+    async def _snapshot(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The monitor's live snapshot: its window's figures, and the Healthy/Warning/Critical state they give."""
+        window = row.get("snapshot_window") or "1h"
+        now = int(self.store.clock())
+        end = now - now % 60 + 60  # through the minute in progress
+        bucket = await self.store.window(row["id"], end - SNAPSHOT_WINDOWS[window], end, False)
+        metrics = bucket_metrics(bucket)
+        return {
+            "window": window,
+            "requests": metrics["requests"],
+            "p95LatencyMs": metrics["p95_ms"],
+            "p99LatencyMs": metrics["p99_ms"],
+            "errorRate": round(metrics["error_rate"], 6),
+            "healthState": deployment_state(metrics["error_rate"], metrics["p99_ms"], self.thresholds),
+        }
+
+    async def _state(self, row: dict[str, Any]) -> str:
+        return (await self._snapshot(row))["healthState"]
 
     def _health(self, deployment: str, stored: dict[str, Any]) -> dict[str, Any] | None:
         monitor = self.monitors.get(deployment)
@@ -272,7 +287,7 @@ class Admin:
         return None if result is None else health_json(result)
 
     async def overview(self, request: Request) -> Response:
-        deployments = await self.store.deployments()
+        deployments = await self._listed(request)
         stored_health = await self.store.health()
         total = Bucket("", 0, 0)
         rows = []
@@ -280,12 +295,15 @@ class Admin:
             bucket = await self.store.aggregate(row["id"], OVERVIEW_RANGE, distributions=False)
             total.merge(bucket)
             metrics = bucket_metrics(bucket)
+            snapshot = await self._snapshot(row)
             rows.append(
                 {
                     "id": row["id"],
                     "name": row["name"],
                     "region": row["region"],
-                    "status": await self._state(row["id"]),
+                    "status": snapshot["healthState"],
+                    "state": row["state"],
+                    "snapshot": snapshot,
                     "requests": metrics["requests"],
                     "p95LatencyMs": metrics["p95_ms"],
                     "errorRate": round(metrics["error_rate"], 6),
@@ -305,11 +323,34 @@ class Admin:
             }
         )
 
+    async def _listed(self, request: Request) -> list[dict[str, Any]]:
+        """Every deployment, archived ones only with `?archived=true`."""
+        archived = parse_bool(request, "archived")
+        return [row for row in await self.store.deployments() if archived or row["state"] != "archived"]
+
     async def list_deployments(self, request: Request) -> Response:
-        return JSONResponse({"deployments": [deployment_json(row) for row in await self.store.deployments()]})
+        return JSONResponse({"deployments": [deployment_json(row) for row in await self._listed(request)]})
 
     async def get_deployment(self, request: Request) -> Response:
-        return JSONResponse(deployment_json(await self._known(request)))
+        row = await self._known(request)
+        return JSONResponse({**deployment_json(row), "snapshot": await self._snapshot(row)})
+
+    async def update_deployment(self, request: Request) -> Response:
+        """PATCH `{"state": "active"|"paused"|"archived", "snapshotWindow": "5m"|...|"1d"}` (either or both)."""
+        row = await self._known(request)
+        body = await json_body(request)
+        allowed = {"state", "snapshotWindow"}
+        if not isinstance(body, dict) or not body or set(body) - allowed:
+            raise RequestError(400, 'give {"state": ..., "snapshotWindow": ...} (either or both)')
+        state, window = body.get("state"), body.get("snapshotWindow")
+        if state is not None and state not in MONITOR_STATES:
+            raise RequestError(400, f"state must be one of {', '.join(MONITOR_STATES)}; got {state!r}")
+        if window is not None and window not in SNAPSHOT_WINDOWS:
+            raise RequestError(400, f"snapshotWindow must be one of {', '.join(SNAPSHOT_WINDOWS)}; got {window!r}")
+        await self.store.update_deployment(row["id"], state, window)
+        log.info("monitor of %s updated: %s", row["id"], body)
+        row = await self._known(request)
+        return JSONResponse({**deployment_json(row), "snapshot": await self._snapshot(row)})
 
     async def metrics(self, request: Request) -> Response:
         range_name = parse_range(request)
@@ -321,7 +362,7 @@ class Admin:
             "range": range_name,
             "summary": {
                 **summary_json({k: v for k, v in summary.items() if k not in ("range", "start_s")}),
-                "healthState": await self._state(row["id"]),
+                "healthState": await self._state(row),
             },
         }
         if sparkline:
@@ -480,6 +521,7 @@ class Admin:
             Route("/api/monitoring", g(self.overview), methods=["GET"]),
             Route("/api/deployments", g(self.list_deployments), methods=["GET"]),
             Route("/api/deployments/{deployment}", g(self.get_deployment), methods=["GET"]),
+            Route("/api/deployments/{deployment}", g(self.update_deployment), methods=["PATCH"]),
             Route("/api/deployments/{deployment}/metrics", g(self.metrics), methods=["GET"]),
             Route("/api/deployments/{deployment}/logs", g(self.logs), methods=["GET"]),
             Route("/api/deployments/{deployment}/health", g(self.health), methods=["GET"]),

@@ -243,6 +243,7 @@ class RecorderStats:
     logs_dropped: int = 0  # entries lost because the log backlog was full
     monitoring_failures: int = 0
     detections_skipped: int = 0  # predict responses not parsed because the per-second parse budget was spent
+    paused_skipped: int = 0  # requests of paused or archived monitors, not recorded
 
 
 # What record_request appends: (time, deployment, method, path, status, latency_us, request_id, detections, crashed)
@@ -281,6 +282,8 @@ class Recorder:
         self._last_fold = clock()
         self._parse_tokens = float(parses_per_second)
         self._failure_logged = False
+        # Deployments whose monitor is paused or archived (the writer refreshes this from the store).
+        self.paused: frozenset[str] = frozenset()
 
     def record_request(
         self,
@@ -310,6 +313,10 @@ class Recorder:
         self._pending_body_bytes = 0
         now = self.clock()
         elapsed, self._last_fold = max(0.0, now - self._last_fold), now
+        if self.paused and pending:  # filtered here, off the request path
+            kept = [request for request in pending if request[1] not in self.paused]
+            self.stats.paused_skipped += len(pending) - len(kept)
+            pending = kept
         if not pending:
             return
         try:

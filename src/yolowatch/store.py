@@ -167,7 +167,11 @@ MIGRATIONS: dict[int, tuple[str | Callable[[aiosqlite.Connection], Awaitable[Non
             PRIMARY KEY (notification, sink))""",
     ),
     # Rules created through the admin API (the config file's stay in the file), in the API's JSON shape.
-    7: ("CREATE TABLE alert_rules (name TEXT PRIMARY KEY, definition TEXT NOT NULL, created_s INTEGER NOT NULL)",),
+    7: (
+        "CREATE TABLE alert_rules (name TEXT PRIMARY KEY, definition TEXT NOT NULL, created_s INTEGER NOT NULL)",
+        # The monitor's live snapshot window (its state, active/paused/archived, has been there since 1).
+        "ALTER TABLE deployments ADD COLUMN snapshot_window TEXT NOT NULL DEFAULT '1h'",
+    ),
 }
 
 # range -> (span, tier to read, sparkline step), all in seconds. 60-96 points each.
@@ -179,6 +183,8 @@ RANGES: dict[str, tuple[int, int, int]] = {
     "30d": (30 * 86400, EIGHT_HOURS, EIGHT_HOURS),
 }
 RANGE_NAMES = ", ".join(RANGES)
+MONITOR_STATES = ("active", "paused", "archived")  # paused and archived record nothing; archived is hidden
+SNAPSHOT_WINDOWS = {"5m": 300, "15m": 900, "1h": 3600, "6h": 6 * 3600, "1d": 86400}
 
 _BUCKET_COLUMNS = (
     "deployment, tier_s, start_s, writer, requests, status_1xx, status_2xx, status_3xx, status_4xx, status_5xx, "
@@ -353,7 +359,10 @@ class Store:
             except BaseException:
                 await connection.close()
                 raise
-            self._write = connection
+            if self._write is None:
+                self._write = connection
+            else:  # another task connected while this one waited: keep one, close the other
+                await connection.close()
         return self._write
 
     async def _reader(self) -> aiosqlite.Connection:
@@ -362,7 +371,11 @@ class Store:
                 # The schema must be current before anything reads it; a file we cannot write is read as it is.
                 with contextlib.suppress(sqlite3.Error, OSError):
                     await self._writer()
-            self._read = await self._connect()
+            connection = await self._connect()
+            if self._read is None:
+                self._read = connection
+            else:  # another task connected while this one waited: keep one, close the other
+                await connection.close()
         return self._read
 
     async def set_max_pages(self, pages: int) -> None:
@@ -460,6 +473,25 @@ class Store:
             "region=excluded.region",
             (deployment_id, name or deployment_id, model, endpoint, region, int(self.clock())),
         )
+
+    async def update_deployment(
+        self, deployment_id: str, state: str | None = None, snapshot_window: str | None = None
+    ) -> None:
+        """Set the monitor's state (active, paused, archived) and/or its live snapshot window."""
+        if state is not None and state not in MONITOR_STATES:
+            raise ValueError(f"state must be one of {', '.join(MONITOR_STATES)}")
+        if snapshot_window is not None and snapshot_window not in SNAPSHOT_WINDOWS:
+            raise ValueError(f"snapshot window must be one of {', '.join(SNAPSHOT_WINDOWS)}")
+        await (await self._writer()).execute(
+            "UPDATE deployments SET state = coalesce(?, state), snapshot_window = coalesce(?, snapshot_window) "
+            "WHERE id = ?",
+            (state, snapshot_window, deployment_id),
+        )
+
+    async def paused_deployments(self) -> frozenset[str]:
+        """Deployments whose monitors record nothing now (paused or archived)."""
+        cursor = await (await self._reader()).execute("SELECT id FROM deployments WHERE state != 'active'")
+        return frozenset(row[0] for row in await cursor.fetchall())
 
     async def save_health(self, deployment: str, result: HealthResult) -> None:
         await (await self._writer()).execute(
@@ -705,7 +737,7 @@ class Store:
         rows = list(await cursor.fetchall())
         return await asyncio.to_thread(merge_rows, rows, False)
 
-    async def window(self, deployment: str, start_s: int, end_s: int) -> Bucket:
+    async def window(self, deployment: str, start_s: int, end_s: int, distributions: bool = True) -> Bucket:
         """Everything recorded in the minutes that start in [start_s, end_s), merged (distributions included).
 
         Whole hours come from the hour rollups and only the ragged edges from minute rows, so a week-long
@@ -721,7 +753,7 @@ class Store:
             (deployment, first_hour, last_hour, start_s, first_hour, last_hour, end_s),
         )
         rows = list(await cursor.fetchall())
-        return await asyncio.to_thread(merge_rows, rows)
+        return await asyncio.to_thread(merge_rows, rows, distributions)
 
     async def pinned_baseline(self, deployment: str) -> tuple[int, int] | None:
         """The baseline window a user pinned for drift tests (None: the default, the first days of traffic)."""
@@ -959,9 +991,16 @@ class StoreWriter:
         except (sqlite3.Error, OSError) as exc:
             log.warning("retention job failed: %s", exc)
 
+    async def _refresh_paused(self) -> None:
+        """Which monitors are paused or archived: a user's change through the admin API, from any process,
+        takes effect here within a second."""
+        with contextlib.suppress(sqlite3.Error, OSError):  # keep the last known set; the flush noted the outage
+            self.recorder.paused = await self.store.paused_deployments()
+
     async def run(self) -> None:
         while True:
             await self.flush()
+            await self._refresh_paused()
             await self._maybe_enforce_retention()
             await asyncio.sleep(self.interval_s)
 
