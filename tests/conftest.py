@@ -189,3 +189,49 @@ def receiver() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/hook"
     server.shutdown()
     server.server_close()
+
+
+def detection_summary(rng: object, drifted: bool) -> object:
+    """Four detections whose confidences and box sizes come from the normal or the drifted distribution."""
+    import numpy as np
+
+    from yolowatch.detections import DetectionSummary
+
+    assert isinstance(rng, np.random.Generator)
+    n = 4
+    confidences = np.clip(rng.beta(5, 2.5, n) if drifted else rng.beta(8, 2, n), 0.25, 1.0)
+    areas = np.clip(rng.lognormal(np.log(0.008 if drifted else 0.02), 1.0, n), 1e-6, 1.0)
+    return DetectionSummary(1, n, tuple(map(float, confidences)), tuple(map(float, areas)), (0,) * n, ("a",) * n)
+
+
+async def record_fortnight(
+    path: Path,
+    clock: FakeClock,
+    steady: tuple[str, ...] = (),
+    drifting: tuple[str, ...] = (),
+    idle: tuple[str, ...] = (),
+) -> None:
+    """Fourteen days from `clock` (moved on to their end), one busy hour a day of 80 requests for each deployment:
+    normal throughout for `steady`, drifted from day 7 for `drifting`; `idle` ones are registered, never used."""
+    import numpy as np
+
+    from yolowatch.recorder import Recorder
+    from yolowatch.store import Store, StoreWriter
+
+    store = Store(path, clock=clock)
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(store, recorder, "w")
+    for name in (*steady, *drifting, *idle):
+        await store.register_deployment(name)
+    rng = np.random.default_rng(9)
+    for day in range(14):
+        for _ in range(80):
+            for name in steady:
+                recorder.record_request(name, "POST", "/predict", 200, 50_000, "s", detection_summary(rng, False))
+            for name in drifting:
+                recorder.record_request(name, "POST", "/predict", 200, 50_000, "d", detection_summary(rng, day >= 7))
+        clock.advance(3600)
+        assert await writer.flush()
+        clock.advance(86400 - 3600)
+    assert await writer.flush()
+    await store.close()

@@ -20,7 +20,8 @@ import pytest
 import requests
 from playwright import sync_api as playwright_api
 
-from conftest import FakeClock, free_port, stop_process, wait_healthy
+from conftest import FakeClock, free_port, record_fortnight, stop_process, wait_healthy
+from yolowatch.alerts import AlertState, Notification
 from yolowatch.recorder import Recorder
 from yolowatch.store import HealthResult, Store, StoreWriter
 
@@ -284,3 +285,75 @@ def test_the_page_asks_for_the_key_once_per_session(browser, tmp_path: Path) -> 
         context.close()
     finally:
         server.stop()
+
+
+async def _quality_history(db: Path) -> None:
+    """'gamma': two weeks whose second week drifted, ending now; two holdout runs; a firing drift alert."""
+    clock = FakeClock(time.time() - 14 * 86400)
+    await record_fortnight(db, clock, drifting=("gamma",))
+    store = Store(db)
+    for score, when in ((0.90, time.time() - 8 * 86400), (0.86, time.time() - 86400)):
+        store.clock = lambda when=when: when
+        await store.save_holdout("gamma", "holdout", "d1", "model:x.pt", {"map50": score + 0.05, "map50_95": score,
+                                                                          "images": 200, "details": {}})  # fmt: skip
+    store.clock = time.time
+    since = int(time.time()) - 3600
+    state = AlertState("ConfidenceDrift", "gamma", "firing", since, since, 2e-9)
+    note = Notification("ConfidenceDrift", "gamma", "firing", since, None, 2e-9, "warning", "look at recent images")
+    await store.save_alerts([state], [note])
+    await store.close()
+
+
+@pytest.fixture(scope="module")
+def quality_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    db = tmp_path_factory.mktemp("quality") / "quality.db"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _quality_history(db)).result()
+    server = Served(db)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_quality_tab_shows_drift_and_the_holdout_series(browser, quality_served: Served) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = context.new_page()
+    page.goto(f"{quality_served.base}/dashboard/")
+    card = page.locator(".deployment[data-id=gamma]")
+    card.locator("[data-tab=quality]").click()
+    confidence = card.locator(".chart[data-signal=confidence]")
+    confidence.locator("canvas").wait_for(timeout=30_000)
+    api = requests.get(f"{quality_served.base}/api/deployments/gamma/drift", timeout=30).json()
+    signal = next(s for s in api["signals"] if s["signal"] == "confidence")
+    assert confidence.locator(".verdict").inner_text() == "drift"
+    assert f"KS {signal['ksStatistic']:.3f}" in confidence.locator(".stats").inner_text()
+    assert card.locator(".chart[data-signal=boxSize] canvas").count() == 1
+    holdout = card.locator(".chart.holdout")
+    holdout.locator("canvas").wait_for()
+    assert "mAP50-95 0.860" in holdout.locator(".stats").inner_text()
+    # The firing alert: in the page's notifications panel and in the deployment's Alerts tab, with its runbook.
+    panel = page.locator("#notifications .notification.firing[data-rule=ConfidenceDrift]").first
+    assert "look at recent images" in panel.inner_text()
+    card.locator("[data-tab=alerts]").click()
+    row = card.locator(".alert-rules tr[data-rule=ConfidenceDrift]")
+    row.wait_for()
+    assert "firing" in row.inner_text().lower() and "checked every 1d" in row.inner_text()
+    assert "look at recent images" in card.locator(".tab .notification-list").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    card.locator("[data-tab=quality]").click()
+    confidence.locator("canvas").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "dashboard-quality.png"), full_page=True)
+    context.close()
+
+
+def test_pausing_a_monitor_from_its_card(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    card = page.locator(".deployment[data-id=demo]")
+    with page.expect_response(lambda r: r.url.endswith("/api/deployments/demo") and r.request.method == "PATCH"):
+        card.locator("button.pause").click()
+    card.locator(".monitor-state .pill.paused").wait_for()
+    assert requests.get(f"{served.base}/api/deployments/demo", timeout=10).json()["state"] == "paused"
+    card.locator("button.pause", has_text="Resume").click()
+    card.locator(".monitor-state .pill").wait_for(state="detached")
+    assert requests.get(f"{served.base}/api/deployments/demo", timeout=10).json()["state"] == "active"

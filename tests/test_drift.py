@@ -10,47 +10,23 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from conftest import FakeClock
+from conftest import FakeClock, record_fortnight
 from yolowatch.admin import admin_router
 from yolowatch.alerts import Evaluator, default_rules
-from yolowatch.detections import DetectionSummary
-from yolowatch.recorder import Recorder
-from yolowatch.store import Store, StoreWriter
+from yolowatch.store import Store
 
 DAY = 86400
 YOLOWATCH = [sys.executable, "-m", "yolowatch"]
 
 
-def _summary(rng: np.random.Generator, drifted: bool) -> DetectionSummary:
-    n = 4
-    confidences = np.clip(rng.beta(5, 2.5, n) if drifted else rng.beta(8, 2, n), 0.25, 1.0)
-    areas = np.clip(rng.lognormal(np.log(0.008 if drifted else 0.02), 1.0, n), 1e-6, 1.0)
-    return DetectionSummary(1, n, tuple(map(float, confidences)), tuple(map(float, areas)), (0,) * n, ("a",) * n)
-
-
 async def _record_two_weeks(path: Path, clock: FakeClock) -> None:
     """Days 0-6 normal for both deployments; days 7-13 drifted for 'drifting' only. 80 requests a day each."""
-    store = Store(path, clock=clock)
-    recorder = Recorder(clock=clock)
-    writer = StoreWriter(store, recorder, "w")
-    for name in ("steady", "drifting", "quiet"):  # quiet never has any traffic
-        await store.register_deployment(name)
-    rng = np.random.default_rng(9)
-    for day in range(14):
-        for _ in range(80):
-            recorder.record_request("steady", "POST", "/predict", 200, 50_000, "s", _summary(rng, False))
-            recorder.record_request("drifting", "POST", "/predict", 200, 50_000, "d", _summary(rng, day >= 7))
-        clock.advance(3600)
-        assert await writer.flush()
-        clock.advance(DAY - 3600)
-    assert await writer.flush()
-    await store.close()
+    await record_fortnight(path, clock, steady=("steady",), drifting=("drifting",), idle=("quiet",))
 
 
 @pytest.fixture

@@ -161,6 +161,19 @@ def parse_window_body(body: Any) -> tuple[int, int]:
 # -- JSON shapes ------------------------------------------------------------------------------------------
 
 
+def alert_state_json(deployment: str, rule: Rule | None, configured: list[Rule], state: Any) -> dict[str, Any]:
+    """One rule's state for one deployment (a rule this process does not run shows its stored state only)."""
+    return {
+        **(alert_rule_json(rule, configured) if rule is not None else {"name": state.rule, "source": "elsewhere"}),
+        "deployment": deployment,
+        "rule": rule.name if rule is not None else state.rule,
+        "forSeconds": rule.for_s if rule is not None else None,
+        "state": state.state if state is not None else "inactive",
+        "activeSince": state.active_since if state is not None else None,
+        "value": state.value if state is not None else None,
+    }
+
+
 def alert_rule_json(rule: Rule, configured: list[Rule]) -> dict[str, Any]:
     """A rule in the API's shape, and where it comes from: "config" (defaults or file) or "api" (deletable)."""
     return {**rule_json(rule), "source": "config" if rule in configured else "api"}
@@ -456,29 +469,27 @@ class Admin:
         return list(rules.values())
 
     async def alerts(self, request: Request) -> Response:
+        """Every rule's state per deployment, and the notifications made, newest first. The rules this process
+        runs are listed in full; deployments watched by other processes show the states those stored."""
         deployment = request.query_params.get("deployment") or None
         configured = self._configured_rules()
-        every_rule = await Evaluator(self.store, configured).all_rules()
-        rows = []
+        every_rule = {rule.name: rule for rule in await Evaluator(self.store, configured).all_rules()}
+        stored = await self.store.alert_states(deployment)
+        if deployment is not None:
+            stored = {f"{deployment}\0{rule}": state for rule, state in stored.items()}
+        shown: dict[tuple[str, str], dict[str, Any]] = {}
         for monitor in self.monitors.values():
             if monitor.alerts is None or deployment not in (None, monitor.deployment):
                 continue
-            states = await self.store.alert_states(monitor.deployment)
-            for rule in every_rule:
-                if not rule.applies_to(monitor.deployment):
-                    continue
-                state = states.get(rule.name)
-                rows.append(
-                    {
-                        **alert_rule_json(rule, configured),
-                        "deployment": monitor.deployment,
-                        "rule": rule.name,
-                        "forSeconds": rule.for_s,
-                        "state": state.state if state else "inactive",
-                        "activeSince": state.active_since if state else None,
-                        "value": state.value if state else None,
-                    }
-                )
+            for rule in every_rule.values():
+                if rule.applies_to(monitor.deployment):
+                    shown[(monitor.deployment, rule.name)] = alert_state_json(
+                        monitor.deployment, rule, configured, None
+                    )
+        for state in stored.values():
+            rule = every_rule.get(state.rule)
+            shown[(state.deployment, state.rule)] = alert_state_json(state.deployment, rule, configured, state)
+        rows = [shown[key] for key in sorted(shown, key=lambda key: key[0])]
         history = [camel_keys(row) for row in await self.store.alert_history(deployment)]
         return JSONResponse({"rules": rows, "history": history})
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from yolowatch.recorder import AREA_EDGES, CONFIDENCE_BINS
+
 if TYPE_CHECKING:
     from yolowatch.store import Store
 
@@ -228,7 +230,15 @@ async def drift_report(
         "drifted": any(signal["drifted"] for signal in signals),
         "signals": signals,
         "histograms": {
-            "confidence": {"baseline": before.confidence_hist, "current": after.confidence_hist},
-            "boxSize": {"baseline": before.area_hist, "current": after.area_hist},
+            "confidence": {
+                "edges": [round(k / CONFIDENCE_BINS, 4) for k in range(CONFIDENCE_BINS + 1)],
+                "baseline": before.confidence_hist,
+                "current": after.confidence_hist,
+            },
+            "boxSize": {
+                "edges": [0.0, *(float(f"{edge:.6g}") for edge in AREA_EDGES), 1.0],
+                "baseline": before.area_hist,
+                "current": after.area_hist,
+            },
         },
     }

@@ -526,11 +526,13 @@ class Store:
         )
         return [{**dict(row), "details": json.loads(row["details"])} for row in await cursor.fetchall()]
 
-    async def alert_states(self, deployment: str) -> dict[str, AlertState]:
-        cursor = await (await self._reader()).execute("SELECT * FROM alert_state WHERE deployment = ?", (deployment,))
+    async def alert_states(self, deployment: str | None = None) -> dict[str, AlertState]:
+        """Rule -> state for one deployment; with None, every deployment's, keyed "deployment\0rule"."""
+        where, params = ("WHERE deployment = ?", (deployment,)) if deployment is not None else ("", ())
+        cursor = await (await self._reader()).execute(f"SELECT * FROM alert_state {where}", params)
         return {
-            row["rule"]: AlertState(
-                row["rule"], deployment, row["state"], row["active_since"], row["last_true"], row["value"]
+            (row["rule"] if deployment is not None else f"{row['deployment']}\0{row['rule']}"): AlertState(
+                row["rule"], row["deployment"], row["state"], row["active_since"], row["last_true"], row["value"]
             )
             for row in await cursor.fetchall()
         }

@@ -7,6 +7,7 @@ const TRANSITIONAL_EVERY_MS = 3_000; // while a deployment is being checked or i
 const RETRY_EVERY_MS = 5_000; // while the API cannot be reached
 const API_TIMEOUT_MS = 15_000;
 const RANGES = ["1h", "6h", "24h", "7d", "30d"];
+const TABS = ["logs", "quality", "alerts", "code", "predict"];
 const KEY_STORE = "yolowatch-api-key";
 const TIME_FORMAT = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" };
 
@@ -113,6 +114,7 @@ async function loadOverview() {
     else state.deployments.set(row.id, { row, info: info.get(row.id), range: "24h", tab: "logs", logsMode: "all", charts: [] });
   }
   renderList();
+  await loadNotifications();
   $("#status").textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
@@ -172,12 +174,13 @@ function renderCard(d) {
   const ranges = el("div", { class: "ranges", role: "group", "aria-label": "Range" }, ...RANGES.map((range) =>
     el("button", { type: "button", "data-range": range, class: range === d.range ? "active" : "", text: range,
       onclick: () => { d.range = range; highlight(ranges, "data-range", range); loadMetrics(d); } })));
-  const tabs = el("div", { class: "tabs", role: "tablist" }, ...["logs", "code", "predict"].map((tab) =>
+  const tabs = el("div", { class: "tabs", role: "tablist" }, ...TABS.map((tab) =>
     el("button", { type: "button", "data-tab": tab, class: tab === d.tab ? "active" : "", text: tab[0].toUpperCase() + tab.slice(1),
       onclick: () => { d.tab = tab; highlight(tabs, "data-tab", tab); renderTab(d); } })));
   node.append(
     el("div", { class: "head" },
       el("span", { class: "name", text: r.name }), el("span", { class: "status-pill" }),
+      el("span", { class: "monitor-state" }),
       el("span", { class: "meta" }),
       el("div", { class: "health" })),
     el("div", { class: "metrics" }),
@@ -198,6 +201,7 @@ function highlight(group, attribute, value) {
 function updateCard(d) {
   const r = d.row, node = d.node;
   $(".status-pill", node).replaceChildren(statusPill(r.status));
+  renderMonitorState(d);
   const info = d.info || {};
   $(".meta", node).textContent = [info.model, r.region, info.endpoint].filter(Boolean).join(" · ");
   $(".metrics", node).replaceChildren(
@@ -241,6 +245,146 @@ function scheduleMetrics(d) {
     }
     loadMetrics(d);
   }, every);
+}
+
+// Pausing stops recording (requests are still served); the state lives in the store, for every process.
+function renderMonitorState(d) {
+  const current = d.row.state || "active";
+  const next = current === "active" ? "paused" : "active";
+  const box = $(".monitor-state", d.node);
+  box.replaceChildren(
+    current === "active" ? "" : el("span", { class: `pill ${current}`, text: current }),
+    el("button", { type: "button", class: "pause", text: current === "active" ? "Pause monitoring" : "Resume monitoring",
+      title: current === "active" ? "Stop recording this deployment's requests (they are still served)" : "Record requests again",
+      onclick: async () => {
+        try { d.row.state = (await api(`/api/deployments/${encodeURIComponent(d.row.id)}`, {
+          method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ state: next }) })).state; }
+        catch { return; }
+        renderMonitorState(d);
+      } }));
+}
+
+// -- alerts -------------------------------------------------------------------------------------------
+
+function fmtTime(epochS) { return epochS ? new Date(epochS * 1000).toLocaleString([], TIME_FORMAT) : "–"; }
+function fmtDuration(s) {
+  if (s === null || s === undefined) return "–";
+  for (const [unit, size] of [["w", 604800], ["d", 86400], ["h", 3600], ["m", 60]]) if (s >= size && s % size === 0) return `${s / size}${unit}`;
+  return `${s}s`;
+}
+function fmtValue(v) { return v === null || v === undefined ? "–" : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 0.001 || v === 0 ? v.toPrecision(3) : v.toExponential(1); }
+
+function notificationItem(n) {
+  return el("li", { class: `notification ${n.status} ${n.severity}`, "data-rule": n.rule },
+    el("span", { class: `pill ${n.status}`, text: n.status }),
+    el("span", { class: "rule", text: n.rule }),
+    el("span", { class: "deployment-name", text: n.deployment }),
+    el("span", { class: "time", text: fmtTime(n.createdS) }),
+    el("span", { class: "value", text: `value ${fmtValue(n.value)}` }),
+    el("span", { class: "runbook", text: n.runbook }));
+}
+
+async function loadNotifications() {
+  let body;
+  try { body = await api("/api/alerts"); } catch { return; }
+  const active = body.rules.filter((r) => r.state !== "inactive");
+  const firing = active.filter((r) => r.state === "firing").length;
+  $("#alerts-summary").textContent = `${firing} firing · ${active.length - firing} pending · ${body.history.length} notifications`;
+  const items = active.map((r) => el("li", { class: `notification ${r.state} ${r.severity || ""}`, "data-rule": r.rule },
+    el("span", { class: `pill ${r.state}`, text: r.state }),
+    el("span", { class: "rule", text: r.rule }), el("span", { class: "deployment-name", text: r.deployment }),
+    el("span", { class: "time", text: `since ${fmtTime(r.activeSince)}` }),
+    el("span", { class: "value", text: `value ${fmtValue(r.value)}` }), el("span", { class: "runbook", text: r.runbook || "" })));
+  items.push(...body.history.slice(0, 10).map(notificationItem));
+  $("#notifications").replaceChildren(...(items.length ? items : [el("li", { class: "meta", text: "No alerts: every rule is quiet." })]));
+}
+
+async function renderAlerts(d, box) {
+  let body;
+  try { body = await api(`/api/alerts?deployment=${encodeURIComponent(d.row.id)}`); }
+  catch (error) { box.replaceChildren(el("div", { class: "error", text: error.message })); return; }
+  if (d.tab !== "alerts") return;
+  const head = el("tr", {}, ...["Rule", "When", "State", "Value", "Runbook"].map((label) => el("th", { text: label })));
+  const rows = body.rules.map((r) => el("tr", { "data-rule": r.rule },
+    el("td", { text: r.rule }),
+    el("td", { text: r.metric ? `${r.metric} ${r.comparison} ${r.threshold} for ${fmtDuration(r.forSeconds)}${r.every > 60 ? `, checked every ${fmtDuration(r.every)}` : ""}` : "(rule of another process)" }),
+    el("td", {}, el("span", { class: `pill ${r.state}`, text: r.state })),
+    el("td", { text: fmtValue(r.value) }), el("td", { class: "runbook", text: r.runbook || "" })));
+  const history = body.history.map(notificationItem);
+  box.replaceChildren(
+    el("table", { class: "alert-rules" }, el("thead", {}, head), el("tbody", {}, ...rows)),
+    el("h3", { text: "Notifications" }),
+    el("ul", { class: "notification-list" }, ...(history.length ? history : [el("li", { class: "meta", text: "None yet." })])));
+}
+
+// -- quality: drift and holdout -----------------------------------------------------------------------
+
+function fmtP(p) { return p >= 0.001 ? p.toFixed(3) : p.toExponential(1); }
+
+// Box sizes span five decades: their x axis is log10 of the share, labelled as the share itself.
+function histogramChart(holder, hist, logScale) {
+  const edges = hist.edges;
+  const centres = edges.slice(0, -1).map((lo, i) => logScale ? Math.log10(Math.sqrt(Math.max(lo, edges[1] / 10) * edges[i + 1])) : (lo + edges[i + 1]) / 2);
+  const share = (counts) => { const total = counts.reduce((a, b) => a + b, 0) || 1; return counts.map((c) => c / total); };
+  const label = (t) => logScale ? Number(10 ** t).toExponential(0) : t.toFixed(1);
+  const options = {
+    width: Math.max(240, holder.clientWidth - 10), height: 140, cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: false } },
+    series: [{ value: (u, t) => t === null ? "–" : label(t) },
+      { label: "baseline", stroke: "#98a2b3", width: 1.5, paths: uPlot.paths.stepped({ align: 1 }) },
+      { label: "current", stroke: "#2f6fde", width: 1.5, paths: uPlot.paths.stepped({ align: 1 }) }],
+    axes: [{ size: 30, space: 60, values: (u, ticks) => ticks.map(label) }, { size: 46 }],
+  };
+  return new uPlot(options, [centres, share(hist.baseline), share(hist.current)], holder);
+}
+
+async function renderQuality(d, box) {
+  const id = encodeURIComponent(d.row.id);
+  box.replaceChildren(el("div", { class: "meta", text: "running the drift tests…" }));
+  let drift = null, driftError = "", holdout = { runs: [] };
+  try { drift = await api(`/api/deployments/${id}/drift`, { timeoutMs: 60_000 }); } catch (error) { driftError = error.message; }
+  try { holdout = await api(`/api/deployments/${id}/holdout`); } catch { /* shown as no runs */ }
+  if (d.tab !== "quality") return;
+  const parts = [];
+  if (drift) {
+    parts.push(el("div", { class: "meta window", text: `Baseline ${fmtTime(drift.baseline.start)} – ${fmtTime(drift.baseline.end)} · current ${fmtTime(drift.current.start)} – ${fmtTime(drift.current.end)}` }));
+    const grid = el("div", { class: "charts drift" });
+    parts.push(grid);
+    const titles = { confidence: "Confidence", boxSize: "Box size (share of the image)" };
+    const pending = [];
+    for (const signal of drift.signals) {
+      const holder = el("div", { class: "chart", "data-signal": signal.signal },
+        el("div", { class: "title", text: titles[signal.signal] || signal.signal }),
+        el("div", { class: `verdict ${signal.drifted ? "drifted" : "steady"}`, text: signal.drifted ? "drift" : "no drift" }),
+        el("div", { class: "stats", text: `KS ${signal.ksStatistic.toFixed(3)} · p = ${fmtP(signal.pValue)} · n = ${fmtCount(signal.baselineSamples)} / ${fmtCount(signal.currentSamples)}` }),
+        el("div", { class: "meta reason", text: signal.reason }));
+      grid.append(holder);
+      pending.push([holder, drift.histograms[signal.signal], signal.signal === "boxSize"]);
+    }
+    parts.push(el("ul", { class: "changes" }, ...drift.changes.map((c) =>
+      el("li", { class: c.flagged ? "flagged" : "", "data-signal": c.signal, text: `${c.signal === "detectionVolume" ? "Detections a minute" : "Mean confidence"}: ${c.flagged ? "flagged — " : ""}${c.reason}` }))));
+    box.replaceChildren(...parts);
+    for (const [holder, hist, logScale] of pending) d.qualityCharts.push(histogramChart(holder, hist, logScale));
+  } else {
+    box.replaceChildren(el("div", { class: "meta", text: `Drift: ${driftError}` }));
+  }
+  const runs = holdout.runs || [];
+  const holder = el("div", { class: "chart holdout" }, el("div", { class: "title", text: "Holdout mAP" }));
+  box.append(holder);
+  if (!runs.length) {
+    holder.append(el("div", { class: "meta", text: `No holdout runs yet: yolowatch holdout --data holdout.yaml --deployment ${d.row.id} --endpoint ${predictUrl(d)}` }));
+    return;
+  }
+  const last = runs[runs.length - 1];
+  holder.append(el("div", { class: "stats", text: `latest: mAP50 ${last.map50.toFixed(3)} · mAP50-95 ${last.map50to95.toFixed(3)} on ${last.dataset} (${last.images} images), ${fmtTime(last.time)}` }));
+  const options = {
+    width: Math.max(240, holder.clientWidth - 10), height: 140, cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: [0, 1] } },
+    series: [{}, { label: "mAP50", stroke: "#12a150", width: 1.5, points: { show: true, size: 6 } },
+      { label: "mAP50-95", stroke: "#7a5af8", width: 1.5, points: { show: true, size: 6 } }],
+    axes: [{ size: 30, space: 80 }, { size: 40 }],
+  };
+  d.qualityCharts.push(new uPlot(options, [runs.map((r) => r.time), runs.map((r) => r.map50), runs.map((r) => r.map50to95)], holder));
 }
 
 // -- charts -------------------------------------------------------------------------------------------
@@ -289,7 +433,11 @@ function drawCharts(d, points) {
 
 function renderTab(d) {
   const box = $(".tab", d.node);
+  for (const chart of d.qualityCharts || []) chart.destroy();
+  d.qualityCharts = [];
   if (d.tab === "logs") renderLogs(d, box);
+  else if (d.tab === "quality") renderQuality(d, box);
+  else if (d.tab === "alerts") renderAlerts(d, box);
   else if (d.tab === "code") renderCode(d, box);
   else renderPredict(d, box);
 }
