@@ -314,3 +314,13 @@ async def _fire_any_error(monitor: object) -> list[tuple[str, str]]:
     assert await monitor.writer.flush()
     made = await monitor.alerts.evaluate_closed_minute("prod", start + 60)
     return [(n.rule, n.status) for n in made]
+
+
+def test_the_readme_rules_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "rules.toml").write_text(example)
+    rules = {r.name: r for r in load_rules_file(tmp_path / "rules.toml", default_rules())}
+    slow = rules["SlowP99"]
+    assert (slow.for_s, slow.keep_firing_s, slow.every_s, slow.deployment) == (600, 120, 60, "prod")
+    assert len(rules) == len(default_rules()) + 1

@@ -96,3 +96,16 @@ def test_the_sidecar_needs_none_of_the_yolo_extra() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "WatchMiddleware demo"
+
+
+def test_serve_and_sidecar_refuse_a_bad_rules_file_before_binding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "X"\nmetric = "p95_ms"\ncomparison = "sideways"\nthreshold = 1\n')
+    assert main(["serve", "--alert-rules", str(rules), "--db", str(tmp_path / "a.db")]) == 2
+    assert "rule 1: comparison must be one of above, below, drop, rise" in capsys.readouterr().err
+    missing = str(tmp_path / "nope.toml")
+    assert main(["sidecar", "--upstream", "http://127.0.0.1:9", "--alert-rules", missing]) == 2
+    assert "nope.toml" in capsys.readouterr().err
+    assert not (tmp_path / "a.db").exists()  # refused before anything was opened
