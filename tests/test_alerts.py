@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -324,3 +325,21 @@ def test_the_readme_rules_example_loads(tmp_path: Path) -> None:
     slow = rules["SlowP99"]
     assert (slow.for_s, slow.keep_firing_s, slow.every_s, slow.deployment) == (600, 120, 60, "prod")
     assert len(rules) == len(default_rules()) + 1
+
+
+async def test_without_scipy_the_drift_rule_is_skipped_and_the_others_still_run(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The light install (no yolo extra) has no scipy: at midnight the daily drift rule is skipped, not fatal."""
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # as if not installed: importing it raises
+    clock.now -= clock.now % 86400
+    clock.now -= 60
+    store = Store(tmp_path / "light.db", clock=clock)
+    writer = StoreWriter(store, Recorder(clock=clock), "w")
+    start = await _failing_minute(writer, clock)
+    evaluator = Evaluator(store, default_rules(), sinks={})
+    assert await evaluator.evaluate_closed_minute("prod", start) == []
+    states = await store.alert_states("prod")
+    assert states["HighErrorRate"].state == "pending" and "ConfidenceDrift" not in states
+    assert "drift alert rules need scipy" in caplog.text
+    await store.close()

@@ -440,9 +440,12 @@ async def _drift_values(store: Any, deployment: str, windows: Any) -> dict[str, 
     """Each KS test's p-value where the drift rule's effect-size and sample gates pass (else None: a tiny shift
     or a thin sample is not drift, however small its p-value)."""
     try:
-        from yolowatch.quality import DriftRule, drift_report
-    except ImportError:  # numpy/scipy come with the yolo extra
+        import scipy.stats  # noqa: F401  (the KS distribution; in the yolo extra)
+    except ImportError:
+        log.warning("drift alert rules need scipy (pip install 'yolowatch[yolo]'); skipped")
         return {}
+    from yolowatch.quality import DriftRule, drift_report
+
     report = await drift_report(store, deployment, DriftRule(), *windows)
     values: dict[str, float | None] = {}
     for signal, metric in (("confidence", "confidence_drift_p"), ("boxSize", "box_drift_p")):
