@@ -158,7 +158,8 @@ async def test_rules_read_closed_minutes_from_the_store(tmp_path: Path, clock: F
     await store.close()
 
 
-def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
+def _admin_client(path: Path) -> tuple[object, object]:
+    """A monitor running the default rules, and a test client of its admin router (the store closes with it)."""
     from starlette.applications import Starlette
     from starlette.routing import Mount
     from starlette.testclient import TestClient
@@ -166,7 +167,7 @@ def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
     from yolowatch.admin import admin_router
     from yolowatch.monitor import Monitor
 
-    monitor = Monitor(tmp_path / "r.db", "prod", alert_rules=default_rules())
+    monitor = Monitor(path, "prod", alert_rules=default_rules())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -174,7 +175,12 @@ def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
         await monitor.store.close()
 
     app = Starlette(routes=[Mount("/", admin_router(monitor.store, monitors=[monitor]))], lifespan=lifespan)
-    with TestClient(app) as client:
+    return monitor, TestClient(app)
+
+
+def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
+    _, client = _admin_client(tmp_path / "r.db")
+    with client:
         body = client.get("/api/alerts").json()
     assert [r["rule"] for r in body["rules"]] == [r.name for r in default_rules()]
     assert "DetectionRateDrop" in [r["rule"] for r in body["rules"]]
@@ -267,24 +273,10 @@ async def test_the_holdout_rule_fires_when_map_falls_a_point(tmp_path: Path, clo
 
 def test_rules_are_created_listed_and_deleted_through_the_api(tmp_path: Path) -> None:
     """API rules live in the file (every process applies them); deleting a firing one resolves it."""
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
-    from starlette.testclient import TestClient
-
-    from yolowatch.admin import admin_router
-    from yolowatch.monitor import Monitor
-
-    monitor = Monitor(tmp_path / "r.db", "prod", alert_rules=default_rules())
+    monitor, client = _admin_client(tmp_path / "r.db")
     flaky = {"name": "AnyError", "metric": "error_rate", "comparison": "above", "threshold": 0, "for": 0,
              "runbook": "one failure is one too many"}  # fmt: skip
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await monitor.store.close()
-
-    app = Starlette(routes=[Mount("/", admin_router(monitor.store, monitors=[monitor]))], lifespan=lifespan)
-    with TestClient(app) as client:
+    with client:
         created = client.post("/api/alerts/rules", json=flaky)
         assert created.status_code == 201 and created.json()["source"] == "api" and created.json()["for"] == 0
         assert client.post("/api/alerts/rules", json=flaky).status_code == 409  # names are unique
