@@ -348,8 +348,16 @@ def test_quality_tab_shows_drift_and_the_holdout_series(browser, quality_served:
     context.close()
 
 
-def test_pausing_a_monitor_from_its_card(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+def test_pausing_a_monitor_and_its_snapshot_window_from_its_card(page, served: Served) -> None:  # type: ignore[no-untyped-def]
     card = page.locator(".deployment[data-id=demo]")
+    demo = lambda: requests.get(f"{served.base}/api/deployments/demo", timeout=10).json()  # noqa: E731
+    assert card.locator(".metric.snapshot select").input_value() == "1h"
+    with page.expect_response(lambda r: r.url.endswith("/api/deployments/demo") and r.request.method == "PATCH"):
+        card.locator(".metric.snapshot select").select_option("5m")
+    assert demo()["snapshotWindow"] == "5m" and demo()["snapshot"]["window"] == "5m"
+    page.wait_for_function(
+        "() => document.querySelector('.deployment[data-id=demo] .metric.snapshot select').value === '5m'"
+    )
     with page.expect_response(lambda r: r.url.endswith("/api/deployments/demo") and r.request.method == "PATCH"):
         card.locator("button.pause").click()
     card.locator(".monitor-state .pill.paused").wait_for()

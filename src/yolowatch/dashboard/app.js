@@ -204,8 +204,12 @@ function updateCard(d) {
   renderMonitorState(d);
   const info = d.info || {};
   $(".meta", node).textContent = [info.model, r.region, info.endpoint].filter(Boolean).join(" · ");
+  const snapshot = r.snapshot || {};
   $(".metrics", node).replaceChildren(
-    metric("Requests (24h)", fmtCount(r.requests)), metric("P95 (24h)", fmtMs(r.p95LatencyMs)), metric("Error rate (24h)", fmtPct(r.errorRate)));
+    metric("Requests (24h)", fmtCount(r.requests)), metric("P95 (24h)", fmtMs(r.p95LatencyMs)), metric("Error rate (24h)", fmtPct(r.errorRate)),
+    el("div", { class: "metric snapshot", title: "The live snapshot the health state is judged on" },
+      el("div", { class: "label" }, "Snapshot ", snapshotSelect(d)),
+      el("div", { class: "value", text: `${fmtCount(snapshot.requests)} req · P95 ${fmtMs(snapshot.p95LatencyMs)} · ${fmtPct(snapshot.errorRate)}` })));
   renderHealth(d);
   return node;
 }
@@ -262,6 +266,20 @@ function renderMonitorState(d) {
         catch { return; }
         renderMonitorState(d);
       } }));
+}
+
+const SNAPSHOT_WINDOWS = ["5m", "15m", "1h", "6h", "1d"];
+
+function snapshotSelect(d) {
+  const current = (d.row.snapshot || {}).window || "1h";
+  const select = el("select", { "aria-label": "Snapshot window", onchange: async () => {
+    try { await api(`/api/deployments/${encodeURIComponent(d.row.id)}`, {
+      method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ snapshotWindow: select.value }) }); }
+    catch { return; }
+    refreshAll();
+  } }, ...SNAPSHOT_WINDOWS.map((w) => el("option", { value: w, text: w })));
+  select.value = current;
+  return select;
 }
 
 // -- alerts -------------------------------------------------------------------------------------------
