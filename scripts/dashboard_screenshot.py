@@ -1,11 +1,16 @@
 """Regenerate docs/dashboard.png: a real `yolowatch serve` with demo traffic, in Debian's chromium.
 
 .venv/bin/python scripts/dashboard_screenshot.py [--out docs/dashboard.png]
+.venv/bin/python scripts/dashboard_screenshot.py --quality [--out docs/dashboard-quality.png]
+
+--quality runs the server on a 60x clock and `yolowatch traffic` (normal, then drifted, then malformed
+uploads), pins the normal phase as the drift baseline, and shows the Quality tab and the Alerts panel.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,9 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "dashboard.png")
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--quality", action="store_true", help="drift, holdout and alerts instead of the overview")
     args = parser.parse_args()
+    if args.quality:
+        quality(args.out or ROOT / "docs" / "dashboard-quality.png", args.port)
+        return
+    args.out = args.out or ROOT / "docs" / "dashboard.png"
     base = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "demo.db"
@@ -62,6 +72,59 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     print(f"wrote {args.out}")
+
+
+def _wait_healthy(base: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("serve did not become healthy")
+        time.sleep(0.3)
+
+
+def quality(out: Path, port: int, scale: float = 60.0) -> None:
+    base = f"http://127.0.0.1:{port}"
+    anchor = time.time()
+    env = {**os.environ, "YOLOWATCH_TIME_SCALE": str(scale), "YOLOWATCH_TIME_ANCHOR": str(anchor)}
+
+    def server_time(real: float) -> int:
+        return int(anchor + (real - anchor) * scale)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "yolowatch", "serve", "--port", str(port), "--db", str(Path(tmp) / "q.db")]
+        server = subprocess.Popen(command, env=env)
+        try:
+            _wait_healthy(base)
+            started = time.time()
+            traffic = [sys.executable, "-m", "yolowatch", "traffic", "--url", f"{base}/predict", "--rate", "40",
+                       "--param", "imgsz=320", "--count", "5000"]  # fmt: skip
+            subprocess.run([*traffic, "--plan", "normal:20"], check=True, stdout=subprocess.DEVNULL)
+            normal_end = time.time()
+            subprocess.run([*traffic, "--plan", "drifted:20,malformed:8"], check=True, stdout=subprocess.DEVNULL)
+            time.sleep(4)  # the last minutes are written and evaluated
+            window = {"start": server_time(started) // 60 * 60 + 60, "end": server_time(normal_end) // 60 * 60}
+            httpx.put(f"{base}/api/deployments/demo/baseline", json=window, timeout=10).raise_for_status()
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+                page = browser.new_page(viewport={"width": 1280, "height": 1300})
+                page.goto(f"{base}/dashboard/")
+                page.wait_for_selector(".deployment .chart canvas")
+                page.click("button[data-range='1h']")
+                page.click("button[data-tab=quality]")
+                page.wait_for_selector(".chart[data-signal=confidence] canvas", timeout=60_000)
+                page.wait_for_timeout(1000)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(out), full_page=True)
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
