@@ -196,6 +196,14 @@ def test_openapi_document_lists_the_routes(served: tuple[str, Path]) -> None:
     document = requests.get(f"{base}/api/openapi.json", timeout=10).json()
     assert document["openapi"].startswith("3.")
     assert "/api/deployments/{deployment}/logs" in document["paths"] and "/health" in document["paths"]
+    # Every admin route, with every method it answers, is described.
+    from yolowatch.admin import admin_router
+    from yolowatch.store import Store
+
+    for route in admin_router(Store(Path("/nonexistent/unused.db"))).routes:
+        if route.path.startswith("/api/") or route.path == "/metrics":
+            for method in route.methods - {"HEAD"}:
+                assert method.lower() in document["paths"].get(route.path, {}), (method, route.path)
 
 
 def test_keys_guard_the_admin_api_and_never_reach_logs_or_database(tmp_path: Path) -> None:

@@ -623,6 +623,9 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": json_ok, "400": error, "401": error, "404": error},
         }
 
+    def body(properties: dict[str, Any]) -> dict[str, Any]:
+        return {"content": {"application/json": {"schema": {"type": "object", "properties": properties}}}}
+
     query = lambda name, schema, text: {"name": name, "in": "query", "schema": schema, "description": text}  # noqa: E731
     return {
         "openapi": "3.1.0",
@@ -634,8 +637,17 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/api/monitoring": {"get": op("Overview of every deployment over 24h")},
+            "/api/openapi.json": {"get": op("This document")},
             "/api/deployments": {"get": op("What is monitored")},
-            "/api/deployments/{deployment}": {"get": op("One deployment", [deployment])},
+            "/api/deployments/{deployment}": {
+                "get": op("One deployment, with its live snapshot", [deployment]),
+                "patch": {
+                    **op("Pause, resume or archive its monitor; set its snapshot window", [deployment]),
+                    "requestBody": body(
+                        {"state": {"enum": list(MONITOR_STATES)}, "snapshotWindow": {"enum": list(SNAPSHOT_WINDOWS)}}
+                    ),
+                },
+            },
             "/api/deployments/{deployment}/metrics": {
                 "get": op(
                     "Summary and sparkline over a range",
@@ -662,6 +674,44 @@ def openapi_document() -> dict[str, Any]:
                 )
             },
             "/api/deployments/{deployment}/health": {"get": op("Latest health probe", [deployment])},
+            "/api/deployments/{deployment}/drift": {
+                "get": op(
+                    "KS drift tests of confidence and box size, current window against the baseline",
+                    [deployment]
+                    + [
+                        query(f"{side}{edge}", {"type": "integer"}, f"{side} window {edge.lower()}, epoch seconds")
+                        for side in ("baseline", "current")
+                        for edge in ("Start", "End")
+                    ],
+                )
+            },
+            "/api/deployments/{deployment}/baseline": {
+                "get": op("The drift baseline window, pinned or default", [deployment]),
+                "put": {
+                    **op("Pin the drift baseline", [deployment]),
+                    "requestBody": body(
+                        {"start": {"type": ["integer", "string"]}, "end": {"type": ["integer", "string"]}}
+                    ),
+                },
+                "delete": op("Unpin: back to the first 7 days of traffic", [deployment]),
+            },
+            "/api/deployments/{deployment}/holdout": {"get": op("The holdout mAP series", [deployment])},
+            "/api/alerts": {
+                "get": op(
+                    "Alert rule states and notifications, newest first",
+                    [query("deployment", {"type": "string"}, "only this deployment")],
+                )
+            },
+            "/api/alerts/rules": {
+                "get": op("Every alert rule, from the config or the API"),
+                "post": {**op("Create an alert rule (stored: every process applies it)"), "requestBody": body({})},
+            },
+            "/api/alerts/rules/{name}": {
+                "delete": op(
+                    "Delete a rule created through the API",
+                    [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                )
+            },
             "/api/deployments/{deployment}/health/check": {
                 "post": op("Probe now (this process's deployments)", [deployment])
             },
