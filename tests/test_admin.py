@@ -111,6 +111,8 @@ def test_metrics_summary_and_sparkline(served: tuple[str, Path]) -> None:
         ("logs?limit=ten", "limit must be an integer from 1 to 200"),
         ("logs?severity=ERROR,LOUD", "unknown severity LOUD"),
         ("logs?pageToken=garbage", "pageToken is not valid"),
+        ("logs?pageToken=abc.%C3%A9t%C3%A9", "pageToken is not valid"),  # non-ASCII: found by schemathesis (a 500)
+        ("drift?baselineStart=5", "together"),
     ],
 )
 def test_bad_parameters_say_what_is_allowed(served: tuple[str, Path], query: str, expected: str) -> None:

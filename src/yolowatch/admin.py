@@ -71,7 +71,7 @@ def decode_page_token(secret: bytes, token: str, deployment: str, severities: li
     refused = RequestError(400, "pageToken is not valid: pass the nextPageToken of the previous page unchanged")
     body, _, signature = token.partition(".")
     expected = base64.urlsafe_b64encode(hmac.new(secret, body.encode(), hashlib.sha256).digest()[:18]).decode()
-    if not body or not hmac.compare_digest(signature, expected):
+    if not body or not hmac.compare_digest(signature.encode(), expected.encode()):  # bytes: any text is refused
         raise refused
     try:
         payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
