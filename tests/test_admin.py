@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -323,3 +324,20 @@ def test_serve_with_two_workers_counts_every_request_once(tmp_path: Path) -> Non
         assert total == sent
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT count(DISTINCT writer) FROM process_totals").fetchone()[0] == 2
+
+
+def test_no_request_generated_from_the_openapi_document_gets_a_server_error(tmp_path: Path) -> None:
+    """schemathesis builds requests from /api/openapi.json (valid and invalid parameters, odd path values, odd
+    bodies; fixed seed) and sends them to a real serve: every one must get an answer below 500."""
+    with run_server(["--db", str(tmp_path / "fuzz.db")]) as base:
+        with EXAMPLE.open("rb") as image:
+            assert requests.post(f"{base}/predict", files={"file": image}, timeout=60).status_code == 200
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/api/openapi.json", "--url", base,
+             "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "7", "--no-color"],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:]
+        generated = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+        assert generated and int(generated.group(1)) == int(generated.group(2)) > 100, result.stdout[-1500:]
+        assert requests.get(f"{base}/health", timeout=10).status_code == 200  # and the server is still up
