@@ -502,11 +502,14 @@ def run_baseline(args: argparse.Namespace, settings: Settings) -> int:
         print("yolowatch: give --clear alone, or --start and --end", file=sys.stderr)
         return 2
     window = None
-    if args.start or args.end:
+    if bool(args.start) != bool(args.end):
+        print("yolowatch: give both --start and --end (or --clear, or neither to show the baseline)", file=sys.stderr)
+        return 2
+    if args.start:
         try:
-            window = (parse_time(args.start or ""), parse_time(args.end or ""))
+            window = (parse_time(args.start), parse_time(args.end))
         except ValueError as exc:
-            print(f"yolowatch: give both --start and --end: {exc}", file=sys.stderr)
+            print(f"yolowatch: {exc}", file=sys.stderr)
             return 2
         if window[1] <= window[0]:
             print("yolowatch: --end must be after --start", file=sys.stderr)
@@ -525,12 +528,13 @@ def run_baseline(args: argparse.Namespace, settings: Settings) -> int:
             windows = await default_windows(store, args.deployment)
         finally:
             await store.close()
-        if windows is None:
-            print(f"{args.deployment}: no traffic yet; baseline {'pinned' if pinned else 'default'}")
+        if pinned is not None:
+            print(f"{args.deployment}: drift baseline {iso_time(pinned[0])} .. {iso_time(pinned[1])} (pinned)")
+        elif windows is None:
+            print(f"{args.deployment}: drift baseline: the first 7 days of traffic (default; no traffic yet)")
         else:
             start, end = windows[0].start_s, windows[0].end_s
-            kind = "pinned" if pinned else "default: the first 7 days of traffic"
-            print(f"{args.deployment}: drift baseline {iso_time(start)} .. {iso_time(end)} ({kind})")
+            print(f"{args.deployment}: drift baseline {iso_time(start)} .. {iso_time(end)} (default: the first 7 days)")
         return 0
 
     return asyncio.run(apply())
