@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from yolowatch.detections import summarize_detections
+from yolowatch.detections import error_reason, summarize_detections
 
 ENDPOINT_BODY = {
     "images": [
@@ -65,3 +65,13 @@ def test_odd_items_inside_results_are_skipped() -> None:
     body = {"images": [{"results": [{"confidence": "high"}, {"confidence": float("nan")}, {"confidence": 0.4}, 3]}]}
     summary = summarize_detections(body)
     assert summary is not None and summary.count == 1 and summary.box_areas == ()
+
+
+def test_error_reasons_are_one_short_line() -> None:
+    assert error_reason(b'{"error": "file is empty"}') == "file is empty"
+    assert error_reason(b'{"detail": "Not Found"}') == "Not Found"  # FastAPI's shape
+    assert error_reason(b'{"error": "a\\n  b\\tc"}') == "a b c"
+    long = error_reason(('{"error": "%s"}' % ("x" * 500)).encode())
+    assert long is not None and len(long) == 200 and long.endswith("…")
+    for body in (b"not json", b'{"error": 3}', b'{"error": "  "}', b"[1]", b'{"other": "x"}'):
+        assert error_reason(body) is None

@@ -44,7 +44,8 @@ DETECTIONS = {
 
 
 async def predict(request: Request) -> Response:
-    await request.body()
+    if await request.body() == b"text":
+        return JSONResponse({"error": "file is not an image;\n send JPEG or PNG"}, status_code=415)
     return JSONResponse(DETECTIONS)
 
 
@@ -161,6 +162,22 @@ def test_detections_are_read_from_json_predict_responses_only(
     assert summary["mean_confidence"] == pytest.approx(0.7)
     predict_log = next(entry for entry in logs if entry["path"] == "/predict")
     assert predict_log["message"].endswith(", 2 detections") and predict_log["detections"] == 2
+
+
+def test_a_refused_predict_request_is_logged_with_its_reason(
+    watched: tuple[TestClient, Path], clock: FakeClock
+) -> None:
+    """The error of a refused request's JSON body follows its status in the request log (one line), and the
+    refusal is not counted as a prediction."""
+    client, db = watched
+    assert client.post("/predict", content=b"text").status_code == 415
+    client.__exit__(None, None, None)
+    summary, logs = stored(db, clock)
+    assert (summary["requests"], summary["predictions"], summary["client_errors"]) == (1, 0, 1)
+    (entry,) = logs
+    assert entry["severity"] == logging.WARNING
+    assert entry["message"].startswith("POST /predict 415 ")
+    assert entry["message"].endswith(" ms: file is not an image; send JPEG or PNG")
 
 
 def test_oversized_predict_bodies_are_not_parsed(tmp_path: Path, clock: FakeClock) -> None:

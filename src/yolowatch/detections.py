@@ -160,3 +160,20 @@ def summarize_detections(body: bytes | str | Any) -> DetectionSummary | None:
     if isinstance(body, list) and all(_is_result(item) for item in body):
         return summarize_results([(body, None)])
     return None
+
+
+MAX_REASON_CHARS = 200
+
+
+def error_reason(body: bytes) -> str | None:
+    """The `error` (or FastAPI's `detail`) string of a refused predict request's JSON body, one line, shortened:
+    what the request log shows after the status, so a person sees why without the app's own logs."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    reason = parsed.get("error", parsed.get("detail")) if isinstance(parsed, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        return None
+    line = " ".join(reason.split())
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"

@@ -164,7 +164,8 @@ class WatchMiddleware:
     ) -> None:
         try:
             latency_us = max(0, ((finished_ns or time.perf_counter_ns()) - started_ns) // 1000)
-            body = b"".join(chunks) if chunks and 200 <= status < 300 else None
+            # 2xx bodies are read for detections, 4xx/5xx ones for the error's reason (both later, in the fold).
+            body = b"".join(chunks) if chunks and status >= 200 else None
             self.recorder.record_request(
                 self.deployment,
                 scope.get("method", ""),

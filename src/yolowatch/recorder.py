@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-from yolowatch.detections import DetectionSummary, summarize_detections
+from yolowatch.detections import DetectionSummary, error_reason, summarize_detections
 
 # Latency histograms: 1 us to 10 min at 2 significant digits. Measured (benchmarks/hdr_precision.py): worst
 # P50/P95/P99 error 0.6 % on lognormal latencies (< 1 % by construction: 1/128 at most), 24 KiB per live
@@ -334,7 +334,7 @@ class Recorder:
     def _read_detections(self, pending: list[Pending], elapsed: float) -> list[DetectionSummary | None]:
         """Parse response bodies, within the per-second budget; past it, a systematic sample (spread evenly)."""
         summaries: list[DetectionSummary | None] = [None] * len(pending)
-        bodies = [i for i, item in enumerate(pending) if item[7] is not None]
+        bodies = [i for i, item in enumerate(pending) if item[7] is not None and item[4] < 300]
         if not bodies:
             return summaries
         allowance = len(bodies)
@@ -374,7 +374,7 @@ class Recorder:
                 bucket.add_detections(summary)
                 lifetime.add_detections(summary)
         budget_us = self.budget_us
-        for offset, (ts, _, method, path, status, latency_us, request_id, _, crashed) in enumerate(run):
+        for offset, (ts, _, method, path, status, latency_us, request_id, body, crashed) in enumerate(run):
             if status < 400 and latency_us <= budget_us and not crashed:
                 if not self._keep_info(int(ts)):
                     self.stats.sampled_away += 1
@@ -385,6 +385,9 @@ class Recorder:
             if len(self._logs) == self._logs.maxlen:
                 self.stats.logs_dropped += 1
             summary = summaries[start + offset]
+            message = format_message(method, path, status, latency_us, summary)
+            if status >= 400 and type(body) is bytes and (reason := error_reason(body)):
+                message += f": {reason}"
             self._logs.append(
                 LogEntry(
                     deployment,
@@ -397,7 +400,7 @@ class Recorder:
                     None if summary is None else summary.count,
                     None if summary is None else summary.mean_confidence,
                     request_id,
-                    format_message(method, path, status, latency_us, summary),
+                    message,
                 )
             )
 
