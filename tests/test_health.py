@@ -87,6 +87,17 @@ async def test_a_probe_that_hangs_times_out_as_unhealthy() -> None:
     assert result.healthy is False and result.error == "no answer within 0.2 s"
 
 
+async def test_a_probe_that_times_itself_reports_its_own_latency() -> None:
+    """The bundled model's probe waits for a loading model before it starts its clock."""
+
+    async def probe() -> tuple[int, float]:
+        await asyncio.sleep(0.3)  # a model still loading
+        return 200, 12.5
+
+    result = await HealthChecker("d", probe).check()
+    assert result.healthy is True and result.latency_ms == 12.5
+
+
 async def test_concurrent_checks_share_one_probe() -> None:
     calls = 0
 

@@ -21,7 +21,9 @@ from yolowatch.store import HealthResult, Store
 
 log = logging.getLogger("yolowatch.health")
 
-Probe = Callable[[], Awaitable[int]]
+# A probe answers an HTTP-like status, or (status, milliseconds) when it times its own work (the bundled model's
+# probe waits for a model still loading without counting that wait as the probe's latency).
+Probe = Callable[[], Awaitable["int | tuple[int, float]"]]
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,11 @@ class HealthChecker:
     async def _check_once(self) -> HealthResult:
         started = time.perf_counter()
         status: int | None = None
+        own_ms: float | None = None
         error: str | None = None
         try:
-            status = await asyncio.wait_for(self.probe(), self.schedule.timeout_s)
+            answer = await asyncio.wait_for(self.probe(), self.schedule.timeout_s)
+            status, own_ms = answer if isinstance(answer, tuple) else (answer, None)
             if not 200 <= status < 300:
                 error = f"probe answered {status}"
         except asyncio.TimeoutError:
@@ -147,7 +151,7 @@ class HealthChecker:
         result = HealthResult(
             healthy=error is None,
             status=status,
-            latency_ms=(time.perf_counter() - started) * 1000,
+            latency_ms=own_ms if own_ms is not None else (time.perf_counter() - started) * 1000,
             error=error,
             checked_ms=int(self.clock() * 1000),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -195,13 +196,15 @@ class Detector:
             raise RequestError(503, self.not_ready_message(), headers={"Retry-After": "5"})
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._infer, image, params)
 
-    async def probe(self) -> int:
-        """The health probe: a tiny inference through the model thread (waits for a model still loading)."""
+    async def probe(self) -> tuple[int, float]:
+        """The health probe: a tiny inference through the model thread, and how long it took. A model still
+        loading is waited for first, and the wait is not the probe's latency (a cold start is not slowness)."""
         while self._loading is None:  # the app's lifespan has not started loading yet
             await asyncio.sleep(0.05)
         await asyncio.shield(self._loading)  # raises the load error, if loading failed
+        started = time.perf_counter()
         await self.predict(np.zeros((64, 64, 3), dtype=np.uint8), PredictParams(imgsz=64))
-        return 200
+        return 200, (time.perf_counter() - started) * 1000
 
     def not_ready_message(self) -> str:
         if self.error:
