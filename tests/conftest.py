@@ -165,8 +165,10 @@ class Receiver(BaseHTTPRequestHandler):
 
     bodies: ClassVar[list[dict]] = []
     failing: ClassVar[bool] = False
+    attempts: ClassVar[int] = 0
 
     def do_POST(self) -> None:
+        Receiver.attempts += 1
         length = int(self.headers["Content-Length"])
         body = json.loads(self.rfile.read(length))
         if Receiver.failing:
@@ -182,7 +184,7 @@ class Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[str]:
-    Receiver.bodies, Receiver.failing = [], False
+    Receiver.bodies, Receiver.failing, Receiver.attempts = [], False, 0
     server = HTTPServer(("127.0.0.1", free_port()), Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

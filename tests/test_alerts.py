@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -102,6 +103,26 @@ async def test_restart_neither_loses_a_resolved_notification_nor_repeats_a_firin
     assert Receiver.bodies[1]["alerts"][0]["endsAt"].startswith("1970-01-01T00:08")
     states = await store.alert_states("prod")
     assert states["HighErrorRate"].state == "inactive"
+    await store.close()
+
+
+async def test_a_sink_that_is_down_is_retried_with_a_pause_and_logged_once(
+    tmp_path: Path, clock: FakeClock, receiver: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="yolowatch.alerts")
+    store = Store(tmp_path / "down.db", clock=clock)
+    now = Rule("AnyError", "error_rate", "above", 0.0, for_s=0)
+    evaluator = Evaluator(store, [now], sinks={"webhook": webhook_sink(receiver)})
+    await evaluator.evaluate("prod", 60, {"error_rate": 0.5})
+    Receiver.failing = True
+    assert await evaluator.deliver() == 0 and Receiver.attempts == 1
+    for _ in range(5):  # the delivery loop runs every second; a dead receiver is not hammered, nor the log
+        assert await evaluator.deliver() == 0
+    assert Receiver.attempts == 1 and caplog.text.count("alert sink webhook failed") == 1
+    Receiver.failing = False
+    await asyncio.sleep(1.1)  # the first pause is one second
+    assert await evaluator.deliver() == 1 and [b["status"] for b in Receiver.bodies] == ["firing"]
+    assert "alert sink webhook delivers again" in caplog.text
     await store.close()
 
 

@@ -108,4 +108,6 @@ def test_serve_and_sidecar_refuse_a_bad_rules_file_before_binding(
     missing = str(tmp_path / "nope.toml")
     assert main(["sidecar", "--upstream", "http://127.0.0.1:9", "--alert-rules", missing]) == 2
     assert "nope.toml" in capsys.readouterr().err
+    assert main(["serve", "--alert-webhook", "alertmanager:9093", "--db", str(tmp_path / "a.db")]) == 2
+    assert "--alert-webhook must be an http(s) URL" in capsys.readouterr().err
     assert not (tmp_path / "a.db").exists()  # refused before anything was opened

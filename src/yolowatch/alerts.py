@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -307,6 +308,9 @@ class Evaluator:
     store: Any  # yolowatch.store.Store
     rules: list[Rule]
     sinks: dict[str, Sink] = field(default_factory=lambda: {"log": log_sink})
+    # A sink that is down is retried with a growing pause (1 s, 2 s, ... up to a minute), and logged once per outage.
+    _failures: dict[str, int] = field(default_factory=dict)
+    _retry_at: dict[str, float] = field(default_factory=dict)
 
     async def all_rules(self) -> list[Rule]:
         stored = []
@@ -362,6 +366,8 @@ class Evaluator:
         """Send every undelivered notification to every sink; mark each sink's deliveries. Returns how many went."""
         sent = 0
         for sink_name, sink in self.sinks.items():
+            if time.monotonic() < self._retry_at.get(sink_name, 0.0):
+                continue
             pending = await self.store.undelivered(sink_name)
             claimed = set(await self.store.claim_deliveries(sink_name, [n.id for n in pending if n.id is not None]))
             mine = [n for n in pending if n.id in claimed]  # another process may be sending the rest
@@ -371,8 +377,13 @@ class Evaluator:
                 await sink(mine)
             except Exception as exc:  # a sink that is down gets its notifications back for the next try
                 await self.store.release_deliveries(sink_name, list(claimed))
-                log.warning("alert sink %s failed (%s); %d notifications kept for retry", sink_name, exc, len(mine))
+                failures = self._failures[sink_name] = self._failures.get(sink_name, 0) + 1
+                self._retry_at[sink_name] = time.monotonic() + min(60.0, 2.0 ** (failures - 1))
+                if failures == 1:
+                    log.warning("alert sink %s failed (%s); %d notifications kept, retrying", sink_name, exc, len(mine))
                 continue
+            if self._failures.pop(sink_name, 0):
+                log.info("alert sink %s delivers again", sink_name)
             sent += len(mine)
         return sent
 

@@ -241,6 +241,16 @@ def settings_refusal(settings: Settings) -> str | None:
 
     if settings.time_scale <= 0:
         return f"YOLOWATCH_TIME_SCALE must be positive; got {settings.time_scale}"
+    if settings.alert_webhook:
+        import httpx
+
+        try:
+            hook = httpx.URL(settings.alert_webhook)
+        except httpx.InvalidURL:
+            hook = None
+        if hook is None or hook.scheme not in ("http", "https") or not hook.host:
+            shown = settings.alert_webhook
+            return f"--alert-webhook must be an http(s) URL such as http://alertmanager:9093/...; got {shown!r}"
     try:
         alert_rules(settings)
     except ValueError as exc:
