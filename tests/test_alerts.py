@@ -112,13 +112,15 @@ async def test_a_sink_that_is_down_is_retried_with_a_pause_and_logged_once(
     caplog.set_level(logging.INFO, logger="yolowatch.alerts")
     store = Store(tmp_path / "down.db", clock=clock)
     now = Rule("AnyError", "error_rate", "above", 0.0, for_s=0)
-    evaluator = Evaluator(store, [now], sinks={"webhook": webhook_sink(receiver)})
+    with_secret = receiver.replace("http://", "http://ops:hook-secret@")  # never shown in a log line
+    evaluator = Evaluator(store, [now], sinks={"webhook": webhook_sink(with_secret)})
     await evaluator.evaluate("prod", 60, {"error_rate": 0.5})
     Receiver.failing = True
     assert await evaluator.deliver() == 0 and Receiver.attempts == 1
     for _ in range(5):  # the delivery loop runs every second; a dead receiver is not hammered, nor the log
         assert await evaluator.deliver() == 0
     assert Receiver.attempts == 1 and caplog.text.count("alert sink webhook failed") == 1
+    assert "answered 500" in caplog.text and "hook-secret" not in caplog.text
     Receiver.failing = False
     await asyncio.sleep(1.1)  # the first pause is one second
     assert await evaluator.deliver() == 1 and [b["status"] for b in Receiver.bodies] == ["firing"]

@@ -287,12 +287,20 @@ async def log_sink(notifications: list[Notification]) -> None:
 def webhook_sink(url: str, external_url: str = "", timeout_s: float = 10.0) -> Sink:
     """POST the Alertmanager-shaped body; an error raises, so the notifications stay undelivered and are retried."""
 
+    from yolowatch.proxy import shown_url
+
+    shown = shown_url(url)  # errors name the receiver without its user:password
+
     async def send(notifications: list[Notification]) -> None:
         import httpx
 
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            response = await client.post(url, json=alertmanager_payload(notifications, external_url))
-            response.raise_for_status()
+        try:
+            async with httpx.AsyncClient(timeout=timeout_s) as client:
+                response = await client.post(url, json=alertmanager_payload(notifications, external_url))
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"{type(exc).__name__} sending to {shown}") from None
+        if response.status_code >= 300:
+            raise RuntimeError(f"{shown} answered {response.status_code}")
 
     return send
 
