@@ -49,8 +49,9 @@ class Settings:
     probe_path: str = "/predict"
     upstream_timeout_s: float = 60.0
     admin_port: int = 8001
-    alerts: bool = True  # the default rules (P95 over budget, errors over 1 %, detections halved), to the log
-    alert_webhook: str = field(default="", repr=False)  # also POST Alertmanager-shaped notifications here (may hold a password)
+    alerts: bool = True  # the default alert rules (README, "Alerts"), to the log
+    # Also POST Alertmanager-shaped notifications here; the URL may hold a password, so it is never printed.
+    alert_webhook: str = field(default="", repr=False)
     alert_rules_file: str = ""  # a TOML file of [[rule]] tables, over the defaults (see README, "Alerts")
     # For demos and tests: the monitor's clock runs this many times faster than real time from time_anchor
     # (epoch seconds; 0: when the process starts), so minute-long alert windows pass in seconds.
