@@ -250,7 +250,7 @@ def settings_refusal(settings: Settings) -> str | None:
             hook = None
         if hook is None or hook.scheme not in ("http", "https") or not hook.host:
             shown = settings.alert_webhook
-            return f"--alert-webhook must be an http(s) URL such as http://alertmanager:9093/...; got {shown!r}"
+            return f"--alert-webhook must be an http(s) URL such as http://receiver.internal:5001/hook; got {shown!r}"
     try:
         alert_rules(settings)
     except ValueError as exc:
