@@ -254,7 +254,9 @@ def test_drop_compares_with_the_baseline_and_weekly_rules_wait_for_their_minute(
     assert not drop.holds(0.5, baseline=None)  # nothing to compare with yet
     rise = Rule("Up", "p95_ms", "rise", 100.0)
     assert rise.holds(350.0, baseline=200.0) and not rise.holds(250.0, baseline=200.0)
-    assert drop.due(7 * 86400 * 2900) and not drop.due(7 * 86400 * 2900 + 60)
+    monday = 1_794_182_400  # 2026-11-09T00:00:00Z, a Monday
+    assert drop.due(monday) and drop.due(monday + 7 * 86400)
+    assert not drop.due(monday + 60) and not drop.due(monday + 3 * 86400)  # a Thursday: the epoch's weekday
 
 
 def test_a_rules_file_adds_replaces_or_drops_defaults(tmp_path: Path) -> None:
@@ -279,7 +281,7 @@ def test_a_rules_file_adds_replaces_or_drops_defaults(tmp_path: Path) -> None:
 
 async def test_the_holdout_rule_fires_when_map_falls_a_point(tmp_path: Path, clock: FakeClock) -> None:
     week = 7 * 86400
-    clock.now -= clock.now % week
+    clock.now -= (clock.now - 4 * 86400) % week  # a Monday, 00:00 UTC
     store = Store(tmp_path / "h.db", clock=clock)
     await store.register_deployment("prod")
     evaluator = Evaluator(store, [r for r in default_rules() if r.name == "HoldoutMapDrop"], sinks={})

@@ -30,6 +30,7 @@ METRICS = (
 # above/below: the value against the threshold; drop/rise: the value's change from its baseline against it.
 COMPARISONS = ("above", "below", "drop", "rise")
 MINUTE_S = 60
+MONDAY_S = 4 * 86400  # 1970-01-05, the first Monday of the epoch
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -43,7 +44,7 @@ class Rule:
     keep_firing_s: int = 0
     severity: str = "warning"  # or "critical"
     runbook: str = ""
-    every_s: int = MINUTE_S  # evaluated on minutes that end on a multiple of this (86400: daily at 00:00 UTC)
+    every_s: int = MINUTE_S  # evaluated on minutes that end on a multiple of this (1 day: 00:00 UTC; 1 week: Mondays)
     deployment: str = ""  # only this deployment; empty: every deployment
 
     def __post_init__(self) -> None:
@@ -75,7 +76,8 @@ class Rule:
         return -change > self.threshold if self.comparison == "drop" else change > self.threshold
 
     def due(self, minute_end: int) -> bool:
-        return minute_end % self.every_s == 0
+        """On minutes that end on a multiple of `every_s`, counted from a Monday 00:00 UTC (so weekly is Mondays)."""
+        return (minute_end - MONDAY_S) % self.every_s == 0
 
     def applies_to(self, deployment: str) -> bool:
         return not self.deployment or self.deployment == deployment
