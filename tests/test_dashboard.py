@@ -21,9 +21,9 @@ import requests
 from playwright import sync_api as playwright_api
 
 from conftest import FakeClock, free_port, record_fortnight, stop_process, wait_healthy
-from yolowatch.alerts import AlertState, Notification
 from yolowatch.recorder import Recorder
-from yolowatch.store import HealthResult, Store, StoreWriter
+from yolowatch.records import AlertState, HealthResult, Notification
+from yolowatch.store import Store, StoreWriter
 
 pytestmark = pytest.mark.slow
 
@@ -122,6 +122,7 @@ def _number(text: str) -> float:
 
 
 def test_cards_show_the_same_numbers_as_the_api(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    """The top cards and the demo card show the API's numbers, and a narrow page does not scroll sideways."""
     api = requests.get(f"{served.base}/api/monitoring", timeout=10).json()
     assert _number(page.inner_text("#card-requests .value")) == api["totalRequests"]
     assert _number(page.inner_text("#card-active .value")) == api["activeDeployments"] == 2
@@ -136,13 +137,13 @@ def test_cards_show_the_same_numbers_as_the_api(page, served: Served) -> None:  
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"), full_page=True)
     page.set_viewport_size({"width": 420, "height": 900})
-    page.wait_for_timeout(500)  # the charts follow the new width
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0, f"the narrow page scrolls sideways by {overflow}px"
+    # The charts follow the new width, so the narrow page does not scroll sideways.
+    page.wait_for_function("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     page.screenshot(path=str(ARTIFACTS / "dashboard-narrow.png"), full_page=True)
 
 
 def test_health_hearts_and_check_now(page) -> None:  # type: ignore[no-untyped-def]
+    """A failing probe shows a red heart with its error; Check now probes again and shows a green heart."""
     beta = page.locator(".deployment[data-id=beta]")
     assert beta.locator(".heart.down").count() == 1
     assert beta.locator(".health .error").inner_text() == "upstream answered 503"
@@ -155,6 +156,7 @@ def test_health_hearts_and_check_now(page) -> None:  # type: ignore[no-untyped-d
 
 
 def test_range_selector_redraws_the_charts(page) -> None:  # type: ignore[no-untyped-def]
+    """Picking the 7d range loads that range's points and redraws the five charts."""
     demo = page.locator(".deployment[data-id=demo]")
     with page.expect_response(lambda r: "/api/deployments/demo/metrics?range=7d" in r.url) as answered:
         demo.locator("button[data-range='7d']").click()
@@ -165,6 +167,7 @@ def test_range_selector_redraws_the_charts(page) -> None:  # type: ignore[no-unt
 
 
 def test_views_and_table_sorting(page) -> None:  # type: ignore[no-untyped-def]
+    """The compact and table views list every deployment, and the table sorts by the clicked column."""
     page.click("[data-view=compact]")
     assert page.locator(".compact .item").count() == 2
     page.click("[data-view=table]")
@@ -181,6 +184,7 @@ def test_views_and_table_sorting(page) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_logs_filter_and_copy(page) -> None:  # type: ignore[no-untyped-def]
+    """The Errors filter shows only warnings and errors, and Copy puts those lines on the clipboard."""
     logs = page.locator(".deployment[data-id=demo] .log-list")
     logs.locator(".log").first.wait_for()
     assert logs.locator(".log[data-severity=INFO]").count() > 0
@@ -200,6 +204,7 @@ def test_logs_filter_and_copy(page) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_markup_in_a_logged_path_shows_as_text(page) -> None:  # type: ignore[no-untyped-def]
+    """A logged path holding HTML shows as text and runs nothing."""
     logs = page.locator(".deployment[data-id=demo] .log-list")
     logs.locator(".log").first.wait_for()
     page.locator(".deployment[data-id=demo] .logs-actions button", has_text="Errors").click()
@@ -210,16 +215,18 @@ def test_markup_in_a_logged_path_shows_as_text(page) -> None:  # type: ignore[no
 
 
 def test_code_tab_has_this_deployments_url(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    """Each snippet posts to this deployment's predict URL with a predict key placeholder and the predict options."""
     card = page.locator(".deployment[data-id=demo]")
     card.locator("[data-tab=code]").click()
     for language, expected in (("Python", "requests.post("), ("JavaScript", "new FormData()"), ("cURL", "curl -H")):
         card.locator(f"button[data-language={language}]").click()
         code = card.locator("pre.code").inner_text()
-        assert expected in code and f"{served.base}/predict" in code and "YOUR_API_KEY" in code
+        assert expected in code and f"{served.base}/predict" in code and "YOUR_PREDICT_KEY" in code
         assert "conf" in code and "iou" in code and "imgsz" in code
 
 
 def test_predict_tab_draws_the_boxes(page) -> None:  # type: ignore[no-untyped-def]
+    """An image sent from the Predict tab comes back with its boxes drawn in their class colours."""
     card = page.locator(".deployment[data-id=demo]")
     card.locator("[data-tab=predict]").click()
     card.locator("input[type=file]").set_input_files(str(EXAMPLE))
@@ -239,6 +246,7 @@ def test_predict_tab_draws_the_boxes(page) -> None:  # type: ignore[no-untyped-d
 
 
 def test_error_card_turns_red_after_a_burst_of_bad_uploads(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    """The error-rate card turns red once refused uploads push the rate past 5 %."""
     assert "bad" not in (page.get_attribute("#card-errors", "class") or "")
     for _ in range(4):
         refused = requests.post(f"{served.base}/predict", files={"file": ("x.txt", b"no image")}, timeout=30)
@@ -252,6 +260,7 @@ def test_error_card_turns_red_after_a_burst_of_bad_uploads(page, served: Served)
 
 
 def test_page_recovers_after_the_server_restarts(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    """While the server is down the page keeps its numbers under a banner, and recovers on its own."""
     before = page.inner_text("#card-requests .value")
     served.stop()
     page.click("#refresh")
@@ -264,6 +273,7 @@ def test_page_recovers_after_the_server_restarts(page, served: Served) -> None: 
 
 
 def test_the_page_asks_for_the_key_once_per_session(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A keyed API makes the page ask for the key once per tab, refusing a wrong one and never storing it for good."""
     server = Served(tmp_path / "keyed.db", env={"YOLOWATCH_API_KEY": "dash-key"})
     server.start()
     try:
@@ -318,6 +328,7 @@ def quality_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
 
 
 def test_quality_tab_shows_drift_and_the_holdout_series(browser, quality_served: Served) -> None:  # type: ignore[no-untyped-def]
+    """The Quality tab shows drift verdicts and the holdout series; the firing drift alert shows with its runbook."""
     context = browser.new_context(viewport={"width": 1280, "height": 1400})
     page = context.new_page()
     page.goto(f"{quality_served.base}/dashboard/")
@@ -349,6 +360,7 @@ def test_quality_tab_shows_drift_and_the_holdout_series(browser, quality_served:
 
 
 def test_pausing_a_monitor_and_its_snapshot_window_from_its_card(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    """The card's snapshot window and pause button change the deployment in the store, and show it."""
     card = page.locator(".deployment[data-id=demo]")
     demo = lambda: requests.get(f"{served.base}/api/deployments/demo", timeout=10).json()  # noqa: E731
     assert card.locator(".metric.snapshot select").input_value() == "1h"
@@ -365,3 +377,76 @@ def test_pausing_a_monitor_and_its_snapshot_window_from_its_card(page, served: S
     card.locator("button.pause", has_text="Resume").click()
     card.locator(".monitor-state .pill").wait_for(state="detached")
     assert requests.get(f"{served.base}/api/deployments/demo", timeout=10).json()["state"] == "active"
+
+
+ADMIN_KEY = "admin-key-never-in-a-snippet"
+
+
+@pytest.mark.parametrize("predict_key", ["", "the-predict-key"], ids=["open-predict-route", "predict-key-set"])
+def test_code_and_predict_tabs_never_use_the_admin_key(browser, tmp_path: Path, predict_key: str) -> None:  # type: ignore[no-untyped-def]
+    """Regression (issue 10, the tabs used the admin key): snippets and predict requests use the predict key only."""
+    env = {"YOLOWATCH_API_KEY": ADMIN_KEY} | ({"YOLOWATCH_PREDICT_API_KEY": predict_key} if predict_key else {})
+    server = Served(tmp_path / "keys.db", env=env)
+    server.start()
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 1100})
+        page = context.new_page()
+        sent: list[str | None] = []  # the Authorization header of each predict request the page makes
+
+        def on_request(request: playwright_api.Request) -> None:
+            if request.url.endswith("/predict"):
+                sent.append(request.headers.get("authorization"))
+
+        page.on("request", on_request)
+        page.goto(f"{server.base}/dashboard/")
+        page.fill("#auth-key", ADMIN_KEY)
+        page.click("#auth button")
+        card = page.locator(".deployment[data-id=demo]")
+        card.locator("[data-tab=code]").click()
+        for language in ("Python", "JavaScript", "cURL"):
+            card.locator(f"button[data-language={language}]").click()
+            code = card.locator("pre.code").inner_text()
+            assert ADMIN_KEY not in code and "Bearer YOUR_PREDICT_KEY" in code, code
+        card.locator("[data-tab=predict]").click()
+        card.locator("input[type=file]").set_input_files(str(EXAMPLE))
+        if predict_key:  # the route answers 401: the tab asks for the predict key, then sends the image again
+            field = card.locator("form.predict-key input[type=password]")
+            field.fill(predict_key, timeout=30_000)
+            card.locator("form.predict-key button[type=submit]").click()
+        canvas = card.locator("canvas.predicted")
+        canvas.wait_for(timeout=30_000)
+        assert int(canvas.get_attribute("data-boxes")) > 0
+        assert sent and sent[-1] == (f"Bearer {predict_key}" if predict_key else None), sent
+        assert all(ADMIN_KEY not in (header or "") for header in sent), sent
+        card.locator("[data-tab=code]").click()  # the key the user entered is what the snippets now show
+        code = card.locator("pre.code").inner_text()
+        assert ADMIN_KEY not in code and f"Bearer {predict_key or 'YOUR_PREDICT_KEY'}" in code, code
+        context.close()
+    finally:
+        server.stop()
+
+
+_CHART_WIDTHS = """() => [...document.querySelectorAll('.deployment[data-id=gamma] .chart')].map(box => {
+    const canvas = box.querySelector('canvas');
+    return canvas ? [canvas.getBoundingClientRect().width, box.clientWidth] : null; })"""
+
+
+def test_metrics_and_quality_charts_follow_the_window_width(browser, quality_served: Served) -> None:  # type: ignore[no-untyped-def]
+    """Regression (issue 10, the quality charts kept their first width): every chart redraws to fit a narrower page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = context.new_page()
+    page.goto(f"{quality_served.base}/dashboard/")
+    card = page.locator(".deployment[data-id=gamma]")
+    card.locator("[data-tab=quality]").click()
+    card.locator(".chart.holdout canvas").wait_for(timeout=30_000)
+    before = page.evaluate(f"({_CHART_WIDTHS})()")
+    assert len(before) == 8 and all(before), before  # five metrics charts, two histograms, the holdout series
+    page.set_viewport_size({"width": 700, "height": 1400})
+    # Each canvas shrinks to fill its narrower box (inside the box's 4 px padding on each side).
+    page.wait_for_function(
+        f"""(before) => ({_CHART_WIDTHS})().every(
+            (now, i) => now && now[0] < before[i][0] && now[0] <= now[1] && now[0] >= now[1] - 12)""",
+        arg=before,
+        timeout=10_000,
+    )
+    context.close()

@@ -1,0 +1,318 @@
+"""The admin API's endpoints: JSON (camelCase, through `views`) over the store, for dashboards, scripts and
+uptime checkers. Each raises `RequestError` for what it refuses; `routes` turns that into the JSON answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from yolowatch._util import iso_time
+from yolowatch.admin.params import (
+    decode_page_token,
+    encode_page_token,
+    json_body,
+    parse_bool,
+    parse_limit,
+    parse_range,
+    parse_severities,
+    parse_window,
+    parse_window_body,
+)
+from yolowatch.admin.views import (
+    alert_rule_json,
+    alert_state_json,
+    camel_keys,
+    deployment_json,
+    drift_json,
+    health_json,
+    holdout_run_json,
+    log_json,
+    point_json,
+    summary_json,
+)
+from yolowatch.alerts import Rule, all_rules, rule_from_json, rule_json
+from yolowatch.asgi.auth import KeyCheck
+from yolowatch.errors import RequestError
+from yolowatch.exporters import CONTENT_TYPE, exposition
+from yolowatch.health import StateThresholds, deployment_state
+from yolowatch.metrics import bucket_metrics, merged
+from yolowatch.monitor import Monitor
+from yolowatch.quality import DriftRule
+from yolowatch.records import MONITOR_STATES, SNAPSHOT_WINDOWS
+from yolowatch.signals import drift_report, drift_windows
+from yolowatch.store import Store
+
+log = logging.getLogger("yolowatch.admin")
+
+OVERVIEW_RANGE = "24h"
+
+
+class Admin:
+    """The endpoints, sharing the store, the local monitors (for health checks) and the key check."""
+
+    def __init__(
+        self,
+        store: Store,
+        monitors: Iterable[Monitor],
+        keys: KeyCheck,
+        thresholds: StateThresholds,
+        metrics_need_key: bool,
+    ) -> None:
+        self.store = store
+        self.monitors = {monitor.deployment: monitor for monitor in monitors}
+        self.keys = keys
+        self.thresholds = thresholds
+        self.metrics_need_key = metrics_need_key
+        self.drift_rule = DriftRule()
+
+    async def _known(self, request: Request) -> dict[str, Any]:
+        deployment_id = request.path_params["deployment"]
+        row = await self.store.deployment(deployment_id)
+        if row is None:
+            known = ", ".join(d["id"] for d in await self.store.deployments()) or "none yet"
+            raise RequestError(404, f"unknown deployment {deployment_id!r}; known: {known}")
+        return row
+
+    async def _snapshot(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The monitor's live snapshot: its window's figures, and the Healthy/Warning/Critical state they give."""
+        window = row.get("snapshot_window") or "1h"
+        now = int(self.store.clock())
+        end = now - now % 60 + 60  # through the minute in progress
+        bucket = await self.store.window(row["id"], end - SNAPSHOT_WINDOWS[window], end, False)
+        metrics = bucket_metrics(bucket)
+        return {
+            "window": window,
+            "requests": metrics["requests"],
+            "p95LatencyMs": metrics["p95_ms"],
+            "p99LatencyMs": metrics["p99_ms"],
+            "errorRate": round(metrics["error_rate"], 6),
+            "healthState": deployment_state(metrics["error_rate"], metrics["p99_ms"], self.thresholds),
+        }
+
+    async def _state(self, row: dict[str, Any]) -> str:
+        return str((await self._snapshot(row))["healthState"])
+
+    def _health(self, deployment: str, stored: dict[str, Any]) -> dict[str, Any] | None:
+        monitor = self.monitors.get(deployment)
+        checker = monitor.health if monitor is not None else None
+        if checker is not None:
+            return health_json(checker.latest, checker.checking)
+        result = stored.get(deployment)
+        return None if result is None else health_json(result)
+
+    async def overview(self, request: Request) -> Response:
+        deployments = await self._listed(request)
+        stored_health = await self.store.health()
+        buckets = []
+        rows = []
+        for row in deployments:
+            bucket = await self.store.aggregate(row["id"], OVERVIEW_RANGE, distributions=False)
+            buckets.append(bucket)
+            metrics = bucket_metrics(bucket)
+            snapshot = await self._snapshot(row)
+            rows.append(
+                {
+                    "id": row["id"],
+                    "name": row["name"],
+                    "region": row["region"],
+                    "status": snapshot["healthState"],
+                    "state": row["state"],
+                    "snapshot": snapshot,
+                    "requests": metrics["requests"],
+                    "p95LatencyMs": metrics["p95_ms"],
+                    "errorRate": round(metrics["error_rate"], 6),
+                    "health": self._health(row["id"], stored_health),
+                }
+            )
+        overall = bucket_metrics(merged(buckets))
+        active = sum(1 for r in rows if r["requests"] > 0 or r["health"] is not None)
+        return JSONResponse(
+            {
+                "range": OVERVIEW_RANGE,
+                "totalRequests": overall["requests"],
+                "activeDeployments": active,
+                "errorRate": round(overall["error_rate"], 6),
+                "p95LatencyMs": overall["p95_ms"],
+                "deployments": rows,
+            }
+        )
+
+    async def _listed(self, request: Request) -> list[dict[str, Any]]:
+        """Every deployment, archived ones only with `?archived=true`."""
+        archived = parse_bool(request, "archived")
+        return [row for row in await self.store.deployments() if archived or row["state"] != "archived"]
+
+    async def list_deployments(self, request: Request) -> Response:
+        return JSONResponse({"deployments": [deployment_json(row) for row in await self._listed(request)]})
+
+    async def get_deployment(self, request: Request) -> Response:
+        row = await self._known(request)
+        return JSONResponse({**deployment_json(row), "snapshot": await self._snapshot(row)})
+
+    async def update_deployment(self, request: Request) -> Response:
+        """PATCH `{"state": "active"|"paused"|"archived", "snapshotWindow": "5m"|...|"1d"}` (either or both)."""
+        row = await self._known(request)
+        body = await json_body(request)
+        allowed = {"state", "snapshotWindow"}
+        if not isinstance(body, dict) or not body or set(body) - allowed:
+            raise RequestError(400, 'give {"state": ..., "snapshotWindow": ...} (either or both)')
+        state, window = body.get("state"), body.get("snapshotWindow")
+        if state is not None and (not isinstance(state, str) or state not in MONITOR_STATES):
+            raise RequestError(400, f"state must be one of {', '.join(MONITOR_STATES)}; got {state!r}")
+        if window is not None and (not isinstance(window, str) or window not in SNAPSHOT_WINDOWS):
+            raise RequestError(400, f"snapshotWindow must be one of {', '.join(SNAPSHOT_WINDOWS)}; got {window!r}")
+        await self.store.update_deployment(row["id"], state, window)
+        log.info("monitor of %s updated: %s", row["id"], body)
+        row = await self._known(request)
+        return JSONResponse({**deployment_json(row), "snapshot": await self._snapshot(row)})
+
+    async def metrics(self, request: Request) -> Response:
+        range_name = parse_range(request)
+        sparkline = parse_bool(request, "sparkline")
+        row = await self._known(request)
+        summary = await self.store.summary(row["id"], range_name)
+        body: dict[str, Any] = {
+            "deployment": row["id"],
+            "range": range_name,
+            "summary": {
+                **summary_json({k: v for k, v in summary.items() if k not in ("range", "start_s")}),
+                "healthState": await self._state(row),
+            },
+        }
+        if sparkline:
+            body["sparkline"] = [point_json(p) for p in await self.store.series(row["id"], range_name)]
+        return JSONResponse(body)
+
+    async def logs(self, request: Request) -> Response:
+        limit = parse_limit(request)
+        severities = parse_severities(request)
+        row = await self._known(request)
+        secret = await self.store.secret()
+        token = request.query_params.get("pageToken")
+        before = decode_page_token(secret, token, row["id"], severities) if token else None
+        page = await self.store.logs(row["id"], limit=limit, severities=severities or None, before=before)
+        next_token = encode_page_token(secret, row["id"], severities, page.next_cursor) if page.next_cursor else None
+        return JSONResponse({"entries": [log_json(entry) for entry in page.entries], "nextPageToken": next_token})
+
+    async def health(self, request: Request) -> Response:
+        row = await self._known(request)
+        body = self._health(row["id"], await self.store.health())
+        if body is None:
+            body = health_json(None)
+            body["lastError"] = "no health probe has run for this deployment"
+        return JSONResponse(body)
+
+    async def check_health(self, request: Request) -> Response:
+        row = await self._known(request)
+        monitor = self.monitors.get(row["id"])
+        if monitor is None or monitor.health is None:
+            raise RequestError(409, f"{row['id']} is probed by another process; ask that process's admin API")
+        await monitor.health.check()
+        return JSONResponse(health_json(monitor.health.latest, monitor.health.checking))
+
+    async def drift(self, request: Request) -> Response:
+        row = await self._known(request)
+        baseline = parse_window(request, "baseline")
+        current = parse_window(request, "current")
+        try:
+            import scipy.stats  # noqa: F401
+        except ImportError:  # scipy is in the yolo extra; the middleware install stays without it
+            raise RequestError(501, "drift tests need scipy: pip install 'yolowatch[yolo]'") from None
+        if baseline is None or current is None:
+            defaults = await drift_windows(self.store, row["id"])
+            if defaults is None:
+                raise RequestError(409, f"{row['id']} has no traffic yet: nothing to compare")
+            baseline, current = baseline or defaults[0], current or defaults[1]
+        report = await drift_report(self.store, row["id"], self.drift_rule, baseline, current)
+        return JSONResponse(drift_json(report))
+
+    async def baseline(self, request: Request) -> Response:
+        """GET the drift baseline (pinned or default), PUT `{"start", "end"}` to pin one, DELETE to unpin."""
+        row = await self._known(request)
+        if request.method == "PUT":
+            start, end = parse_window_body(await json_body(request))
+            await self.store.pin_baseline(row["id"], (start, end))
+            log.info("drift baseline of %s pinned to %s .. %s", row["id"], iso_time(start), iso_time(end))
+        elif request.method == "DELETE":
+            await self.store.pin_baseline(row["id"], None)
+        pinned = await self.store.pinned_baseline(row["id"])
+        defaults = await drift_windows(self.store, row["id"])
+        window = {"start": defaults[0].start_s, "end": defaults[0].end_s} if defaults else None
+        return JSONResponse({"deployment": row["id"], "pinned": pinned is not None, "baseline": window})
+
+    async def holdout(self, request: Request) -> Response:
+        row = await self._known(request)
+        runs = await self.store.holdout_runs(row["id"])
+        return JSONResponse(
+            {
+                "deployment": row["id"],
+                "runs": [holdout_run_json(run) for run in runs],
+            }
+        )
+
+    def _configured_rules(self) -> list[Rule]:
+        """The defaults or the config file's rules, as this process's monitors run them."""
+        rules: dict[str, Rule] = {}
+        for monitor in self.monitors.values():
+            for rule in monitor.alerts.rules if monitor.alerts is not None else []:
+                rules.setdefault(rule.name, rule)
+        return list(rules.values())
+
+    async def alerts(self, request: Request) -> Response:
+        """Every rule's state per deployment, and the notifications made, newest first. The rules this process
+        runs are listed in full; deployments watched by other processes show the states those stored."""
+        deployment = request.query_params.get("deployment") or None
+        configured = self._configured_rules()
+        every_rule = {rule.name: rule for rule in await all_rules(self.store, configured)}
+        stored = await self.store.alert_states(deployment)
+        if deployment is not None:
+            stored = {f"{deployment}\0{rule}": state for rule, state in stored.items()}
+        shown: dict[tuple[str, str], dict[str, Any]] = {}
+        for monitor in self.monitors.values():
+            if monitor.alerts is None or deployment not in (None, monitor.deployment):
+                continue
+            for rule in every_rule.values():
+                if rule.applies_to(monitor.deployment):
+                    shown[(monitor.deployment, rule.name)] = alert_state_json(
+                        monitor.deployment, rule, configured, None
+                    )
+        for state in stored.values():
+            known = every_rule.get(state.rule)
+            shown[(state.deployment, state.rule)] = alert_state_json(state.deployment, known, configured, state)
+        rows = [shown[key] for key in sorted(shown, key=lambda key: key[0])]
+        history = [camel_keys(row) for row in await self.store.alert_history(deployment)]
+        return JSONResponse({"rules": rows, "history": history})
+
+    async def list_rules(self, request: Request) -> Response:
+        configured = self._configured_rules()
+        rules = await all_rules(self.store, configured)
+        return JSONResponse({"rules": [alert_rule_json(rule, configured) for rule in rules]})
+
+    async def create_rule(self, request: Request) -> Response:
+        try:
+            rule = rule_from_json(await json_body(request))
+        except ValueError as exc:
+            raise RequestError(400, str(exc)) from None
+        if any(r.name == rule.name for r in self._configured_rules()) or not await self.store.add_alert_rule(
+            rule.name, rule_json(rule)
+        ):
+            raise RequestError(409, f"a rule named {rule.name!r} exists already; delete it first or pick another name")
+        log.info("alert rule %s created through the admin API", rule.name)
+        return JSONResponse(alert_rule_json(rule, []), status_code=201)
+
+    async def delete_rule(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if any(r.name == name for r in self._configured_rules()):
+            raise RequestError(409, f"{name!r} comes from the defaults or the rules file: change it there")
+        if not await self.store.delete_alert_rule(name):
+            raise RequestError(404, f"no alert rule named {name!r} was created through the API")
+        log.info("alert rule %s deleted through the admin API", name)
+        return Response(status_code=204)
+
+    async def prometheus(self, request: Request) -> Response:
+        body = exposition(await self.store.process_totals(), await self.store.health())
+        return Response(body, media_type=CONTENT_TYPE)

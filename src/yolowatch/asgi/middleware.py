@@ -1,0 +1,195 @@
+"""WatchMiddleware: pure ASGI, times and records every http request of the app it wraps.
+
+Per request it reads the clock twice, keeps a reference to at most `max_body_bytes`
+of a JSON predict response, and calls `Recorder.record_request` (an append: no I/O,
+no await). Everything else (reading detections, aggregating, writing, logging to
+Python `logging`) happens in bulk in the store's writer task. A failure inside
+monitoring is counted and logged once; it never fails the request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from yolowatch._types import CRITICAL_MARK
+from yolowatch.asgi.routes import DEFAULT_EXCLUDED_PATHS, DEFAULT_EXCLUDED_PREFIXES
+from yolowatch.monitor import Monitor
+from yolowatch.store import Store
+
+log = logging.getLogger("yolowatch")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """A well-formed X-Request-ID from the client, or None (ids are echoed in headers and logs: keep them tame)."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _REQUEST_ID.fullmatch(text) else None
+    return None
+
+
+def _json_under_cap(headers: Iterable[tuple[bytes, bytes]], cap: int) -> bool:
+    is_json = False
+    for name, value in headers:
+        if name == b"content-type":
+            is_json = value.split(b";", 1)[0].strip().lower() == b"application/json"
+        elif name == b"content-length" and value.isdigit() and int(value) > cap:
+            return False
+    return is_json
+
+
+class WatchMiddleware:
+    """Wrap any ASGI app: `app = WatchMiddleware(app, store="yolowatch.db", deployment="prod")`.
+
+    Pass `monitor=` instead of `store=` to share a Monitor with an admin router. Lifespan events pass
+    through to the app; the middleware uses them to open the store and to flush it on shutdown.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: Store | str | Path | None = None,
+        deployment: str = "default",
+        *,
+        monitor: Monitor | None = None,
+        predict_paths: Iterable[str] = ("/predict",),
+        excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS,
+        excluded_prefixes: Iterable[str] = DEFAULT_EXCLUDED_PREFIXES,
+        max_body_bytes: int = 1024 * 1024,
+    ) -> None:
+        if monitor is None:
+            if store is None:
+                raise TypeError("WatchMiddleware needs store= (a path or Store) or monitor=")
+            monitor = Monitor(store, deployment)
+        self.app = app
+        self.monitor = monitor
+        self.recorder = monitor.recorder
+        self.deployment = monitor.deployment
+        self.predict_paths = frozenset(predict_paths)
+        self.excluded_paths = frozenset(excluded_paths)
+        self.excluded_prefixes = tuple(excluded_prefixes)
+        self.max_body_bytes = max_body_bytes
+        self._failure_logged = False
+        # Request ids: a random per-process prefix and a counter (unique, and no syscall per request).
+        self._id_prefix = os.urandom(6).hex()
+        self._id_counter = itertools.count(1)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.excluded_paths or path.startswith(self.excluded_prefixes):
+            await self.app(scope, receive, send)
+            return
+        if not self.monitor.started:
+            self.monitor.start_soon()
+
+        started_ns = time.perf_counter_ns()
+        request_id = incoming_request_id(scope.get("headers", ())) or f"{self._id_prefix}{next(self._id_counter):012x}"
+        request_id_header = (b"x-request-id", request_id.encode())
+        capture = path in self.predict_paths
+        status = 0
+        chunks: list[bytes] | None = None
+        captured = 0
+        finished_ns = 0
+        disconnected = False
+        send_failed = False
+
+        async def watched_receive() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal status, chunks, captured, finished_ns, send_failed
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+                headers = message.get("headers", [])
+                if capture and _json_under_cap(headers, self.max_body_bytes):
+                    chunks = []
+                message = {**message, "headers": [*headers, request_id_header]}
+            elif kind == "http.response.body":
+                body = message.get("body", b"")
+                if chunks is not None:
+                    captured += len(body)
+                    if captured > self.max_body_bytes:
+                        chunks = None  # too big to parse: stop copying
+                    else:
+                        chunks.append(body)
+                if not message.get("more_body", False):
+                    finished_ns = time.perf_counter_ns()
+            try:
+                await send(message)
+            except BaseException:
+                send_failed = True
+                raise
+
+        try:
+            await self.app(scope, watched_receive, watched_send)
+        except BaseException:
+            gone = send_failed or disconnected
+            recorded_status = status if finished_ns else 499 if gone else 500
+            self._record(scope, recorded_status, started_ns, finished_ns, request_id, None, crashed=not gone)
+            raise
+        if not finished_ns:
+            # The app returned without completing a response: the client went away (499) or the app is broken.
+            status = 499 if disconnected else (status or 500)
+        self._record(scope, status, started_ns, finished_ns, request_id, chunks, CRITICAL_MARK in scope)
+
+    def _record(
+        self,
+        scope: Scope,
+        status: int,
+        started_ns: int,
+        finished_ns: int,
+        request_id: str,
+        chunks: list[bytes] | None,
+        crashed: bool = False,
+    ) -> None:
+        try:
+            latency_us = max(0, ((finished_ns or time.perf_counter_ns()) - started_ns) // 1000)
+            # 2xx bodies are read for detections, 4xx/5xx ones for the error's reason (both later, in the fold).
+            body = b"".join(chunks) if chunks and status >= 200 else None
+            self.recorder.record_request(
+                self.deployment,
+                scope.get("method", ""),
+                scope.get("path", ""),
+                status,
+                latency_us,
+                request_id,
+                body,
+                crashed,
+            )
+        except Exception:
+            self.recorder.stats.monitoring_failures += 1
+            if not self._failure_logged:
+                self._failure_logged = True
+                log.exception("yolowatch could not record a request (counted; logged only once)")
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.monitor.start()
+            return message
+
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.monitor.stop()
+            await send(message)
+
+        await self.app(scope, lifespan_receive, lifespan_send)
