@@ -10,7 +10,7 @@ import time
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from yolowatch.recorder import LATENCY_MAX_US, LATENCY_MIN_US
+from yolowatch.records import LATENCY_MAX_US, LATENCY_MIN_US
 
 
 def main() -> None:

@@ -12,10 +12,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.config import Settings
-from yolowatch.middleware import WatchMiddleware
 from yolowatch.monitor import Monitor
-from yolowatch.predict import create_predict_app
+from yolowatch.yolo.predict import create_predict_app
 
 # A small detection body, as a predict endpoint would return for one image with three objects.
 BODY = {

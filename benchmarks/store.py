@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from yolowatch.detections import DetectionSummary
+from yolowatch.metrics import RANGES
 from yolowatch.recorder import Recorder
-from yolowatch.store import RANGES, Store, StoreWriter
+from yolowatch.records import DetectionSummary
+from yolowatch.store import Store, StoreWriter
 
 
 class Clock:

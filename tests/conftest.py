@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import socket
@@ -14,13 +15,44 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
 TESTS_DIR = Path(__file__).parent
 NETGUARD = TESTS_DIR / "netguard.py"
+
+# Whether the yolo extra (ultralytics, OpenCV, scipy) is installed: the light install's run (Python 3.10 in
+# scripts/test) has only the middleware, sidecar, admin and store. These modules need the extra throughout
+# (the bundled model, real images, the KS distribution); tests elsewhere that need it carry @pytest.mark.yolo.
+YOLO_EXTRA = all(importlib.util.find_spec(name) is not None for name in ("ultralytics", "cv2", "scipy"))
+YOLO_MODULES = frozenset(
+    {
+        "test_admin.py", "test_dashboard.py", "test_drift.py", "test_holdout.py", "test_offline.py",
+        "test_predict.py", "test_quality.py", "test_quality_e2e.py", "test_serve.py", "test_serve_store.py",
+        "test_shapes.py", "test_traffic.py", "test_uploads.py",
+    }
+)  # fmt: skip
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Without the extra, its test modules cannot even be imported: leave them out (the summary says so)."""
+    return True if not YOLO_EXTRA and collection_path.name in YOLO_MODULES else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in YOLO_MODULES:
+            item.add_marker(pytest.mark.yolo)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not YOLO_EXTRA:
+        terminalreporter.write_line(
+            f"light install: the yolo extra is not installed; {len(YOLO_MODULES)} test modules that need it were "
+            "not collected (the full run with the extra has them)"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -197,7 +229,7 @@ def detection_summary(rng: object, drifted: bool) -> object:
     """Four detections whose confidences and box sizes come from the normal or the drifted distribution."""
     import numpy as np
 
-    from yolowatch.detections import DetectionSummary
+    from yolowatch.records import DetectionSummary
 
     assert isinstance(rng, np.random.Generator)
     n = 4

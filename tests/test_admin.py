@@ -16,9 +16,13 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import Route
 
 from conftest import run_server
+from yolowatch.admin import admin_router
+from yolowatch.admin.routes import admin_document
 from yolowatch.demo.shapes import sample_image
+from yolowatch.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +110,7 @@ def test_metrics_summary_and_sparkline(served: tuple[str, Path]) -> None:
     ("query", "expected"),
     [
         ("metrics?range=2h", "range must be one of 1h, 6h, 24h, 7d, 30d"),
-        ("metrics?sparkline=maybe", "sparkline must be true or false"),
+        ("metrics?sparkline=maybe", "sparkline must be true/false, 1/0, yes/no or on/off"),
         ("logs?limit=0", "limit must be an integer from 1 to 200"),
         ("logs?limit=500", "limit must be an integer from 1 to 200"),
         ("logs?limit=ten", "limit must be an integer from 1 to 200"),
@@ -195,19 +199,35 @@ def test_prometheus_metrics_parse_and_add_up(served: tuple[str, Path]) -> None:
     assert up.labels == {"deployment": "demo"} and up.value == 1.0
 
 
-def test_openapi_document_lists_the_routes(served: tuple[str, Path]) -> None:
+def test_openapi_document_lists_every_route_and_method(served: tuple[str, Path]) -> None:
+    """The document the server gives describes every admin route with every method it answers, and /health."""
     base, _ = served
     document = requests.get(f"{base}/api/openapi.json", timeout=10).json()
-    assert document["openapi"].startswith("3.")
-    assert "/api/deployments/{deployment}/logs" in document["paths"] and "/health" in document["paths"]
-    # Every admin route, with every method it answers, is described.
-    from yolowatch.admin import admin_router
-    from yolowatch.store import Store
-
+    assert document["openapi"] == "3.1.0" and "/health" in document["paths"]
     for route in admin_router(Store(Path("/nonexistent/unused.db"))).routes:
-        if route.path.startswith("/api/") or route.path == "/metrics":
-            for method in route.methods - {"HEAD"}:
+        if isinstance(route, Route) and (route.path.startswith("/api/") or route.path == "/metrics"):
+            for method in (route.methods or set()) - {"HEAD"}:
                 assert method.lower() in document["paths"].get(route.path, {}), (method, route.path)
+
+
+def test_openapi_document_names_the_statuses_the_handlers_answer() -> None:
+    """Regression (the hand-written document listed 200/400/401/404 everywhere): rule creation documents 201 and
+    409, deletion 204, 404 and 409, drift 409 and 501, and the deployment lists take ?archived=."""
+    document = admin_document()
+    paths = document["paths"]
+
+    def statuses(path: str, method: str) -> set[str]:
+        return set(paths[path][method]["responses"])
+
+    assert statuses("/api/alerts/rules", "post") == {"201", "400", "401", "409"}
+    assert statuses("/api/alerts/rules/{name}", "delete") == {"204", "401", "404", "409"}
+    assert {"409", "501"} <= statuses("/api/deployments/{deployment}/drift", "get")
+    assert statuses("/api/deployments/{deployment}/health/check", "post") == {"200", "401", "404", "409"}
+    for path in ("/api/monitoring", "/api/deployments"):
+        assert [p["name"] for p in paths[path]["get"]["parameters"]] == ["archived"]
+    assert "204" in statuses("/api/alerts/rules/{name}", "delete")
+    assert "content" not in paths["/api/alerts/rules/{name}"]["delete"]["responses"]["204"]
+    assert paths["/health"]["get"]["security"] == [] and set(paths["/health"]["get"]["responses"]) == {"200", "503"}
 
 
 def test_keys_guard_the_admin_api_and_never_reach_logs_or_database(tmp_path: Path) -> None:
@@ -327,18 +347,22 @@ def test_serve_with_two_workers_counts_every_request_once(tmp_path: Path) -> Non
         assert connection.execute("SELECT count(DISTINCT writer) FROM process_totals").fetchone()[0] == 2
 
 
-def test_no_request_generated_from_the_openapi_document_gets_a_server_error(tmp_path: Path) -> None:
+def test_the_api_conforms_to_its_openapi_document(tmp_path: Path) -> None:
     """schemathesis builds requests from /api/openapi.json (valid and invalid parameters, odd path values, odd
-    bodies; fixed seed) and sends them to a real serve: every one must get an answer below 500."""
-    with run_server(["--db", str(tmp_path / "fuzz.db")]) as base:
+    bodies, stateful sequences; fixed seed) and sends them to a real serve with an admin key: no answer is a
+    server error, every status, content type and body is the one the document gives, and every keyed route
+    refuses a request without the key."""
+    with run_server(["--db", str(tmp_path / "fuzz.db")], env={"YOLOWATCH_API_KEY": KEY}) as base:
         with EXAMPLE.open("rb") as image:
             assert requests.post(f"{base}/predict", files={"file": image}, timeout=60).status_code == 200
+        checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
         result = subprocess.run(
             [str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/api/openapi.json", "--url", base,
-             "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "7", "--no-color"],
+             "--checks", f"{checks},ignored_auth", "-H", f"Authorization: Bearer {KEY}",
+             "--max-examples", "25", "--seed", "7", "--no-color"],
             capture_output=True, text=True, timeout=300, cwd=tmp_path,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:]
         generated = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
-        assert generated and int(generated.group(1)) == int(generated.group(2)) > 100, result.stdout[-1500:]
+        assert generated and int(generated.group(1)) == int(generated.group(2)) > 300, result.stdout[-1500:]
         assert requests.get(f"{base}/health", timeout=10).status_code == 200  # and the server is still up

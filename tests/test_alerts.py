@@ -12,18 +12,11 @@ from pathlib import Path
 import pytest
 
 from conftest import FakeClock, Receiver
-from yolowatch.alerts import (
-    AlertState,
-    Evaluator,
-    Rule,
-    alertmanager_payload,
-    default_rules,
-    load_rules_file,
-    rule_from_json,
-    step,
-    webhook_sink,
-)
+from yolowatch.alerts import Evaluator, Rule, advance, default_rules, load_rules_file, rule_from_json
 from yolowatch.recorder import Recorder
+from yolowatch.records import AlertState
+from yolowatch.signals import alert_evaluator
+from yolowatch.sinks import alertmanager_payload, webhook_sink
 from yolowatch.store import Store, StoreWriter
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +29,7 @@ def _run(rule: Rule, values: list[float | None], keep: AlertState | None = None)
     state = keep or AlertState(rule.name, "d")
     states, notes = [], []
     for minute, value in enumerate(values, start=1):
-        notification = step(rule, state, minute * 60, value)
+        notification = advance(rule, state, minute * 60, value)
         states.append(state.state)
         if notification is not None:
             notes.append(f"{notification.status}@{minute}")
@@ -75,7 +68,7 @@ async def test_restart_neither_loses_a_resolved_notification_nor_repeats_a_firin
     path = tmp_path / "alerts.db"
 
     def evaluator(store: Store) -> Evaluator:
-        return Evaluator(store, [ERRORS], sinks={"webhook": webhook_sink(receiver, "http://127.0.0.1:8000")})
+        return alert_evaluator(store, [ERRORS], sinks={"webhook": webhook_sink(receiver, "http://127.0.0.1:8000")})
 
     store = Store(path, clock=clock)
     first = evaluator(store)
@@ -109,11 +102,12 @@ async def test_restart_neither_loses_a_resolved_notification_nor_repeats_a_firin
 async def test_a_sink_that_is_down_is_retried_with_a_pause_and_logged_once(
     tmp_path: Path, clock: FakeClock, receiver: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Regression (the backoff read time.monotonic, so this test slept): the pause runs on the injected clock."""
     caplog.set_level(logging.INFO, logger="yolowatch.alerts")
     store = Store(tmp_path / "down.db", clock=clock)
     now = Rule("AnyError", "error_rate", "above", 0.0, for_s=0)
     with_secret = receiver.replace("http://", "http://ops:hook-secret@")  # never shown in a log line
-    evaluator = Evaluator(store, [now], sinks={"webhook": webhook_sink(with_secret)})
+    evaluator = alert_evaluator(store, [now], sinks={"webhook": webhook_sink(with_secret)}, clock=clock)
     await evaluator.evaluate("prod", 60, {"error_rate": 0.5})
     Receiver.failing = True
     assert await evaluator.deliver() == 0 and Receiver.attempts == 1
@@ -122,7 +116,9 @@ async def test_a_sink_that_is_down_is_retried_with_a_pause_and_logged_once(
     assert Receiver.attempts == 1 and caplog.text.count("alert sink webhook failed") == 1
     assert "answered 500" in caplog.text and "hook-secret" not in caplog.text
     Receiver.failing = False
-    await asyncio.sleep(1.1)  # the first pause is one second
+    clock.advance(0.9)  # the first pause is one second: not over yet
+    assert await evaluator.deliver() == 0 and Receiver.attempts == 1
+    clock.advance(0.1)
     assert await evaluator.deliver() == 1 and [b["status"] for b in Receiver.bodies] == ["firing"]
     assert "alert sink webhook delivers again" in caplog.text
     await store.close()
@@ -133,18 +129,18 @@ async def test_state_survives_a_restart_mid_pending(tmp_path: Path, clock: FakeC
     path = tmp_path / "pending.db"
     store = Store(path, clock=clock)
     for minute in range(1, 4):
-        await Evaluator(store, [ERRORS], sinks={}).evaluate("prod", minute * 60, {"error_rate": 0.2})
+        await alert_evaluator(store, [ERRORS], sinks={}).evaluate("prod", minute * 60, {"error_rate": 0.2})
     await store.close()
     store = Store(path, clock=clock)
     made = []
     for minute in range(4, 7):
-        made += await Evaluator(store, [ERRORS], sinks={}).evaluate("prod", minute * 60, {"error_rate": 0.2})
+        made += await alert_evaluator(store, [ERRORS], sinks={}).evaluate("prod", minute * 60, {"error_rate": 0.2})
     assert [(n.status, n.starts_at) for n in made] == [("firing", 60)]
     await store.close()
 
 
 def test_payload_groups_like_alertmanager() -> None:
-    from yolowatch.alerts import Notification
+    from yolowatch.records import Notification
 
     body = alertmanager_payload(
         [Notification("A", "prod", "firing", 60, None, 0.5, "warning", "r"),
@@ -169,7 +165,7 @@ async def test_rules_read_closed_minutes_from_the_store(tmp_path: Path, clock: F
     clock.now -= clock.now % 60
     store = Store(tmp_path / "m.db", clock=clock)
     writer = StoreWriter(store, Recorder(clock=clock), "w")
-    evaluator = Evaluator(store, default_rules(), sinks={})
+    evaluator = alert_evaluator(store, default_rules(), sinks={})
     fired = []
     for minute in range(8):
         start = await _failing_minute(writer, clock)
@@ -217,7 +213,7 @@ async def test_two_processes_on_one_database_notify_once(tmp_path: Path, clock: 
     stores = [Store(path, clock=clock), Store(path, clock=clock)]
     writer = StoreWriter(stores[0], Recorder(clock=clock), "w")
     sink = {"webhook": webhook_sink(receiver)}
-    evaluators = [Evaluator(store, [ERRORS], sinks=sink) for store in stores]
+    evaluators = [alert_evaluator(store, [ERRORS], sinks=sink) for store in stores]
     made = []
     for _ in range(7):
         start = await _failing_minute(writer, clock)
@@ -284,7 +280,7 @@ async def test_the_holdout_rule_fires_when_map_falls_a_point(tmp_path: Path, clo
     clock.now -= (clock.now - 4 * 86400) % week  # a Monday, 00:00 UTC
     store = Store(tmp_path / "h.db", clock=clock)
     await store.register_deployment("prod")
-    evaluator = Evaluator(store, [r for r in default_rules() if r.name == "HoldoutMapDrop"], sinks={})
+    evaluator = alert_evaluator(store, [r for r in default_rules() if r.name == "HoldoutMapDrop"], sinks={})
     scores = [("clean", "d1", 0.90), ("clean", "d1", 0.895), ("clean", "d1", 0.87), ("clean", "d1", 0.90)]
     made = []
     for name, digest, score in scores:
@@ -354,7 +350,7 @@ async def test_without_scipy_the_drift_rule_is_skipped_and_the_others_still_run(
     store = Store(tmp_path / "light.db", clock=clock)
     writer = StoreWriter(store, Recorder(clock=clock), "w")
     start = await _failing_minute(writer, clock)
-    evaluator = Evaluator(store, default_rules(), sinks={})
+    evaluator = alert_evaluator(store, default_rules(), sinks={})
     assert await evaluator.evaluate_closed_minute("prod", start) == []
     states = await store.alert_states("prod")
     assert states["HighErrorRate"].state == "pending" and "ConfidenceDrift" not in states

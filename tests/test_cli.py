@@ -31,6 +31,7 @@ def test_serve_help_explains_the_defaults() -> None:
     assert "127.0.0.1" in result.stdout and "--model" in result.stdout
 
 
+@pytest.mark.yolo
 def test_serve_with_a_missing_model_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A wrong --model path exits 2 with the path in the message, before binding anything."""
     assert main(["serve", "--model", str(tmp_path / "nope.pt")]) == 2
@@ -45,6 +46,7 @@ def test_bad_environment_value_names_the_variable() -> None:
     assert settings_from_env({}) == Settings()
 
 
+@pytest.mark.yolo
 def test_demo_data_writes_the_requested_splits(tmp_path: Path) -> None:
     """`yolowatch demo-data --count` writes exactly the requested number of images per split."""
     out = tmp_path / "shapes"
@@ -68,10 +70,11 @@ def test_demo_data_writes_the_requested_splits(tmp_path: Path) -> None:
     assert (out / "holdout-drifted.yaml").exists()
 
 
-def test_demo_data_rejects_an_unknown_split(tmp_path: Path) -> None:
-    """A --count for a split that does not exist is refused with the allowed names."""
-    with pytest.raises(SystemExit, match="train, val, holdout, holdout-drifted"):
-        main(["demo-data", "--out", str(tmp_path), "--count", "test=3"])
+@pytest.mark.yolo
+def test_demo_data_rejects_an_unknown_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --count for a split that does not exist is a usage error (status 2) naming the allowed splits."""
+    assert main(["demo-data", "--out", str(tmp_path), "--count", "test=3"]) == 2
+    assert "train, val, holdout, holdout-drifted" in capsys.readouterr().err
 
 
 def test_importing_yolowatch_stays_light() -> None:
@@ -98,6 +101,7 @@ def test_the_sidecar_needs_none_of_the_yolo_extra() -> None:
     assert result.stdout.strip() == "WatchMiddleware demo"
 
 
+@pytest.mark.yolo
 def test_serve_and_sidecar_refuse_a_bad_rules_file_before_binding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -111,3 +115,14 @@ def test_serve_and_sidecar_refuse_a_bad_rules_file_before_binding(
     assert main(["serve", "--alert-webhook", "alertmanager:9093", "--db", str(tmp_path / "a.db")]) == 2
     assert "--alert-webhook must be an http(s) URL" in capsys.readouterr().err
     assert not (tmp_path / "a.db").exists()  # refused before anything was opened
+
+
+def test_commands_of_the_yolo_extra_say_how_to_get_it() -> None:
+    """On the light install (OpenCV hidden here), serve and traffic exit with status 2 and the pip line, rather
+    than a traceback."""
+    for command in (["serve"], ["traffic", "--plan", "normal:1"]):
+        code = f"import sys; sys.modules['cv2'] = None; from yolowatch.cli import main; sys.exit(main({command!r}))"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "needs the yolo extra" in result.stderr and "pip install 'yolowatch[yolo]'" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 
 from conftest import FakeClock, record_fortnight
 from yolowatch.admin import admin_router
-from yolowatch.alerts import Evaluator, default_rules
+from yolowatch.alerts import default_rules
+from yolowatch.signals import alert_evaluator
 from yolowatch.store import Store
 
 DAY = 86400
@@ -146,7 +147,7 @@ def test_the_daily_drift_rule_fires_for_drift_only(tmp_path: Path) -> None:
 
     async def evaluate() -> dict[str, list[tuple[str, str]]]:
         store = Store(path, clock=clock)
-        evaluator = Evaluator(store, [r for r in default_rules() if r.name == "ConfidenceDrift"], sinks={})
+        evaluator = alert_evaluator(store, [r for r in default_rules() if r.name == "ConfidenceDrift"], sinks={})
         made = {}
         for name in ("steady", "drifting"):
             noon = int(clock.now) - int(clock.now) % DAY - DAY // 2

@@ -24,10 +24,10 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 from conftest import FakeClock, free_port
+from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.logformat import JsonLinesFormatter
-from yolowatch.middleware import WatchMiddleware
 from yolowatch.monitor import Monitor
-from yolowatch.recorder import Recorder
+from yolowatch.recorder import Collected, Recorder
 from yolowatch.store import Store
 
 DETECTIONS = {
@@ -291,12 +291,18 @@ class BrokenRecorder(Recorder):
         raise ValueError("recorder bug")
 
 
+class BrokenFold(Recorder):
+    """A recorder whose collection fails: a bug in the writer's round, which nothing real can provoke."""
+
+    def collect(self) -> Collected:
+        raise ValueError("fold bug")
+
+
 def test_a_monitoring_failure_never_fails_the_request(
     tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Requests succeed while recording fails; failures are counted and logged once."""
-    monitor = Monitor(tmp_path / "b.db", "test", clock=clock)
-    monitor.recorder.__class__ = BrokenRecorder
+    monitor = Monitor(tmp_path / "b.db", "test", clock=clock, recorder=BrokenRecorder(clock=clock))
     app = WatchMiddleware(inline_app(), monitor=monitor)
     with TestClient(app) as client, caplog.at_level(logging.ERROR, logger="yolowatch"):
         assert [client.post("/predict").status_code for _ in range(3)] == [200, 200, 200]
@@ -339,3 +345,25 @@ def test_servers_without_lifespan_still_get_recorded(tmp_path: Path) -> None:
         server.should_exit = True
         thread.join(timeout=20)
         asyncio.run(app.monitor.stop())  # what a lifespan shutdown would have done
+
+
+@pytest.mark.anyio
+async def test_a_failing_writer_round_is_logged_with_its_traceback_and_the_writer_goes_on(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression (background failures were logged without a traceback, and a bug ended the writer task): the
+    first failing round logs ERROR with the traceback, later ones stay quiet, and the task keeps running."""
+    monitor = Monitor(tmp_path / "w.db", "test", clock=clock, recorder=BrokenFold(clock=clock), flush_interval_s=0)
+    caplog.set_level(logging.DEBUG, logger="yolowatch.store")
+    await monitor.store.open()
+    monitor.writer.start()
+    try:
+        while sum("store writer round failed" in r.getMessage() for r in caplog.records) < 3:
+            await asyncio.sleep(0)  # rounds run back to back (interval 0): wait for three, not for a time
+        assert monitor.writer.running
+    finally:
+        await monitor.writer.stop(flush=False)  # a flush would only fail once more
+        await monitor.store.close()
+    failures = [r for r in caplog.records if "store writer round failed" in r.getMessage()]
+    assert [r.levelno for r in failures[:3]] == [logging.ERROR, logging.DEBUG, logging.DEBUG]
+    assert failures[0].exc_info is not None and "fold bug" in caplog.text and "Traceback" in caplog.text

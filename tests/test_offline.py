@@ -58,10 +58,10 @@ def test_val_and_train_stay_offline(tmp_path: Path) -> None:
     violations = tmp_path / "v.txt"
     code = f"""
 from pathlib import Path
-from yolowatch.demo.train import val_metrics
+from yolowatch.yolo.holdout import val_metrics
 m = val_metrics(Path({str(DEMO_WEIGHTS)!r}), Path({str(tmp_path / "data" / "holdout.yaml")!r}), imgsz=320)
 assert 0 <= m["mAP50-95"] <= 1, m
-from yolowatch.offline import prepare_ultralytics
+from yolowatch.yolo.offline import prepare_ultralytics
 prepare_ultralytics()
 from ultralytics import YOLO
 YOLO("yolo11n.yaml").train(data={str(tmp_path / "data" / "data.yaml")!r}, epochs=1, imgsz=64, batch=4, workers=0,

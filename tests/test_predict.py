@@ -16,7 +16,7 @@ from images import gif_bytes, png_bomb, shapes_jpeg, shapes_png
 from yolowatch.config import Settings
 from yolowatch.demo.shapes import CLASS_NAMES, Box
 from yolowatch.errors import RequestError
-from yolowatch.predict import PredictParams, create_predict_app, format_detections, parse_params
+from yolowatch.yolo.predict import PredictParams, create_predict_app, format_detections, parse_params
 
 
 def _ready_client(settings: Settings) -> Iterator[TestClient]:
@@ -126,7 +126,7 @@ def test_parameters_change_the_answer(client: TestClient) -> None:
         ({"imgsz": "16"}, "imgsz must be between 32 and 1280"),
         ({"imgsz": "5000"}, "imgsz must be between 32 and 1280"),
         ({"imgsz": "3.5"}, "imgsz must be an integer"),
-        ({"normalize": "maybe"}, "normalize must be true or false"),
+        ({"normalize": "maybe"}, "normalize must be true/false, 1/0, yes/no or on/off"),
         ({"decimals": "-1"}, "decimals must be between 0 and 10"),
     ],
 )

@@ -17,7 +17,7 @@ from yolowatch.quality import (
     verdict,
     volume_change,
 )
-from yolowatch.recorder import AREA_BIN_COUNT, CONFIDENCE_BINS, area_bin, confidence_bin
+from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, MinuteCount, area_bin, confidence_bin
 
 RULE = DriftRule()
 
@@ -134,38 +134,39 @@ def test_too_few_samples_is_never_drift() -> None:
     assert result.statistic > 0.5 and not drifted and "too few samples (60" in reason
 
 
-def _baseline_minutes(rng: np.random.Generator, minutes: int = 200) -> dict[int, tuple[int, int, float, int]]:
+def _baseline_minutes(rng: np.random.Generator, minutes: int = 200) -> dict[int, MinuteCount]:
     """Steady traffic: 10 requests and about 40 detections a minute, mean confidence about 0.80."""
     counts = {}
     for m in range(minutes):
         detections = int(rng.integers(35, 46))
         mean = float(rng.normal(0.80, 0.02))
-        counts[m * 60] = (10, detections, mean * detections, detections)
+        counts[m * 60] = MinuteCount(10, detections, mean * detections, detections)
     return counts
 
 
-def _minutes(detections: list[int], confidence: float = 0.8) -> list[tuple[int, int, float, int]]:
-    return [(10 if d else 0, d, confidence * d, d) for d in detections]
+def _minutes(detections: list[int], confidence: float = 0.8) -> list[MinuteCount]:
+    return [MinuteCount(10 if d else 0, d, confidence * d, d) for d in detections]
 
 
 def test_detection_volume_drop_must_last_the_whole_duration() -> None:
     baseline = _baseline_minutes(np.random.default_rng(1))
     rule = ChangeRule()
     paused = volume_change(baseline, _minutes([0] * 10), rule)
-    assert paused["flagged"] is True and paused["lowForMinutes"] == 10 and paused["baselinePerMinute"] > 35
+    assert paused.flagged is True and paused.low_for_minutes == 10
+    assert paused.baseline_per_minute is not None and paused.baseline_per_minute > 35
     nine = volume_change(baseline, _minutes([40] + [5] * 9), rule)
-    assert nine["flagged"] is False and nine["lowForMinutes"] == 9  # pending, not yet sustained
+    assert nine.flagged is False and nine.low_for_minutes == 9  # pending, not yet sustained
     recovered = volume_change(baseline, _minutes([5] * 9 + [40]), rule)
-    assert recovered["flagged"] is False and recovered["lowForMinutes"] == 0
-    assert volume_change({}, _minutes([0] * 10), rule)["reason"] == "no baseline traffic"
+    assert recovered.flagged is False and recovered.low_for_minutes == 0
+    assert volume_change({}, _minutes([0] * 10), rule).reason == "no baseline traffic"
 
 
 def test_mean_confidence_shift_beyond_two_sigma() -> None:
     baseline = _baseline_minutes(np.random.default_rng(2))
     rule = ChangeRule()
     lower = confidence_change(baseline, _minutes([40] * 10, confidence=0.70), rule)
-    assert lower["flagged"] is True and lower["sigmas"] < -2
+    assert lower.flagged is True and lower.sigmas is not None and lower.sigmas < -2
     usual = confidence_change(baseline, _minutes([40] * 10, confidence=0.805), rule)
-    assert usual["flagged"] is False and abs(usual["sigmas"]) < 2
+    assert usual.flagged is False and usual.sigmas is not None and abs(usual.sigmas) < 2
     silent = confidence_change(baseline, _minutes([0] * 10), rule)
-    assert silent["flagged"] is False and "needs" in silent["reason"]
+    assert silent.flagged is False and "needs" in silent.reason

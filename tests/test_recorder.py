@@ -8,16 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import FakeClock
-from yolowatch.detections import DetectionSummary
-from yolowatch.recorder import (
-    AREA_BIN_COUNT,
-    CONFIDENCE_BINS,
-    Recorder,
-    area_bin,
-    confidence_bin,
-    format_message,
-    severity_for,
-)
+from yolowatch.recorder import Recorder, format_message, severity_for
+from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, DetectionSummary, area_bin, confidence_bin
 
 
 def _summary(confidences: list[float], areas: list[float], names: list[str]) -> DetectionSummary:

@@ -138,6 +138,7 @@ def test_timeout_is_504_and_an_unreachable_upstream_is_502_then_health_recovers(
         assert requests.get(f"{sidecar.traffic}/echo/again", timeout=10).status_code == 200
 
 
+@pytest.mark.yolo
 def test_readme_clients_through_a_sidecar_in_front_of_yolowatch_serve(tmp_path: Path) -> None:
     """curl -F and Python requests, as the README shows them, against the sidecar fronting a real serve."""
     with run_server(["--db", str(tmp_path / "upstream.db")]) as upstream:

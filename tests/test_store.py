@@ -15,8 +15,11 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from conftest import FakeClock
-from yolowatch.recorder import Bucket, Recorder, new_latency_histogram
-from yolowatch.store import MIGRATIONS, RANGES, SCHEMA_VERSION, SchemaTooNew, Store, StoreWriter, bucket_row
+from yolowatch.metrics import RANGES
+from yolowatch.recorder import Recorder
+from yolowatch.records import Bucket, new_latency_histogram
+from yolowatch.store import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, Store, StoreWriter
+from yolowatch.store.rows import bucket_row
 
 pytestmark = pytest.mark.anyio
 
@@ -261,7 +264,7 @@ async def test_two_processes_merge_to_the_percentiles_of_the_union(tmp_path: Pat
 
 async def test_aggregate_keeps_the_detection_distributions(tmp_path: Path, clock: FakeClock) -> None:
     """Confidence and box-size histograms and class counts come back from the file as they were recorded."""
-    from yolowatch.detections import DetectionSummary
+    from yolowatch.records import DetectionSummary
 
     store = Store(tmp_path / "dist.db", clock=clock)
     recorder = Recorder(clock=clock)

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from conftest import FakeClock, run_server
-from yolowatch.traffic import Phase, _ticks, parse_plan, upload_for
-from yolowatch.uploads import decode_image
+from yolowatch.demo.traffic import Phase, _ticks, parse_plan, upload_for
+from yolowatch.yolo.uploads import decode_image
 
 
 def test_plans_parse_and_bad_ones_say_what_is_allowed() -> None:
@@ -51,6 +51,8 @@ def test_a_planned_run_against_serve_is_recorded_as_sent(tmp_path: Path) -> None
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
+        # Regression: httpx logged "HTTP Request: POST ..." at INFO for every request, drowning the progress.
+        assert "HTTP Request" not in result.stdout + result.stderr and result.stderr == ""
         last = result.stdout.strip().splitlines()[-1]
         sent, ok, refused, failed = map(
             int, re.search(r"sent (\d+): (\d+) ok, (\d+) refused, (\d+) failed", last).groups()
@@ -70,6 +72,12 @@ def test_a_planned_run_against_serve_is_recorded_as_sent(tmp_path: Path) -> None
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert fielded.returncode == 0 and re.search(r"sent 3: 0 ok, 3 refused", fielded.stdout), fielded.stdout
+        verbose = subprocess.run(
+            [sys.executable, "-m", "yolowatch", "traffic", "--url", f"{base}/predict", "--plan", "normal:1",
+             "--rate", "2", "--verbose"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert verbose.returncode == 0 and verbose.stderr.count("HTTP Request: POST") == 2, verbose.stderr
     bad = subprocess.run(
         [sys.executable, "-m", "yolowatch", "traffic", "--param", "imgsz"], capture_output=True, text=True
     )

@@ -8,7 +8,7 @@ import pytest
 
 from images import encode, gif_bytes, png_bomb, shapes_jpeg, shapes_png
 from yolowatch.errors import RequestError
-from yolowatch.uploads import decode_image, is_complete, read_image_size
+from yolowatch.yolo.uploads import decode_image, is_complete, read_image_size
 
 
 def test_decodes_a_jpeg_to_bgr_pixels() -> None:

@@ -11,15 +11,23 @@ sent twice).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import re
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from yolowatch._types import Clock
+from yolowatch.records import AlertState, Notification
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (a dependency there)
+    import tomli as tomllib
 
 log = logging.getLogger("yolowatch.alerts")
 
@@ -147,8 +155,6 @@ def rule_json(rule: Rule) -> dict[str, Any]:
 def load_rules_file(path: str | Path, defaults: list[Rule]) -> list[Rule]:
     """The rules of a TOML file (`[[rule]]` tables) over `defaults`: a rule named like a default replaces it;
     `defaults = false` at the top drops the defaults. ValueError naming the file and the rule at fault."""
-    import tomllib
-
     try:
         document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -182,32 +188,7 @@ def default_rules(latency_budget_ms: float = 500.0) -> list[Rule]:
     ]  # fmt: skip
 
 
-@dataclass
-class AlertState:
-    """One rule for one deployment. `state` is inactive, pending or firing."""
-
-    rule: str
-    deployment: str
-    state: str = "inactive"
-    active_since: int | None = None  # when the condition started holding (pending or firing)
-    last_true: int | None = None
-    value: float | None = None
-
-
-@dataclass(frozen=True)
-class Notification:
-    rule: str
-    deployment: str
-    status: str  # firing or resolved
-    starts_at: int
-    ends_at: int | None
-    value: float | None
-    severity: str
-    runbook: str
-    id: int | None = None
-
-
-def step(
+def advance(
     rule: Rule, state: AlertState, at: int, value: float | None, baseline: float | None = None
 ) -> Notification | None:
     """Advance one rule's state by one evaluation at `at` (a closed minute's end); the notification it makes."""
@@ -239,72 +220,47 @@ def fingerprint(rule: str, deployment: str) -> str:
     return hashlib.sha256(f"{rule}\0{deployment}".encode()).hexdigest()[:16]
 
 
-def _iso(epoch_s: int | None) -> str:
-    from yolowatch.health import iso_time
-
-    return iso_time(epoch_s) if epoch_s else "0001-01-01T00:00:00Z"
-
-
-def alertmanager_payload(notifications: list[Notification], external_url: str = "") -> dict[str, Any]:
-    """Prometheus Alertmanager's webhook body (version 4), so any Alertmanager receiver can take it."""
-    alerts = [
-        {
-            "status": n.status,
-            "labels": {"alertname": n.rule, "deployment": n.deployment, "severity": n.severity},
-            "annotations": {"runbook": n.runbook, "value": "" if n.value is None else f"{n.value:.6g}"},
-            "startsAt": _iso(n.starts_at),
-            "endsAt": _iso(n.ends_at),
-            "generatorURL": f"{external_url}/dashboard/",
-            "fingerprint": fingerprint(n.rule, n.deployment),
-        }
-        for n in notifications
-    ]
-    status = "firing" if any(n.status == "firing" for n in notifications) else "resolved"
-    common = {k: v for k, v in alerts[0]["labels"].items() if all(a["labels"].get(k) == v for a in alerts)}
-    return {
-        "version": "4",
-        "groupKey": "{}:" + json.dumps(common, sort_keys=True),
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": "yolowatch",
-        "groupLabels": {"alertname": common["alertname"]} if "alertname" in common else {},
-        "commonLabels": common,
-        "commonAnnotations": {
-            k: v for k, v in alerts[0]["annotations"].items() if all(a["annotations"].get(k) == v for a in alerts)
-        },
-        "externalURL": external_url,
-        "alerts": alerts,
-    }
-
-
+# Where notifications go: a coroutine that raises when it could not deliver (they are kept and retried).
 Sink = Callable[[list[Notification]], Awaitable[None]]
 
 
-async def log_sink(notifications: list[Notification]) -> None:
-    for n in notifications:
-        level = logging.CRITICAL if n.severity == "critical" and n.status == "firing" else logging.WARNING
-        log.log(level, "alert %s %s for %s (value %s): %s", n.rule, n.status.upper(), n.deployment, n.value, n.runbook)
+class MinuteValues(Protocol):
+    """The figures the rules read at a closed minute, and their baselines (signals.minute_values)."""
+
+    def __call__(
+        self, deployment: str, minute_start: int, rules: list[Rule]
+    ) -> Awaitable[tuple[dict[str, float | None], dict[str, float | None]]]: ...
 
 
-def webhook_sink(url: str, external_url: str = "", timeout_s: float = 10.0) -> Sink:
-    """POST the Alertmanager-shaped body; an error raises, so the notifications stay undelivered and are retried."""
+class AlertStore(Protocol):
+    """What the evaluator needs of the store: rule states, the notification outbox, and claims, all shared by
+    every process on the database."""
 
-    from yolowatch.proxy import shown_url
+    async def alert_rules(self) -> list[dict[str, Any]]: ...
 
-    shown = shown_url(url)  # errors name the receiver without its user:password
+    async def alert_states(self, deployment: str | None = None) -> dict[str, AlertState]: ...
 
-    async def send(notifications: list[Notification]) -> None:
-        import httpx
+    async def save_alerts(self, states: Sequence[AlertState], notifications: Sequence[Notification]) -> None: ...
 
+    async def claim_minute(self, key: str, minute_end: int) -> bool: ...
+
+    async def undelivered(self, sink: str, within_s: int = 86400) -> list[Notification]: ...
+
+    async def claim_deliveries(self, sink: str, ids: Sequence[int]) -> list[int]: ...
+
+    async def release_deliveries(self, sink: str, ids: Sequence[int]) -> None: ...
+
+
+async def all_rules(store: AlertStore, configured: list[Rule]) -> list[Rule]:
+    """The configured rules (defaults or file), then those created through the API that do not share a name."""
+    stored = []
+    for row in await store.alert_rules():
         try:
-            async with httpx.AsyncClient(timeout=timeout_s) as client:
-                response = await client.post(url, json=alertmanager_payload(notifications, external_url))
-        except httpx.HTTPError as exc:
-            raise RuntimeError(f"{type(exc).__name__} sending to {shown}") from None
-        if response.status_code >= 300:
-            raise RuntimeError(f"{shown} answered {response.status_code}")
-
-    return send
+            stored.append(rule_from_json(row))
+        except ValueError as exc:  # written by a newer yolowatch, say: skip it, keep the others
+            log.warning("stored alert rule %s skipped: %s", row.get("name"), exc)
+    names = {rule.name for rule in configured}
+    return [*configured, *(rule for rule in stored if rule.name not in names)]
 
 
 @dataclass
@@ -312,25 +268,21 @@ class Evaluator:
     """Evaluates rules for deployments on closed minutes; state and notifications go through the store.
 
     `rules` come from the defaults or the config file; rules created through the admin API live in the store
-    and are read at every evaluation, so every process sharing the file applies them.
+    and are read at every evaluation, so every process sharing the database applies them. `values` reads a
+    minute's figures (signals.minute_values over the same store); `clock` paces the retries of a sink that is down.
     """
 
-    store: Any  # yolowatch.store.Store
+    store: AlertStore
     rules: list[Rule]
-    sinks: dict[str, Sink] = field(default_factory=lambda: {"log": log_sink})
+    sinks: dict[str, Sink]
+    values: MinuteValues
+    clock: Clock = time.monotonic
     # A sink that is down is retried with a growing pause (1 s, 2 s, ... up to a minute), and logged once per outage.
     _failures: dict[str, int] = field(default_factory=dict)
     _retry_at: dict[str, float] = field(default_factory=dict)
 
     async def all_rules(self) -> list[Rule]:
-        stored = []
-        for row in await self.store.alert_rules():
-            try:
-                stored.append(rule_from_json(row))
-            except ValueError as exc:  # written by a newer yolowatch, say: skip it, keep the others
-                log.warning("stored alert rule %s skipped: %s", row.get("name"), exc)
-        names = {rule.name for rule in self.rules}
-        return [*self.rules, *(rule for rule in stored if rule.name not in names)]
+        return await all_rules(self.store, self.rules)
 
     async def evaluate(
         self,
@@ -340,7 +292,7 @@ class Evaluator:
         baselines: dict[str, float | None] | None = None,
         rules: list[Rule] | None = None,
     ) -> list[Notification]:
-        """One closed minute (ending at `minute_end`) of one deployment: step every rule that is due, persist,
+        """One closed minute (ending at `minute_end`) of one deployment: advance every rule that is due, persist,
         return what fired or resolved."""
         baselines = baselines or {}
         states = await self.store.alert_states(deployment)
@@ -351,7 +303,7 @@ class Evaluator:
                 continue
             state = states.get(rule.name) or AlertState(rule.name, deployment)
             before = asdict(state)
-            notification = step(rule, state, minute_end, values.get(rule.metric), baselines.get(rule.metric))
+            notification = advance(rule, state, minute_end, values.get(rule.metric), baselines.get(rule.metric))
             if asdict(state) != before:
                 changed.append(state)
             if notification is not None:
@@ -361,22 +313,22 @@ class Evaluator:
         return made
 
     async def evaluate_closed_minute(self, deployment: str, minute_start: int) -> list[Notification]:
-        """Read the minute's figures from the store and step every due rule on them, unless another process
-        sharing the database (a worker, a second sidecar) has already evaluated this minute."""
-        if not await self.store.claim_minute(f"alerts-evaluated:{deployment}", minute_start + MINUTE_S):
-            return []
+        """Read the minute's figures and advance every due rule on them, unless another process sharing the
+        database (a worker, a second sidecar) has already evaluated this minute."""
         end = minute_start + MINUTE_S
+        if not await self.store.claim_minute(f"alerts-evaluated:{deployment}", end):
+            return []
         rules = [r for r in await self.all_rules() if r.applies_to(deployment) and r.due(end)]
         if not rules:
             return []
-        values, baselines = await minute_values(self.store, deployment, minute_start, rules)
+        values, baselines = await self.values(deployment, minute_start, rules)
         return await self.evaluate(deployment, end, values, baselines, rules)
 
     async def deliver(self) -> int:
         """Send every undelivered notification to every sink; mark each sink's deliveries. Returns how many went."""
         sent = 0
         for sink_name, sink in self.sinks.items():
-            if time.monotonic() < self._retry_at.get(sink_name, 0.0):
+            if self.clock() < self._retry_at.get(sink_name, float("-inf")):
                 continue
             pending = await self.store.undelivered(sink_name)
             claimed = set(await self.store.claim_deliveries(sink_name, [n.id for n in pending if n.id is not None]))
@@ -388,7 +340,7 @@ class Evaluator:
             except Exception as exc:  # a sink that is down gets its notifications back for the next try
                 await self.store.release_deliveries(sink_name, list(claimed))
                 failures = self._failures[sink_name] = self._failures.get(sink_name, 0) + 1
-                self._retry_at[sink_name] = time.monotonic() + min(60.0, 2.0 ** (failures - 1))
+                self._retry_at[sink_name] = self.clock() + min(60.0, 2.0 ** (failures - 1))
                 if failures == 1:
                     log.warning("alert sink %s failed (%s); %d notifications kept, retrying", sink_name, exc, len(mine))
                 continue
@@ -396,83 +348,3 @@ class Evaluator:
                 log.info("alert sink %s delivers again", sink_name)
             sent += len(mine)
         return sent
-
-
-MINUTE_METRICS = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "request_rate", "detection_rate", "mean_confidence")
-
-
-async def minute_values(
-    store: Any, deployment: str, minute_start: int, rules: list[Rule]
-) -> tuple[dict[str, float | None], dict[str, float | None]]:
-    """The value of each metric the rules read at this closed minute, and their baselines where a rule compares
-    with one. A minute without traffic has no latency, error rate or confidence (no data is not a breach) but a
-    request rate and detection rate of 0 (a pause is a drop)."""
-    from yolowatch.quality import default_windows
-    from yolowatch.store import bucket_metrics
-
-    wanted = {rule.metric for rule in rules}
-    changes = {rule.metric for rule in rules if rule.comparison in ("drop", "rise")}
-    values: dict[str, float | None] = {}
-    baselines: dict[str, float | None] = {}
-    windows = await default_windows(store, deployment)
-    if wanted & set(MINUTE_METRICS):
-        metrics = bucket_metrics(await store.minute(deployment, minute_start))
-        values.update(_minute_metric_values(metrics))
-        baseline_rate = None
-        if windows is not None:
-            counts = await store.minute_counts(deployment, windows[0].start_s, windows[0].end_s)
-            active = [c[1] for c in counts.values() if c[0] > 0]
-            baseline_rate = sum(active) / len(active) if active and sum(active) else None
-            if changes & set(MINUTE_METRICS):
-                base = bucket_metrics(await store.window(deployment, windows[0].start_s, windows[0].end_s))
-                minutes = sum(1 for c in counts.values() if c[0] > 0)
-                baselines.update(_minute_metric_values(base, minutes))
-                baselines.pop("detections")
-                baselines["detection_rate"] = 1.0
-        detections = values.pop("detections")
-        values["detection_rate"] = None if baseline_rate is None else (detections or 0.0) / baseline_rate
-    if {"confidence_drift_p", "box_drift_p"} & wanted and windows is not None:
-        values.update(await _drift_values(store, deployment, windows))
-    if {"holdout_map50", "holdout_map50_95"} & wanted:
-        runs = await store.holdout_runs(deployment)
-        if runs:
-            latest = runs[-1]
-            first = next(run for run in runs if run["digest"] == latest["digest"])  # same holdout set
-            for metric in ("map50", "map50_95"):
-                values[f"holdout_{metric}"] = latest[metric]
-                baselines[f"holdout_{metric}"] = first[metric]
-    return values, baselines
-
-
-def _minute_metric_values(metrics: dict[str, Any], minutes: int = 1) -> dict[str, float | None]:
-    requests = metrics["requests"]
-    return {
-        "p50_ms": metrics["p50_ms"],
-        "p95_ms": metrics["p95_ms"],
-        "p99_ms": metrics["p99_ms"],
-        "error_rate": metrics["error_rate"] if requests else None,
-        "request_rate": requests / 60 / max(1, minutes),
-        "mean_confidence": metrics["mean_confidence"],
-        "detections": metrics["detections_per_request"] * metrics["predictions"] if metrics["predictions"] else 0.0,
-    }
-
-
-async def _drift_values(store: Any, deployment: str, windows: Any) -> dict[str, float | None]:
-    """Each KS test's p-value where the drift rule's effect-size and sample gates pass (else None: a tiny shift
-    or a thin sample is not drift, however small its p-value)."""
-    try:
-        import scipy.stats  # noqa: F401  (the KS distribution; in the yolo extra)
-    except ImportError:
-        log.warning("drift alert rules need scipy (pip install 'yolowatch[yolo]'); skipped")
-        return {}
-    from yolowatch.quality import DriftRule, drift_report
-
-    report = await drift_report(store, deployment, DriftRule(), *windows)
-    values: dict[str, float | None] = {}
-    for signal, metric in (("confidence", "confidence_drift_p"), ("boxSize", "box_drift_p")):
-        found = next(s for s in report["signals"] if s["signal"] == signal)
-        rule = report["rule"]
-        samples = min(found["baselineSamples"], found["currentSamples"])
-        gated = found["ksStatistic"] >= rule["minStatistic"] and samples >= rule["minSamples"]
-        values[metric] = found["pValue"] if gated else None
-    return values

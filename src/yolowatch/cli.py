@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import json
-import os
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import uvicorn
 
 from yolowatch import __version__
-from yolowatch.config import Settings, settings_from_env, settings_to_env
+from yolowatch._util import http_url, iso_time, parse_time, redacted_url
+from yolowatch.compose import alert_rules
+from yolowatch.config import Settings, export_to_workers, settings_from_env
 from yolowatch.logformat import configure_logging
+from yolowatch.sidecar import serve_sidecar
+from yolowatch.signals import drift_windows
+from yolowatch.store import Store
 
 DESCRIPTION = """\
 yolowatch monitors self-hosted YOLO object-detection endpoints.
@@ -127,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="send demo traffic to a predict URL: normal, drifted, malformed, or pause (bounded)",
         description="Send the demo dataset's images to --url at --rate requests a second, following --plan "
         "(phases of mode:seconds; modes: normal, drifted, malformed, pause), and stop at the end of the plan or "
-        "after --count requests. Prints progress once a second. A predict key, if the endpoint needs one, is "
-        "read from YOLOWATCH_PREDICT_API_KEY.",
+        "after --count requests. Prints progress once a second (and nothing per request unless --verbose). "
+        "A predict key, if the endpoint needs one, is read from YOLOWATCH_PREDICT_API_KEY.",
     )
+    traffic.add_argument("--verbose", action="store_true", help="also log every HTTP request the client sends")
     traffic.add_argument("--url", default="http://127.0.0.1:8000/predict", help="predict URL (default: local serve)")
     traffic.add_argument("--plan", default="normal:30", help="phases, e.g. normal:60,drifted:60,malformed:10,pause:30")
     traffic.add_argument("--rate", type=float, default=5.0, help="requests a second while sending (default 5)")
@@ -204,70 +217,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_counts(items: Sequence[str]) -> dict[str, int]:
-    from yolowatch.demo.shapes import DEFAULT_COUNTS
+class UsageError(Exception):
+    """What the user asked for cannot run as given: printed as 'yolowatch: MESSAGE', exit status 2."""
 
-    counts = dict(DEFAULT_COUNTS)
+
+def _extra(module: str, what: str) -> ModuleType:
+    """A module of the `yolo` extra, or a usage error that says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UsageError(
+            f"{what} needs the yolo extra ({exc.name} is missing): pip install 'yolowatch[yolo]'"
+        ) from None
+
+
+def _parse_counts(items: Sequence[str], defaults: dict[str, int]) -> dict[str, int]:
+    counts = dict(defaults)
     for item in items:
         split, _, number = item.partition("=")
-        if split not in DEFAULT_COUNTS or not number.isdigit():
-            raise SystemExit(f"--count must be SPLIT=N with SPLIT one of {', '.join(DEFAULT_COUNTS)}, got {item!r}")
+        if split not in defaults or not number.isdigit():
+            raise UsageError(f"--count must be SPLIT=N with SPLIT one of {', '.join(defaults)}, got {item!r}")
         counts[split] = int(number)
     return counts
 
 
-def auth_refusal(settings: Settings) -> str | None:
-    """Why this process must not start as configured (a public address with no key), or None."""
-    from yolowatch.auth import is_loopback, load_keys
-
+def _checked(settings: Settings, command: str) -> Settings:
+    """The settings, if they are fit to run `command` (the rules file included); else a usage error."""
     try:
-        keys = load_keys(settings.api_key, settings.api_key_file)
-    except OSError as exc:
-        return f"cannot read the API key file {settings.api_key_file}: {exc.strerror or exc}"
-    if settings.api_key_file and not keys:
-        return f"the API key file {settings.api_key_file} holds no key"
-    if keys or settings.allow_no_auth or is_loopback(settings.host):
-        return None
-    return (
-        f"refusing to bind {settings.host} with no admin API key: anyone who can reach it could read your "
-        "logs and metrics. Set YOLOWATCH_API_KEY (or --api-key-file), or pass --allow-no-auth if the network "
-        "is already protected."
-    )
-
-
-def settings_refusal(settings: Settings) -> str | None:
-    """What is wrong with the monitoring settings (a bad rules file, say), or None."""
-    from yolowatch.compose import alert_rules
-
-    if settings.time_scale <= 0:
-        return f"YOLOWATCH_TIME_SCALE must be positive; got {settings.time_scale}"
-    if settings.alert_webhook:
-        import httpx
-
-        try:
-            hook = httpx.URL(settings.alert_webhook)
-        except httpx.InvalidURL:
-            hook = None
-        if hook is None or hook.scheme not in ("http", "https") or not hook.host:
-            shown = settings.alert_webhook
-            return f"--alert-webhook must be an http(s) URL such as http://receiver.internal:5001/hook; got {shown!r}"
-    try:
+        settings.validate(command)
         alert_rules(settings)
     except ValueError as exc:
-        return str(exc)
-    return auth_refusal(settings)
+        raise UsageError(str(exc)) from None
+    return settings
 
 
 def _anchored(settings: Settings) -> Settings:
     """With a sped-up clock, one anchor for every worker process (else each would run its own time)."""
-    import time
-
     if settings.time_scale != 1 and not settings.time_anchor:
         return settings.with_overrides(time_anchor=time.time())
     return settings
 
 
-def _monitoring_overrides(args: argparse.Namespace) -> dict[str, object]:
+def _monitoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "host": args.host,
         "port": args.port,
@@ -285,10 +276,7 @@ def _monitoring_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from yolowatch.serve import create_serve_app
-
+    serve = _extra("yolowatch.yolo.serve", "serve")
     max_upload = None if args.max_upload_mb is None else int(args.max_upload_mb * 1024 * 1024)
     settings = settings.with_overrides(
         model=args.model,
@@ -296,14 +284,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         max_image_pixels=args.max_image_pixels,
         **_monitoring_overrides(args),
     )
-    if not settings.model.is_file():
-        print(f"yolowatch: model weights not found: {settings.model}", file=sys.stderr)
-        return 2
-    refusal = settings_refusal(settings)
-    if refusal:
-        print(f"yolowatch: {refusal}", file=sys.stderr)
-        return 2
-    settings = _anchored(settings.with_overrides(db=settings.db.resolve()))
+    settings = _anchored(_checked(settings, "serve").with_overrides(db=settings.db.resolve()))
     configure_logging(settings.log_level, settings.log_format)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
     print(
@@ -312,47 +293,17 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         flush=True,
     )
     # yolowatch logs every request itself (logger yolowatch.requests), so uvicorn's access log is off.
+    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
     if args.workers > 1:
         # Worker processes build their app from the environment: hand them these exact settings.
-        os.environ.update(settings_to_env(settings))
-        uvicorn.run(
-            "yolowatch.serve:app_from_env",
-            factory=True,
-            workers=args.workers,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-        )
+        export_to_workers(settings)
+        uvicorn.run("yolowatch.yolo.serve:app_from_env", factory=True, workers=args.workers, **common)
     else:
-        uvicorn.run(
-            create_serve_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False
-        )
+        uvicorn.run(serve.create_serve_app(settings), **common)
     return 0
 
 
 def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
-    import httpx
-
-    from yolowatch.proxy import shown_url
-    from yolowatch.sidecar import serve_sidecar
-
-    try:
-        upstream = httpx.URL(args.upstream)
-    except httpx.InvalidURL as exc:
-        print(f"yolowatch: --upstream {args.upstream!r} is not a URL: {exc}", file=sys.stderr)
-        return 2
-    if upstream.scheme not in ("http", "https") or not upstream.host:
-        print(
-            f"yolowatch: --upstream must be an http(s) URL such as http://127.0.0.1:9000; got {args.upstream!r}",
-            file=sys.stderr,
-        )
-        return 2
-    overrides = _monitoring_overrides(args)
-    if overrides["deployment"] is None and "YOLOWATCH_DEPLOYMENT" not in os.environ:
-        overrides["deployment"] = "sidecar"
     settings = settings.with_overrides(
         upstream=args.upstream,
         admin_port=args.admin_port,
@@ -360,23 +311,12 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
         probe_image=args.probe_image,
         probe_path=args.probe_path,
         upstream_timeout_s=args.timeout_s,
-        **overrides,
+        **_monitoring_overrides(args),
     )
-    if settings.probe_image and not Path(settings.probe_image).is_file():
-        print(f"yolowatch: --probe-image {settings.probe_image} is not a file", file=sys.stderr)
-        return 2
-    if settings.port == settings.admin_port:
-        print(
-            f"yolowatch: --port and --admin-port are both {settings.port}; give them different ports", file=sys.stderr
-        )
-        return 2
-    refusal = settings_refusal(settings)
-    if refusal:
-        print(f"yolowatch: {refusal}", file=sys.stderr)
-        return 2
+    settings = _checked(settings, "sidecar")
     configure_logging(settings.log_level, settings.log_format)
     print(
-        f"yolowatch: proxying http://{settings.host}:{settings.port} to {shown_url(settings.upstream)}; "
+        f"yolowatch: proxying http://{settings.host}:{settings.port} to {redacted_url(settings.upstream)}; "
         f"admin API, /health and /metrics on http://{settings.host}:{settings.admin_port}; recording deployment "
         f"'{settings.deployment}' into {settings.db}",
         flush=True,
@@ -385,46 +325,36 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_traffic(args: argparse.Namespace) -> int:
-    import httpx
+def _predict_headers(settings: Settings) -> dict[str, str] | None:
+    return {"Authorization": f"Bearer {settings.predict_api_key}"} if settings.predict_api_key else None
 
-    from yolowatch.traffic import parse_plan, run
 
+def run_traffic(args: argparse.Namespace, settings: Settings) -> int:
+    if args.verbose:
+        configure_logging("debug")
     try:
-        plan = parse_plan(args.plan)
+        http_url(args.url, "--url", "http://127.0.0.1:8000/predict")
     except ValueError as exc:
-        print(f"yolowatch: --plan: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     if not 0 < args.rate <= 1000:
-        print("yolowatch: --rate must be more than 0 and at most 1000 requests a second", file=sys.stderr)
-        return 2
-    try:
-        url = httpx.URL(args.url)
-    except httpx.InvalidURL:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        print(f"yolowatch: --url must be an http(s) URL; got {args.url!r}", file=sys.stderr)
-        return 2
-    try:
-        import cv2  # noqa: F401  (the demo images are rendered with OpenCV)
-    except ImportError:
-        print("yolowatch: traffic renders the demo images with OpenCV: pip install 'yolowatch[yolo]'", file=sys.stderr)
-        return 2
+        raise UsageError("--rate must be more than 0 and at most 1000 requests a second")
     fields = {}
     for item in args.param:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            print(f"yolowatch: --param {item!r}: give NAME=VALUE, e.g. imgsz=320", file=sys.stderr)
-            return 2
+            raise UsageError(f"--param {item!r}: give NAME=VALUE, e.g. imgsz=320")
         fields[name.strip()] = value
-    key = os.environ.get("YOLOWATCH_PREDICT_API_KEY")
-    headers = {"Authorization": f"Bearer {key}"} if key else None
-    tally = run(
+    traffic = _extra("yolowatch.demo.traffic", "traffic (it renders the demo images with OpenCV)")
+    try:
+        plan = traffic.parse_plan(args.plan)
+    except ValueError as exc:
+        raise UsageError(f"--plan: {exc}") from None
+    tally = traffic.run(
         args.url,
         plan,
         args.rate,
         args.count,
-        headers=headers,
+        headers=_predict_headers(settings),
         fields=fields,
         report=lambda line: print(line, flush=True),
     )
@@ -432,19 +362,18 @@ def run_traffic(args: argparse.Namespace) -> int:
 
 
 def run_holdout(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
-    from yolowatch import holdout
-    from yolowatch.store import Store
-
+    holdout = _extra("yolowatch.yolo.holdout", "holdout")
     try:
         dataset = holdout.load_holdout(args.data)
     except (OSError, ValueError) as exc:
-        print(f"yolowatch: --data: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--data: {exc}") from None
     if args.model is not None and not args.model.is_file():
-        print(f"yolowatch: --model {args.model} is not a file", file=sys.stderr)
-        return 2
+        raise UsageError(f"--model {args.model} is not a file")
+    if args.endpoint:
+        try:
+            http_url(args.endpoint, "--endpoint", "http://127.0.0.1:8000/predict")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     print(f"yolowatch: scoring {len(dataset.images)} images of {dataset.name} for '{args.deployment}'", flush=True)
 
     def progress(done: int, total: int) -> None:
@@ -453,37 +382,23 @@ def run_holdout(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if args.endpoint:
-            key = os.environ.get("YOLOWATCH_PREDICT_API_KEY")
-            headers = {"Authorization": f"Bearer {key}"} if key else None
             result = holdout.score_through_endpoint(
-                dataset, args.endpoint, args.imgsz, headers=headers, progress=progress
+                dataset, args.endpoint, args.imgsz, headers=_predict_headers(settings), progress=progress
             )
-            source = args.endpoint
+            source = redacted_url(args.endpoint)
         else:
             result = holdout.score_local_model(args.data, args.model, args.imgsz)
             source = f"model:{args.model.name}"
     except (RuntimeError, OSError) as exc:
         print(f"yolowatch: {exc}", file=sys.stderr)
         return 1
-    import ultralytics
-
-    from yolowatch import __version__
-
-    result["details"] = {
-        **result.pop("args"),
-        "seconds": result.pop("seconds"),
-        "data": str(args.data),
-        "versions": {"yolowatch": __version__, "ultralytics": ultralytics.__version__},
-    }
+    result["details"] = holdout.run_details(result, args.data)
 
     async def save() -> None:
-        store = Store(args.db or settings.db)
-        try:
+        async with Store(args.db or settings.db) as store:
             if await store.deployment(args.deployment) is None:
                 await store.register_deployment(args.deployment)
             await store.save_holdout(args.deployment, dataset.name, holdout.digest(dataset), source, result)
-        finally:
-            await store.close()
 
     asyncio.run(save())
     print(
@@ -501,71 +416,60 @@ def run_holdout(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_baseline(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
-    from yolowatch.health import iso_time
-    from yolowatch.quality import default_windows, parse_time
-    from yolowatch.store import Store
-
+def _baseline_window(args: argparse.Namespace) -> tuple[int, int] | None:
+    """The window --start/--end ask to pin (None: show, or --clear); a usage error for a half-given one."""
     if args.clear and (args.start or args.end):
-        print("yolowatch: give --clear alone, or --start and --end", file=sys.stderr)
-        return 2
-    window = None
+        raise UsageError("give --clear alone, or --start and --end")
     if bool(args.start) != bool(args.end):
-        print("yolowatch: give both --start and --end (or --clear, or neither to show the baseline)", file=sys.stderr)
-        return 2
-    if args.start:
-        try:
-            window = (parse_time(args.start), parse_time(args.end))
-        except ValueError as exc:
-            print(f"yolowatch: {exc}", file=sys.stderr)
-            return 2
-        if window[1] <= window[0]:
-            print("yolowatch: --end must be after --start", file=sys.stderr)
-            return 2
+        raise UsageError("give both --start and --end (or --clear, or neither to show the baseline)")
+    if not args.start:
+        return None
+    try:
+        window = (parse_time(args.start), parse_time(args.end))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if window[1] <= window[0]:
+        raise UsageError("--end must be after --start")
+    return window
 
-    async def apply() -> int:
-        store = Store(args.db or settings.db)
-        try:
+
+def run_baseline(args: argparse.Namespace, settings: Settings) -> int:
+    window = _baseline_window(args)
+
+    async def apply() -> str:
+        async with Store(args.db or settings.db) as store:
             if await store.deployment(args.deployment) is None:
                 known = ", ".join(d["id"] for d in await store.deployments()) or "none yet"
-                print(f"yolowatch: unknown deployment {args.deployment!r}; known: {known}", file=sys.stderr)
-                return 2
+                raise UsageError(f"unknown deployment {args.deployment!r}; known: {known}")
             if window is not None or args.clear:
                 await store.pin_baseline(args.deployment, window)
             pinned = await store.pinned_baseline(args.deployment)
-            windows = await default_windows(store, args.deployment)
-        finally:
-            await store.close()
+            windows = await drift_windows(store, args.deployment)
         if pinned is not None:
-            print(f"{args.deployment}: drift baseline {iso_time(pinned[0])} .. {iso_time(pinned[1])} (pinned)")
-        elif windows is None:
-            print(f"{args.deployment}: drift baseline: the first 7 days of traffic (default; no traffic yet)")
-        else:
-            start, end = windows[0].start_s, windows[0].end_s
-            print(f"{args.deployment}: drift baseline {iso_time(start)} .. {iso_time(end)} (default: the first 7 days)")
-        return 0
+            return f"{args.deployment}: drift baseline {iso_time(pinned[0])} .. {iso_time(pinned[1])} (pinned)"
+        if windows is None:
+            return f"{args.deployment}: drift baseline: the first 7 days of traffic (default; no traffic yet)"
+        start, end = windows[0].start_s, windows[0].end_s
+        return f"{args.deployment}: drift baseline {iso_time(start)} .. {iso_time(end)} (default: the first 7 days)"
 
-    return asyncio.run(apply())
+    print(asyncio.run(apply()))
+    return 0
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
-    from yolowatch.demo.shapes import generate_dataset
-
-    data_yaml = generate_dataset(args.out, seed=args.seed, counts=_parse_counts(args.count))
+    shapes = _extra("yolowatch.demo.shapes", "demo-data")
+    data_yaml = shapes.generate_dataset(
+        args.out, seed=args.seed, counts=_parse_counts(args.count, shapes.DEFAULT_COUNTS)
+    )
     print(f"yolowatch: dataset written; train/val: {data_yaml}")
     return 0
 
 
 def run_demo_model(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from yolowatch.demo.train import TrainConfig, train_demo_model
-
+    train = _extra("yolowatch.demo.train", "demo-model")
     overrides = {"epochs": args.epochs, "imgsz": args.imgsz, "train_images": args.train_images}
-    config = replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    card = train_demo_model(args.out, args.data, config)
+    config = replace(train.TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    card = train.train_demo_model(args.out, args.data, config)
     print(json.dumps(card, indent=2))
     return 0
 
@@ -579,15 +483,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in ("serve", "sidecar"):
         configure_logging("info")
     try:
-        settings = settings_from_env()
-    except ValueError as exc:
-        parser.error(str(exc))
+        # The sidecar records under "sidecar" unless told otherwise (serve's demo name would mislead).
+        base = Settings(deployment="sidecar") if args.command == "sidecar" else Settings()
+        try:
+            settings = settings_from_env(base=base)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return _run(args, settings)
+    except UsageError as exc:
+        print(f"yolowatch: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return run_serve(args, settings)
     if args.command == "sidecar":
         return run_sidecar(args, settings)
     if args.command == "traffic":
-        return run_traffic(args)
+        return run_traffic(args, settings)
     if args.command == "holdout":
         return run_holdout(args, settings)
     if args.command == "baseline":

@@ -8,39 +8,19 @@ from __future__ import annotations
 import time
 
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from yolowatch._types import Clock
 from yolowatch.admin import admin_router, own_health_endpoint
-from yolowatch.alerts import Rule, Sink, default_rules, load_rules_file, log_sink, webhook_sink
-from yolowatch.auth import KeyCheck, load_keys
+from yolowatch.alerts import Rule, Sink, default_rules, load_rules_file
+from yolowatch.asgi.auth import KeyCheck
+from yolowatch.asgi.middleware import WatchMiddleware
+from yolowatch.asgi.routes import HEALTH_PATH, Dispatch
 from yolowatch.config import Settings
 from yolowatch.health import HealthSchedule, Probe
-from yolowatch.middleware import WatchMiddleware
 from yolowatch.monitor import Monitor
-from yolowatch.recorder import Clock
+from yolowatch.sinks import log_sink, webhook_sink
 from yolowatch.store import Store
-
-ADMIN_PREFIX = "/api/"
-
-
-class Dispatch:
-    """Route by path to the admin side or the served app; lifespan goes to the served app."""
-
-    def __init__(self, app: ASGIApp, admin: ASGIApp, health: ASGIApp) -> None:
-        self.app = app
-        self.admin = admin
-        self.health = health
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path = scope["path"]
-            if path == "/health":
-                await self.health(scope, receive, send)
-                return
-            if path.startswith(ADMIN_PREFIX) or path == "/metrics" or path.startswith("/dashboard"):
-                await self.admin(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def health_schedule(settings: Settings) -> HealthSchedule:
@@ -107,13 +87,20 @@ def alert_sinks(settings: Settings) -> dict[str, Sink]:
 
 
 def admin_keys(settings: Settings) -> KeyCheck:
-    return KeyCheck(load_keys(settings.api_key, settings.api_key_file))
+    return KeyCheck(settings.admin_keys())
+
+
+def health_router(monitor: Monitor) -> Router:
+    """`GET /health` of this process's deployment."""
+    return Router(routes=[Route(HEALTH_PATH, own_health_endpoint(monitor), methods=["GET"])])
+
+
+def admin_app(monitor: Monitor, settings: Settings) -> Router:
+    return admin_router(
+        monitor.store, monitors=[monitor], keys=admin_keys(settings), metrics_need_key=settings.metrics_need_key
+    )
 
 
 def monitored_app(app: ASGIApp, monitor: Monitor, settings: Settings) -> ASGIApp:
     """`app` with the admin API, `/health` and `/metrics` beside it, all inside WatchMiddleware."""
-    admin = admin_router(
-        monitor.store, monitors=[monitor], keys=admin_keys(settings), metrics_need_key=settings.metrics_need_key
-    )
-    health = Router(routes=[Route("/health", own_health_endpoint(monitor), methods=["GET"])])
-    return WatchMiddleware(Dispatch(app, admin, health), monitor=monitor)
+    return WatchMiddleware(Dispatch(app, admin_app(monitor, settings), health_router(monitor)), monitor=monitor)

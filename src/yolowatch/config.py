@@ -1,4 +1,8 @@
-"""Settings: one frozen object, built from defaults, `YOLOWATCH_*` variables and CLI flags."""
+"""Settings: one frozen object, built from defaults, `YOLOWATCH_*` variables and CLI flags, that checks itself.
+
+This is the only module that reads yolowatch's environment variables; everything else is handed a
+`Settings`. `validate` says in one sentence what is wrong with a combination before anything binds a port.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from yolowatch._util import http_url, parse_bool
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 MiB = 1024 * 1024
 
@@ -71,6 +79,64 @@ class Settings:
         """A copy with the given fields replaced; `None` values mean "not given" and are ignored."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+    def admin_keys(self) -> tuple[str, ...]:
+        """The admin API keys: `api_key`, plus one per non-blank, non-# line of `api_key_file`."""
+        return load_keys(self.api_key, self.api_key_file)
+
+    def predict_keys(self) -> tuple[str, ...]:
+        return load_keys(self.predict_api_key)
+
+    def validate(self, command: str) -> None:
+        """ValueError saying what is wrong for `command` (serve or sidecar) and what is allowed; None if nothing."""
+        if command == "serve" and not self.model.is_file():
+            raise ValueError(f"model weights not found: {self.model}")
+        if command == "sidecar":
+            http_url(self.upstream, "--upstream", "http://127.0.0.1:9000")
+            if self.port == self.admin_port:
+                raise ValueError(f"--port and --admin-port are both {self.port}; give them different ports")
+            if self.probe_image and not Path(self.probe_image).is_file():
+                raise ValueError(f"--probe-image {self.probe_image} is not a file")
+        for name in ("port", "admin_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name} must be between 0 and 65535; got {getattr(self, name)}")
+        if self.time_scale <= 0:
+            raise ValueError(f"YOLOWATCH_TIME_SCALE must be positive; got {self.time_scale}")
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log format must be text or json; got {self.log_format!r}")
+        if self.alert_webhook:
+            http_url(self.alert_webhook, "--alert-webhook", "http://receiver.internal:5001/hook")
+        self._validate_keys()
+
+    def _validate_keys(self) -> None:
+        """A public address needs an admin key (or an explicit --allow-no-auth); a key file must hold one."""
+        try:
+            keys = self.admin_keys()
+        except OSError as exc:
+            raise ValueError(f"cannot read the API key file {self.api_key_file}: {exc.strerror or exc}") from None
+        if self.api_key_file and not keys:
+            raise ValueError(f"the API key file {self.api_key_file} holds no key")
+        if not (keys or self.allow_no_auth or is_loopback(self.host)):
+            raise ValueError(
+                f"refusing to bind {self.host} with no admin API key: anyone who can reach it could read your "
+                "logs and metrics. Set YOLOWATCH_API_KEY (or --api-key-file), or pass --allow-no-auth if the "
+                "network is already protected."
+            )
+
+
+def load_keys(key: str | None = None, key_file: str | Path | None = None) -> tuple[str, ...]:
+    """The configured keys: one from a setting, plus one per non-blank, non-# line of a key file."""
+    keys = [key.strip()] if key and key.strip() else []
+    if key_file:
+        for line in Path(key_file).read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                keys.append(line)
+    return tuple(keys)
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
 
 def settings_from_env(env: Mapping[str, str] | None = None, base: Settings | None = None) -> Settings:
     """Read YOLOWATCH_* variables, converting each to its field's type; raises ValueError naming the variable."""
@@ -79,15 +145,22 @@ def settings_from_env(env: Mapping[str, str] | None = None, base: Settings | Non
     overrides: dict[str, Any] = {}
     for f in fields(Settings):
         name = f"YOLOWATCH_{f.name.upper()}"
-        if name not in env:
+        if not env.get(name, "").strip():  # unset, or set to nothing (VAR= in a compose file): the default
             continue
         raw = env[name]
         current = getattr(base, f.name)
         try:
-            overrides[f.name] = _parse_bool(raw) if isinstance(current, bool) else type(current)(raw)
+            overrides[f.name] = parse_bool(raw) if isinstance(current, bool) else type(current)(raw)
         except ValueError:
-            raise ValueError(f"{name}={raw!r} is not a valid {type(current).__name__}") from None
+            kind = "boolean (true/false, 1/0, yes/no, on/off)" if isinstance(current, bool) else type(current).__name__
+            raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
     return base.with_overrides(**overrides)
+
+
+def export_to_workers(settings: Settings) -> None:
+    """Put these settings in this process's environment, where `serve --workers N`'s worker processes (started
+    by uvicorn, each building its app with `settings_from_env`) find them."""
+    os.environ.update(settings_to_env(settings))
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
@@ -97,12 +170,3 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, f.name)
         env[f"YOLOWATCH_{f.name.upper()}"] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return env
-
-
-def _parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(raw)

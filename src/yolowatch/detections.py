@@ -9,26 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-
-@dataclass(frozen=True)
-class DetectionSummary:
-    """Detections of one response. Box areas are w*h/(W*H), only for boxes whose image size is known."""
-
-    images: int
-    count: int
-    confidences: tuple[float, ...]
-    box_areas: tuple[float, ...]
-    class_ids: tuple[int, ...]
-    class_names: tuple[str, ...]
-
-    @property
-    def mean_confidence(self) -> float | None:
-        return sum(self.confidences) / len(self.confidences) if self.confidences else None
+from yolowatch.records import DetectionSummary
 
 
 def _number(value: Any) -> float | None:
@@ -42,10 +27,9 @@ def _box_area(box: Any, shape: Any) -> float | None:
     """Normalized area, using the image shape [H, W]; boxes already in 0-1 need no shape."""
     if not isinstance(box, dict):
         return None
-    coords = [_number(box.get(k)) for k in ("x1", "y1", "x2", "y2")]
-    if any(c is None for c in coords):
+    x1, y1, x2, y2 = (_number(box.get(k)) for k in ("x1", "y1", "x2", "y2"))
+    if x1 is None or y1 is None or x2 is None or y2 is None:
         return None
-    x1, y1, x2, y2 = coords  # type: ignore[misc]
     area = max(0.0, x2 - x1) * max(0.0, y2 - y1)
     if isinstance(shape, (list, tuple)) and len(shape) >= 2:
         height, width = _number(shape[0]), _number(shape[1])

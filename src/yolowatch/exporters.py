@@ -14,8 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from yolowatch.recorder import DURATION_BOUNDS_S
-from yolowatch.store import HealthResult
+from yolowatch.records import DURATION_BOUNDS_S, HealthResult
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -37,7 +36,8 @@ def _sum_totals(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _cumulative(counts: list[int], bounds: Iterable[float]) -> list[tuple[str, float]]:
-    buckets, running = [], 0
+    buckets: list[tuple[str, float]] = []
+    running = 0
     for bound, count in zip([*bounds, float("inf")], counts, strict=True):
         running += count
         buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
@@ -130,5 +130,5 @@ def _confidence_buckets(totals: dict[str, Any]) -> list[tuple[str, float]]:
 def exposition(process_totals: list[dict[str, Any]], health: dict[str, HealthResult]) -> bytes:
     """The text exposition of what the store holds now."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(_sum_totals(process_totals), health))  # type: ignore[arg-type]
+    registry.register(_Snapshot(_sum_totals(process_totals), health))
     return generate_latest(registry)

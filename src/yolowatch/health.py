@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from yolowatch.store import HealthResult, Store
+import httpx
+
+from yolowatch._types import Clock
+from yolowatch.records import HealthResult
+from yolowatch.store import STORE_ERRORS, Store
 
 log = logging.getLogger("yolowatch.health")
 
@@ -53,37 +55,10 @@ def deployment_state(error_rate: float, p99_ms: float | None, thresholds: StateT
     return "healthy"
 
 
-def health_json(result: HealthResult | None, checking: bool = False) -> dict[str, Any]:
-    """The `/health` body: `{"healthy", "status", "latencyMs"}` plus when it was checked and the last error."""
-    if result is None:
-        return {
-            "healthy": False,
-            "status": None,
-            "latencyMs": None,
-            "checkedAt": None,
-            "lastError": "not checked yet",
-            "checking": checking,
-        }
-    return {
-        "healthy": result.healthy,
-        "status": result.status,
-        "latencyMs": None if result.latency_ms is None else round(result.latency_ms, 1),
-        "checkedAt": iso_time(result.checked_ms / 1000),
-        "lastError": result.error,
-        "checking": checking,
-    }
-
-
-def iso_time(epoch_s: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + f".{int(epoch_s * 1000) % 1000:03d}Z"
-
-
 def http_probe(url: str) -> Probe:
     """Probe an upstream's health URL (for the sidecar): its HTTP status is the answer."""
 
     async def probe() -> int:
-        import httpx
-
         async with httpx.AsyncClient(timeout=None) as client:  # the checker applies its own timeout
             response = await client.get(url)
         return response.status_code
@@ -96,8 +71,6 @@ def predict_probe(url: str, image: bytes, filename: str = "probe.jpg") -> Probe:
     health route says too little, or that has none)."""
 
     async def probe() -> int:
-        import httpx
-
         async with httpx.AsyncClient(timeout=None) as client:
             response = await client.post(url, files={"file": (filename, image)})
         return response.status_code
@@ -114,7 +87,7 @@ class HealthChecker:
         probe: Probe,
         store: Store | None = None,
         schedule: HealthSchedule | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
     ) -> None:
         self.deployment = deployment
         self.probe = probe
@@ -160,7 +133,7 @@ class HealthChecker:
         if self.store is not None:
             try:
                 await self.store.save_health(self.deployment, result)
-            except (sqlite3.Error, OSError) as exc:
+            except STORE_ERRORS as exc:
                 log.warning("could not save the health of %s: %s", self.deployment, exc)
         return result
 
@@ -174,10 +147,21 @@ class HealthChecker:
             log.debug("health of %s: %s", self.deployment, "ok" if result.healthy else result.error)
 
     async def run(self) -> None:
+        """Probe on the schedule, forever; a failure of the checker itself is logged with its traceback once per
+        streak and retried on the unhealthy schedule."""
+        failing = False
         while True:
-            result = await self.check()
             schedule = self.schedule
-            await asyncio.sleep(schedule.healthy_every_s if result.healthy else schedule.unhealthy_every_s)
+            try:
+                result = await self.check()
+                failing = False
+                pause = schedule.healthy_every_s if result.healthy else schedule.unhealthy_every_s
+            except Exception:
+                log.log(logging.DEBUG if failing else logging.ERROR, "health check of %s failed", self.deployment,
+                        exc_info=True)  # fmt: skip
+                failing = True
+                pause = schedule.unhealthy_every_s
+            await asyncio.sleep(pause)
 
     def start(self) -> None:
         if self._loop_task is None:

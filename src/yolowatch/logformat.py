@@ -26,6 +26,11 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Libraries that log a line per HTTP request at INFO (httpx: "HTTP Request: POST ..."): a load generator or a
+# holdout run would drown its own progress in them. Shown only when yolowatch itself logs at DEBUG.
+CHATTY_LIBRARIES = ("httpx", "httpcore")
+
+
 def configure_logging(level: str = "info", log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     if log_format == "json":
@@ -35,3 +40,5 @@ def configure_logging(level: str = "info", log_format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.NOTSET if level.lower() == "debug" else logging.WARNING)

@@ -8,9 +8,12 @@ import logging
 import time
 from pathlib import Path
 
-from yolowatch.alerts import Evaluator, Rule, Sink, log_sink
+from yolowatch._types import Clock
+from yolowatch.alerts import Rule, Sink
 from yolowatch.health import HealthChecker, HealthSchedule, Probe
-from yolowatch.recorder import Clock, Recorder, default_writer_id
+from yolowatch.recorder import Recorder, default_writer_id
+from yolowatch.signals import alert_evaluator
+from yolowatch.sinks import log_sink
 from yolowatch.store import Store, StoreWriter
 
 log = logging.getLogger("yolowatch")
@@ -22,7 +25,8 @@ class Monitor:
     """What a WatchMiddleware records into. Starting opens the store and the writer task; stopping flushes.
 
     A store that cannot be opened or written is logged, never raised: monitoring must not keep the
-    predict app from serving. The writer keeps a bounded backlog and retries every second.
+    predict app from serving. The writer keeps a bounded backlog and retries every second. Pass a `recorder`
+    of your own (a test's, say) instead of the one built from the settings here.
     """
 
     def __init__(
@@ -44,11 +48,12 @@ class Monitor:
         alert_rules: list[Rule] | None = None,
         alert_sinks: dict[str, Sink] | None = None,
         alert_settle_s: float = 5.0,
+        recorder: Recorder | None = None,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store, clock=clock)
         self.deployment = deployment
         self.info = {"model": model, "endpoint": endpoint, "region": region}
-        self.recorder = Recorder(
+        self.recorder = recorder or Recorder(
             clock=clock,
             latency_budget_ms=latency_budget_ms,
             info_logs_per_second=info_logs_per_second,
@@ -67,7 +72,9 @@ class Monitor:
         )
         # With rules, every closed minute is checked against them and notifications are delivered.
         self.alerts = (
-            Evaluator(self.store, list(alert_rules), alert_sinks or {"log": log_sink}) if alert_rules else None
+            alert_evaluator(self.store, list(alert_rules), alert_sinks or {"log": log_sink}, clock)
+            if alert_rules
+            else None
         )
         self._alert_task: asyncio.Task[None] | None = None
         # How long after a minute closes (clock seconds) other processes' rows of it are surely written.
@@ -87,7 +94,7 @@ class Monitor:
         if not await self.writer.flush():
             log.error(
                 "monitoring store %s is not writable (%s); serving anyway and retrying",
-                self.store.path,
+                self.store.shown,
                 self.writer.stats.last_error,
             )
         self.writer.start()
@@ -102,11 +109,16 @@ class Monitor:
         (up to an hour) instead of skipping minutes, and a sped-up clock (demos, tests) works the same."""
         assert self.alerts is not None
         evaluated: int | None = None  # end of the newest minute evaluated
+        # A failure is logged with its traceback once, not once a second while it lasts.
+        delivery_failing = evaluation_failing = False
         while True:
             try:
                 await self.alerts.deliver()  # first: whatever a previous run left undelivered
-            except Exception as exc:  # alerting must never stop, whatever went wrong
-                log.warning("alert delivery failed: %s", exc)
+                delivery_failing = False
+            except Exception:  # alerting must never stop, whatever went wrong
+                level = logging.DEBUG if delivery_failing else logging.ERROR
+                log.log(level, "alert delivery failed", exc_info=True)
+                delivery_failing = True
             await asyncio.sleep(self.writer.interval_s)
             through = self.writer.flushed_through
             if through is None:
@@ -116,10 +128,12 @@ class Monitor:
             for end in range(first, newest + 60, 60):
                 try:
                     await self.alerts.evaluate_closed_minute(self.deployment, end - 60)
-                except Exception as exc:
-                    log.warning("alert evaluation of %s failed: %s", self.deployment, exc)
+                except Exception:
+                    level = logging.DEBUG if evaluation_failing else logging.ERROR
+                    log.log(level, "alert evaluation of %s failed", self.deployment, exc_info=True)
+                    evaluation_failing = True
                     break
-                evaluated = end
+                evaluated, evaluation_failing = end, False
 
     def start_soon(self) -> None:
         """For servers that never send lifespan events: start on the first request, without awaiting."""

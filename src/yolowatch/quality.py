@@ -1,28 +1,25 @@
-"""Drift: two-sample KS tests on the stored confidence and box-size histograms, current window vs baseline.
+"""Drift and change checks: pure functions from histograms and minute counts to verdicts.
 
 The per-minute buckets keep fixed-bin histograms (100 confidence bins, 100 log-spaced box-size bins),
 so any window can be compared with any other without the raw values. The KS statistic is the
 largest gap between the two binned CDFs (at most the raw statistic, and within 0.02 of it on
 realistic data: tests/test_quality.py); the p-value is scipy's asymptotic two-sample distribution,
-as `scipy.stats.ks_2samp(method="asymp")` computes it. scipy is imported here only, so the
-middleware install stays light.
+as `scipy.stats.ks_2samp(method="asymp")` computes it. scipy (the yolo extra) is imported inside
+`ks_from_histograms` only, so the middleware install stays light.
 
 At live-traffic sample sizes a p-value alone flags shifts nobody cares about, so drift needs
-p < alpha AND statistic >= min_statistic AND enough samples on both sides.
+p < alpha AND statistic >= min_statistic AND enough samples on both sides. Reading the windows
+from the store is `signals.py`'s job; the admin API turns these records into its JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from yolowatch.recorder import AREA_EDGES, CONFIDENCE_BINS
-
-if TYPE_CHECKING:
-    from yolowatch.store import Store
+from yolowatch.records import AREA_EDGES, CONFIDENCE_BINS, Bucket, MinuteCount
 
 DAY_S = 86400
 HOUR_S = 3600
@@ -52,6 +49,73 @@ class KsResult:
     p_value: float
     n_baseline: int
     n_current: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start_s, end_s) in epoch seconds."""
+
+    start_s: int
+    end_s: int
+
+
+@dataclass(frozen=True)
+class DriftSignal:
+    """One KS test (confidence or box size), its verdict under the rule, and whether the rule's effect-size and
+    sample gates pass (a tiny shift or a thin sample is not drift, however small its p-value)."""
+
+    signal: str
+    drifted: bool
+    reason: str
+    result: KsResult
+    gated: bool
+
+
+@dataclass(frozen=True)
+class VolumeChange:
+    flagged: bool
+    reason: str
+    baseline_per_minute: float | None
+    current_per_minute: float | None
+    low_for_minutes: int
+
+
+@dataclass(frozen=True)
+class ConfidenceChange:
+    flagged: bool
+    reason: str
+    current: float | None
+    baseline_mean: float | None = None
+    baseline_sigma: float | None = None
+    sigmas: float | None = None
+
+
+@dataclass(frozen=True)
+class Histograms:
+    """Bin edges and the two windows' counts of one distribution."""
+
+    edges: list[float]
+    baseline: list[int]
+    current: list[int]
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    deployment: str
+    baseline: Window
+    current: Window
+    rule: DriftRule
+    signals: tuple[DriftSignal, ...]
+    volume: VolumeChange
+    confidence: ConfidenceChange
+    histograms: dict[str, Histograms]
+
+    @property
+    def drifted(self) -> bool:
+        return any(signal.drifted for signal in self.signals)
+
+    def signal(self, name: str) -> DriftSignal:
+        return next(signal for signal in self.signals if signal.signal == name)
 
 
 def ks_from_histograms(baseline: Sequence[int], current: Sequence[int]) -> KsResult:
@@ -84,161 +148,99 @@ def verdict(result: KsResult, rule: DriftRule) -> tuple[bool, str]:
     return True, f"KS {result.statistic:.3f} >= {rule.min_statistic:g} with p = {result.p_value:.3g}"
 
 
-def drift_json(name: str, result: KsResult, rule: DriftRule) -> dict[str, Any]:
+def drift_signal(name: str, result: KsResult, rule: DriftRule) -> DriftSignal:
     drifted, reason = verdict(result, rule)
-    return {
-        "signal": name,
-        "drifted": drifted,
-        "reason": reason,
-        "ksStatistic": round(result.statistic, 6),
-        "pValue": result.p_value,
-        "baselineSamples": result.n_baseline,
-        "currentSamples": result.n_current,
-    }
+    samples = min(result.n_baseline, result.n_current)
+    gated = result.statistic >= rule.min_statistic and samples >= rule.min_samples
+    return DriftSignal(name, drifted, reason, result, gated)
 
 
-def parse_time(text: str | int) -> int:
-    """Epoch seconds from epoch seconds or an ISO 8601 time (a time without a zone is UTC); ValueError otherwise."""
-    from datetime import datetime, timezone
-
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    if not isinstance(text, str):
-        raise ValueError(f"{text!r} is not a time: give epoch seconds or ISO 8601")
-    if text.strip().isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time: give epoch seconds or ISO 8601 (2026-11-01T00:00:00Z)") from None
-    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp())
-
-
-@dataclass(frozen=True)
-class Window:
-    start_s: int
-    end_s: int
-
-    def json(self) -> dict[str, int]:
-        return {"start": self.start_s, "end": self.end_s}
-
-
-async def default_windows(store: Store, deployment: str, days: int = 7) -> tuple[Window, Window] | None:
-    """Baseline: the window the user pinned, else the first `days` days of traffic; current: the last `days` days,
-    after the baseline ends.
-
-    None while there is no traffic; the current window is empty while the deployment is younger than the baseline.
-    """
-    pinned = await store.pinned_baseline(deployment)
-    first = await store.first_traffic_s(deployment)
-    if first is None:
-        return None
-    now = int(store.clock())
-    baseline = Window(*pinned) if pinned else Window(first, first + days * DAY_S)
-    end = now - now % HOUR_S + HOUR_S  # through the hour in progress
-    return baseline, Window(max(baseline.end_s, end - days * DAY_S), end)
-
-
-MinuteCounts = dict[int, tuple[int, int, float, int]]  # minute -> (requests, detections, conf sum, conf count)
-
-
-def volume_change(
-    baseline: MinuteCounts, recent: list[tuple[int, int, float, int]], rule: ChangeRule
-) -> dict[str, Any]:
+def volume_change(baseline: Mapping[int, MinuteCount], recent: Sequence[MinuteCount], rule: ChangeRule) -> VolumeChange:
     """Detections per minute in the last closed minutes (a minute without traffic counts as 0) against the
     baseline's mean over its minutes with traffic."""
-    active = [counts[1] for counts in baseline.values() if counts[0] > 0]
+    active = [counts.detections for counts in baseline.values() if counts.requests > 0]
     expected = sum(active) / len(active) if active else None
     low_for = 0
     if expected:
         for counts in reversed(recent):
-            if counts[1] >= (1 - rule.drop) * expected:
+            if counts.detections >= (1 - rule.drop) * expected:
                 break
             low_for += 1
     flagged = expected is not None and low_for >= rule.minutes
-    current = sum(counts[1] for counts in recent) / len(recent) if recent else None
+    current = sum(counts.detections for counts in recent) / len(recent) if recent else None
     if expected is None:
         reason = "no baseline traffic"
     elif flagged:
         reason = f"below {1 - rule.drop:.0%} of the baseline's {expected:.1f} detections a minute for {low_for} minutes"
     else:
         reason = f"{low_for} of the last {len(recent)} minutes below {1 - rule.drop:.0%} of the baseline"
-    return {
-        "signal": "detectionVolume",
-        "flagged": flagged,
-        "reason": reason,
-        "baselinePerMinute": None if expected is None else round(expected, 3),
-        "currentPerMinute": None if current is None else round(current, 3),
-        "lowForMinutes": low_for,
-    }
+    return VolumeChange(flagged, reason, expected, current, low_for)
 
 
 def confidence_change(
-    baseline: MinuteCounts, recent: list[tuple[int, int, float, int]], rule: ChangeRule
-) -> dict[str, Any]:
+    baseline: Mapping[int, MinuteCount], recent: Sequence[MinuteCount], rule: ChangeRule
+) -> ConfidenceChange:
     """Mean confidence of the last closed minutes against the spread of the baseline's per-minute means."""
-    means = np.array([c[2] / c[3] for c in baseline.values() if c[3] > 0])
-    count = sum(c[3] for c in recent)
-    current = sum(c[2] for c in recent) / count if count else None
-    result: dict[str, Any] = {"signal": "meanConfidence", "flagged": False, "current": current}
+    means = np.array([c.confidence_sum / c.confidence_count for c in baseline.values() if c.confidence_count > 0])
+    count = sum(c.confidence_count for c in recent)
+    current = sum(c.confidence_sum for c in recent) / count if count else None
     if len(means) < 2 or current is None:
-        result["reason"] = "needs at least two baseline minutes with detections and detections now"
-        return result
+        return ConfidenceChange(
+            False, "needs at least two baseline minutes with detections and detections now", current
+        )
     mean, sigma = float(means.mean()), float(means.std(ddof=1))
     z = (current - mean) / sigma if sigma > 0 else (0.0 if current == mean else float("inf"))
-    result.update(
-        baselineMean=round(mean, 5),
-        baselineSigma=round(sigma, 5),
-        current=round(current, 5),
-        sigmas=round(z, 3) if np.isfinite(z) else None,
+    return ConfidenceChange(
         flagged=abs(z) > rule.sigmas,
         reason=f"{z:+.1f} sigma from the baseline's per-minute means (the rule: beyond {rule.sigmas:g})",
+        current=current,
+        baseline_mean=mean,
+        baseline_sigma=sigma,
+        sigmas=z if np.isfinite(z) else None,
     )
-    return result
 
 
-async def recent_minutes(store: Store, deployment: str, minutes: int) -> list[tuple[int, int, float, int]]:
-    """The last `minutes` closed minutes, oldest first, zeros where nothing was recorded."""
-    now = int(store.clock())
-    end = now - now % 60
-    counts = await store.minute_counts(deployment, end - minutes * 60, end)
-    return [counts.get(start, (0, 0, 0.0, 0)) for start in range(end - minutes * 60, end, 60)]
-
-
-async def drift_report(
-    store: Store, deployment: str, rule: DriftRule, baseline: Window, current: Window, change: ChangeRule | None = None
-) -> dict[str, Any]:
-    """KS tests of confidence and box size, current window vs baseline, from the stored histograms."""
-    before = await store.window(deployment, baseline.start_s, baseline.end_s)
-    after = await store.window(deployment, current.start_s, current.end_s)
-    signals = [
-        drift_json("confidence", ks_from_histograms(before.confidence_hist, after.confidence_hist), rule),
-        drift_json("boxSize", ks_from_histograms(before.area_hist, after.area_hist), rule),
-    ]
-    change = change or ChangeRule()
-    baseline_minutes = await store.minute_counts(deployment, baseline.start_s, baseline.end_s)
-    recent = await recent_minutes(store, deployment, change.minutes)
-    return {
-        "deployment": deployment,
-        "baseline": baseline.json(),
-        "current": current.json(),
-        "changes": [
-            volume_change(baseline_minutes, recent, change),
-            confidence_change(baseline_minutes, recent, change),
-        ],
-        "rule": {"alpha": rule.alpha, "minStatistic": rule.min_statistic, "minSamples": rule.min_samples},
-        "drifted": any(signal["drifted"] for signal in signals),
-        "signals": signals,
-        "histograms": {
-            "confidence": {
-                "edges": [round(k / CONFIDENCE_BINS, 4) for k in range(CONFIDENCE_BINS + 1)],
-                "baseline": before.confidence_hist,
-                "current": after.confidence_hist,
-            },
-            "boxSize": {
-                "edges": [0.0, *(float(f"{edge:.6g}") for edge in AREA_EDGES), 1.0],
-                "baseline": before.area_hist,
-                "current": after.area_hist,
-            },
+def compare_windows(
+    deployment: str,
+    windows: tuple[Window, Window],
+    buckets: tuple[Bucket, Bucket],
+    baseline_minutes: Mapping[int, MinuteCount],
+    recent: Sequence[MinuteCount],
+    rule: DriftRule,
+    change: ChangeRule,
+) -> DriftReport:
+    """KS tests of confidence and box size (current window vs baseline) and the volume and confidence checks."""
+    before, after = buckets
+    return DriftReport(
+        deployment=deployment,
+        baseline=windows[0],
+        current=windows[1],
+        rule=rule,
+        signals=(
+            drift_signal("confidence", ks_from_histograms(before.confidence_hist, after.confidence_hist), rule),
+            drift_signal("boxSize", ks_from_histograms(before.area_hist, after.area_hist), rule),
+        ),
+        volume=volume_change(baseline_minutes, recent, change),
+        confidence=confidence_change(baseline_minutes, recent, change),
+        histograms={
+            "confidence": Histograms(
+                [round(k / CONFIDENCE_BINS, 4) for k in range(CONFIDENCE_BINS + 1)],
+                before.confidence_hist,
+                after.confidence_hist,
+            ),
+            "boxSize": Histograms(
+                [0.0, *(float(f"{edge:.6g}") for edge in AREA_EDGES), 1.0], before.area_hist, after.area_hist
+            ),
         },
-    }
+    )
+
+
+def default_windows(
+    first_traffic_s: int, pinned: tuple[int, int] | None, now_s: float, days: int = 7
+) -> tuple[Window, Window]:
+    """Baseline: the window the user pinned, else the first `days` days of traffic; current: the last `days`
+    days through the hour in progress, after the baseline ends (empty while the deployment is younger)."""
+    baseline = Window(*pinned) if pinned else Window(first_traffic_s, first_traffic_s + days * DAY_S)
+    now = int(now_s)
+    end = now - now % HOUR_S + HOUR_S
+    return baseline, Window(max(baseline.end_s, end - days * DAY_S), end)

@@ -17,17 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
-from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from yolowatch.admin import admin_router, own_health_endpoint
-from yolowatch.compose import Dispatch, admin_keys, create_monitor
+from yolowatch._util import redacted_url
+from yolowatch.asgi.middleware import WatchMiddleware
+from yolowatch.asgi.proxy import ProxyApp
+from yolowatch.asgi.routes import DEFAULT_EXCLUDED_PATHS, Dispatch
+from yolowatch.compose import admin_app, create_monitor, health_router
 from yolowatch.config import Settings
 from yolowatch.errors import json_error
 from yolowatch.health import http_probe, predict_probe
-from yolowatch.middleware import DEFAULT_EXCLUDED_PATHS, WatchMiddleware
 from yolowatch.monitor import Monitor
-from yolowatch.proxy import ProxyApp, shown_url
 
 
 async def _not_admin(scope: Scope, receive: Receive, send: Send) -> None:
@@ -45,18 +45,14 @@ def create_sidecar(settings: Settings) -> tuple[ASGIApp, ASGIApp, Monitor]:
         probe = predict_probe(upstream + settings.probe_path, image.read_bytes(), image.name)
     else:
         probe = http_probe(upstream + settings.health_path)
-    monitor = create_monitor(settings, probe=probe, endpoint=shown_url(upstream))
+    monitor = create_monitor(settings, probe=probe, endpoint=redacted_url(upstream))
     traffic = WatchMiddleware(
         ProxyApp(upstream, timeout_s=settings.upstream_timeout_s),
         monitor=monitor,
         excluded_paths=DEFAULT_EXCLUDED_PATHS,
         excluded_prefixes=(),  # the upstream's /api/... is its traffic
     )
-    admin = admin_router(
-        monitor.store, monitors=[monitor], keys=admin_keys(settings), metrics_need_key=settings.metrics_need_key
-    )
-    health = Router(routes=[Route("/health", own_health_endpoint(monitor), methods=["GET"])])
-    return traffic, Dispatch(_not_admin, admin, health), monitor
+    return traffic, Dispatch(_not_admin, admin_app(monitor, settings), health_router(monitor)), monitor
 
 
 class _Server(uvicorn.Server):

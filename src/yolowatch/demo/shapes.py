@@ -79,7 +79,7 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
         shade = float(rng.uniform(30, 200))
         cv2.line(image, p1, p2, (shade, shade, shade), int(rng.integers(1, 3)), cv2.LINE_AA)
     image += rng.normal(0, rng.uniform(4, 14), size=image.shape).astype(np.float32)
-    return image
+    return np.asarray(image)
 
 
 def _object_colour(rng: np.random.Generator, style: SceneStyle) -> tuple[float, float, float]:

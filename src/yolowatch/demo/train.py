@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from yolowatch.demo.shapes import DEFAULT_COUNTS, generate_dataset
-from yolowatch.offline import prepare_ultralytics
+from yolowatch.yolo.holdout import val_metrics
+from yolowatch.yolo.offline import prepare_ultralytics
 
 DEMO_DIR = Path(__file__).parent
 DEMO_WEIGHTS = DEMO_DIR / "shapes-yolo.pt"
@@ -34,34 +35,11 @@ class TrainConfig:
     workers: int = 2
 
 
-def val_metrics(weights: Path, data_yaml: Path, imgsz: int, batch: int = 16) -> dict[str, float]:
-    """mAP of `weights` on the yaml's val split, with pinned arguments (mAP moves with them)."""
-    prepare_ultralytics()
-    from ultralytics import YOLO
-
-    metrics = YOLO(str(weights)).val(
-        data=str(data_yaml),
-        imgsz=imgsz,
-        batch=batch,
-        conf=0.001,
-        iou=0.7,
-        device="cpu",
-        plots=False,
-        verbose=False,
-        workers=0,
-        project=tempfile.gettempdir(),
-        name="yolowatch-val",
-        exist_ok=True,
-        save_json=False,
-    )
-    return {"mAP50-95": float(metrics.box.map), "mAP50": float(metrics.box.map50)}
-
-
 def train_demo_model(out: Path, data_dir: Path, config: TrainConfig = TrainConfig()) -> dict[str, Any]:
     """Generate the dataset (if absent), train, copy the best weights to `out`, return the model card."""
     prepare_ultralytics()
     os.environ.pop("ULTRALYTICS_API_KEY", None)  # never stream a demo run to a hosted platform
-    from ultralytics import YOLO
+    from ultralytics.models import YOLO
 
     data_yaml = data_dir / "data.yaml"
     if not data_yaml.exists():

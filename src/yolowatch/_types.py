@@ -1,0 +1,12 @@
+"""Types every layer shares: the clock, and the ASGI scope keys yolowatch's own apps set for each other."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+# Wall-clock epoch seconds. Injected everywhere time matters, so tests move time instead of waiting for it.
+Clock = Callable[[], float]
+
+# An app that answered but wants the request logged as CRITICAL (the sidecar's unreachable upstream) sets
+# this key in the ASGI scope; WatchMiddleware reads it.
+CRITICAL_MARK = "yolowatch.critical"

@@ -1,0 +1,120 @@
+"""Reading what a request asks for: query parameters, JSON bodies and page tokens, each refused with a 400 that
+says what is allowed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+
+from yolowatch._util import BOOL_WORDS, parse_time
+from yolowatch._util import parse_bool as parse_boolean
+from yolowatch.errors import RequestError
+from yolowatch.metrics import RANGE_NAMES, RANGES
+from yolowatch.quality import Window
+from yolowatch.records import SEVERITY_LEVELS
+
+MAX_LOG_LIMIT = 200
+DEFAULT_LOG_LIMIT = 50
+
+
+def parse_range(request: Request, default: str = "24h") -> str:
+    value = request.query_params.get("range", default)
+    if value not in RANGES:
+        raise RequestError(400, f"range must be one of {RANGE_NAMES}; got {value!r}")
+    return value
+
+
+def parse_bool(request: Request, name: str, default: bool = False) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        return parse_boolean(value)
+    except ValueError:
+        raise RequestError(400, f"{name} must be {BOOL_WORDS}; got {value!r}") from None
+
+
+def parse_limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LOG_LIMIT
+    if not re.fullmatch(r"\d{1,6}", raw) or not 1 <= int(raw) <= MAX_LOG_LIMIT:
+        raise RequestError(400, f"limit must be an integer from 1 to {MAX_LOG_LIMIT}; got {raw!r}")
+    return int(raw)
+
+
+def parse_severities(request: Request) -> list[str]:
+    raw = request.query_params.get("severity")
+    if raw is None or not raw.strip():
+        return []
+    names = {part.strip().upper() for part in raw.split(",") if part.strip()}
+    unknown = sorted(names - SEVERITY_LEVELS.keys())
+    if unknown:
+        allowed = ", ".join(SEVERITY_LEVELS)
+        raise RequestError(400, f"unknown severity {', '.join(unknown)}: use a comma-separated list of {allowed}")
+    return sorted(names, key=SEVERITY_LEVELS.__getitem__)
+
+
+def parse_window(request: Request, name: str) -> Window | None:
+    """`{name}Start` and `{name}End` (epoch seconds), both or neither."""
+    start, end = request.query_params.get(f"{name}Start"), request.query_params.get(f"{name}End")
+    if start is None and end is None:
+        return None
+    if start is None or end is None or not re.fullmatch(r"\d{1,12}", start) or not re.fullmatch(r"\d{1,12}", end):
+        raise RequestError(400, f"give {name}Start and {name}End together, as epoch seconds")
+    if int(end) <= int(start):
+        raise RequestError(400, f"{name}End must be after {name}Start")
+    return Window(int(start), int(end))
+
+
+async def json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise RequestError(400, "the body must be JSON") from None
+
+
+def parse_window_body(body: Any) -> tuple[int, int]:
+    """`{"start": ..., "end": ...}`, each epoch seconds or ISO 8601, end after start."""
+    if not isinstance(body, dict) or "start" not in body or "end" not in body:
+        raise RequestError(400, 'give {"start": ..., "end": ...} as epoch seconds or ISO 8601 times')
+    try:
+        start, end = parse_time(body["start"]), parse_time(body["end"])
+    except ValueError as exc:
+        raise RequestError(400, str(exc)) from None
+    if end <= start:
+        raise RequestError(400, "end must be after start")
+    return start, end
+
+
+# Page tokens: opaque to clients, signed so a forged or garbled one is refused.
+
+
+def encode_page_token(secret: bytes, deployment: str, severities: list[str], cursor: tuple[int, int]) -> str:
+    payload = json.dumps({"d": deployment, "s": severities, "t": cursor[0], "i": cursor[1]}, separators=(",", ":"))
+    body = base64.urlsafe_b64encode(payload.encode()).rstrip(b"=")
+    signature = base64.urlsafe_b64encode(hmac.new(secret, body, hashlib.sha256).digest()[:18])
+    return f"{body.decode()}.{signature.decode()}"
+
+
+def decode_page_token(secret: bytes, token: str, deployment: str, severities: list[str]) -> tuple[int, int]:
+    """The cursor inside a token made by `encode_page_token` for the same query; RequestError(400) otherwise."""
+    refused = RequestError(400, "pageToken is not valid: pass the nextPageToken of the previous page unchanged")
+    body, _, signature = token.partition(".")
+    expected = base64.urlsafe_b64encode(hmac.new(secret, body.encode(), hashlib.sha256).digest()[:18]).decode()
+    if not body or not hmac.compare_digest(signature.encode(), expected.encode()):  # bytes: any text is refused
+        raise refused
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        cursor = (int(payload["t"]), int(payload["i"]))
+    except (ValueError, KeyError, TypeError):
+        raise refused from None
+    if payload.get("d") != deployment or payload.get("s") != severities:
+        raise RequestError(400, "pageToken belongs to another query: keep the same deployment and severity filter")
+    return cursor

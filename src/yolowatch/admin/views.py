@@ -1,0 +1,186 @@
+"""The admin API's JSON: the one place that turns yolowatch's records into camelCase shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yolowatch._util import iso_time
+from yolowatch.alerts import Rule, rule_json
+from yolowatch.quality import ConfidenceChange, DriftReport, DriftSignal, VolumeChange
+from yolowatch.records import SEVERITY_NAMES, AlertState, HealthResult
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def camel_keys(values: dict[str, Any]) -> dict[str, Any]:
+    return {camel(key): value for key, value in values.items()}
+
+
+def _rounded(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: round(value, 6) if isinstance(value, float) else value for key, value in values.items()}
+
+
+def alert_state_json(
+    deployment: str, rule: Rule | None, configured: list[Rule], state: AlertState | None
+) -> dict[str, Any]:
+    """One rule's state for one deployment (a rule this process does not run shows its stored state only)."""
+    name = rule.name if rule is not None else state.rule if state is not None else ""
+    return {
+        **(alert_rule_json(rule, configured) if rule is not None else {"name": name, "source": "elsewhere"}),
+        "deployment": deployment,
+        "rule": name,
+        "forSeconds": rule.for_s if rule is not None else None,
+        "state": state.state if state is not None else "inactive",
+        "activeSince": state.active_since if state is not None else None,
+        "value": state.value if state is not None else None,
+    }
+
+
+def alert_rule_json(rule: Rule, configured: list[Rule]) -> dict[str, Any]:
+    """A rule in the API's shape, and where it comes from: "config" (defaults or file) or "api" (deletable)."""
+    return {**rule_json(rule), "source": "config" if rule in configured else "api"}
+
+
+def deployment_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "model": row["model"],
+        "endpoint": row["endpoint"],
+        "region": row["region"],
+        "createdAt": iso_time(row["created_s"]),
+        "state": row["state"],
+        "snapshotWindow": row.get("snapshot_window", "1h"),
+    }
+
+
+def summary_json(metrics: dict[str, Any]) -> dict[str, Any]:
+    return _rounded(camel_keys(metrics))
+
+
+def log_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "timestamp": iso_time(row["ts_ms"] / 1000),
+        "timestampMs": row["ts_ms"],
+        "severity": SEVERITY_NAMES.get(row["severity"], str(row["severity"])),
+        "method": row["method"],
+        "path": row["path"],
+        "status": row["status"],
+        "latencyMs": round(row["latency_us"] / 1000, 3),
+        "detections": row["detections"],
+        "meanConfidence": None if row["mean_confidence"] is None else round(row["mean_confidence"], 4),
+        "requestId": row["request_id"],
+        "message": row["message"],
+    }
+
+
+def point_json(point: dict[str, Any]) -> dict[str, Any]:
+    return _rounded(
+        {
+            "time": point["start_s"],
+            "requests": point["requests"],
+            "errorRate": point["error_rate"],
+            "p50Ms": point["p50_ms"],
+            "p95Ms": point["p95_ms"],
+            "p99Ms": point["p99_ms"],
+            "detectionsPerRequest": point["detections_per_request"],
+            "meanConfidence": point["mean_confidence"],
+        }
+    )
+
+
+def health_json(result: HealthResult | None, checking: bool = False) -> dict[str, Any]:
+    """The `/health` body: `{"healthy", "status", "latencyMs"}` plus when it was checked and the last error."""
+    if result is None:
+        return {
+            "healthy": False,
+            "status": None,
+            "latencyMs": None,
+            "checkedAt": None,
+            "lastError": "not checked yet",
+            "checking": checking,
+        }
+    return {
+        "healthy": result.healthy,
+        "status": result.status,
+        "latencyMs": None if result.latency_ms is None else round(result.latency_ms, 1),
+        "checkedAt": iso_time(result.checked_ms / 1000),
+        "lastError": result.error,
+        "checking": checking,
+    }
+
+
+def _maybe_round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def drift_signal_json(signal: DriftSignal) -> dict[str, Any]:
+    return {
+        "signal": signal.signal,
+        "drifted": signal.drifted,
+        "reason": signal.reason,
+        "ksStatistic": round(signal.result.statistic, 6),
+        "pValue": signal.result.p_value,
+        "baselineSamples": signal.result.n_baseline,
+        "currentSamples": signal.result.n_current,
+    }
+
+
+def volume_change_json(change: VolumeChange) -> dict[str, Any]:
+    return {
+        "signal": "detectionVolume",
+        "flagged": change.flagged,
+        "reason": change.reason,
+        "baselinePerMinute": _maybe_round(change.baseline_per_minute, 3),
+        "currentPerMinute": _maybe_round(change.current_per_minute, 3),
+        "lowForMinutes": change.low_for_minutes,
+    }
+
+
+def confidence_change_json(change: ConfidenceChange) -> dict[str, Any]:
+    return {
+        "signal": "meanConfidence",
+        "flagged": change.flagged,
+        "reason": change.reason,
+        "current": _maybe_round(change.current, 5),
+        "baselineMean": _maybe_round(change.baseline_mean, 5),
+        "baselineSigma": _maybe_round(change.baseline_sigma, 5),
+        "sigmas": _maybe_round(change.sigmas, 3),
+    }
+
+
+def drift_json(report: DriftReport) -> dict[str, Any]:
+    return {
+        "deployment": report.deployment,
+        "baseline": {"start": report.baseline.start_s, "end": report.baseline.end_s},
+        "current": {"start": report.current.start_s, "end": report.current.end_s},
+        "changes": [volume_change_json(report.volume), confidence_change_json(report.confidence)],
+        "rule": {
+            "alpha": report.rule.alpha,
+            "minStatistic": report.rule.min_statistic,
+            "minSamples": report.rule.min_samples,
+        },
+        "drifted": report.drifted,
+        "signals": [drift_signal_json(signal) for signal in report.signals],
+        "histograms": {
+            name: {"edges": histograms.edges, "baseline": histograms.baseline, "current": histograms.current}
+            for name, histograms in report.histograms.items()
+        },
+    }
+
+
+def holdout_run_json(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "time": run["ts_s"],
+        "dataset": run["dataset"],
+        "digest": run["digest"],
+        "source": run["source"],
+        "map50": round(run["map50"], 5),
+        "map50to95": round(run["map50_95"], 5),
+        "images": run["images"],
+        "details": run["details"],
+    }

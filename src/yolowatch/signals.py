@@ -1,0 +1,116 @@
+"""Quality and alert signals read from the store: drift windows and reports, and each closed minute's figures.
+
+The store holds the numbers, `quality` and `metrics` judge them; this module fetches what they need
+and hands over plain records, so neither the store nor the checks know about each other.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from yolowatch._types import Clock
+from yolowatch.alerts import Evaluator, Rule, Sink
+from yolowatch.metrics import bucket_metrics, minute_figures
+from yolowatch.quality import ChangeRule, DriftReport, DriftRule, Window, compare_windows, default_windows
+from yolowatch.records import NO_TRAFFIC, MinuteCount
+from yolowatch.store import Store
+
+log = logging.getLogger("yolowatch.alerts")
+
+MINUTE_METRICS = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "request_rate", "detection_rate", "mean_confidence")
+
+
+async def drift_windows(store: Store, deployment: str, days: int = 7) -> tuple[Window, Window] | None:
+    """The pinned (or default: first `days` days) baseline and the current window; None while there is no traffic."""
+    first = await store.first_traffic_s(deployment)
+    if first is None:
+        return None
+    return default_windows(first, await store.pinned_baseline(deployment), store.clock(), days)
+
+
+async def recent_minutes(store: Store, deployment: str, minutes: int) -> list[MinuteCount]:
+    """The last `minutes` closed minutes, oldest first, zeros where nothing was recorded."""
+    now = int(store.clock())
+    end = now - now % 60
+    counts = await store.minute_counts(deployment, end - minutes * 60, end)
+    return [counts.get(start, NO_TRAFFIC) for start in range(end - minutes * 60, end, 60)]
+
+
+async def drift_report(
+    store: Store,
+    deployment: str,
+    rule: DriftRule,
+    baseline: Window,
+    current: Window,
+    change: ChangeRule | None = None,
+) -> DriftReport:
+    """KS tests of confidence and box size, current window vs baseline, and the volume and confidence checks."""
+    change = change or ChangeRule()
+    before = await store.window(deployment, baseline.start_s, baseline.end_s)
+    after = await store.window(deployment, current.start_s, current.end_s)
+    baseline_minutes = await store.minute_counts(deployment, baseline.start_s, baseline.end_s)
+    recent = await recent_minutes(store, deployment, change.minutes)
+    return compare_windows(deployment, (baseline, current), (before, after), baseline_minutes, recent, rule, change)
+
+
+async def minute_values(
+    store: Store, deployment: str, minute_start: int, rules: list[Rule]
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """The value of each metric the rules read at this closed minute, and their baselines where a rule compares
+    with one. A minute without traffic has no latency, error rate or confidence (no data is not a breach) but a
+    request rate and detection rate of 0 (a pause is a drop)."""
+    wanted = {rule.metric for rule in rules}
+    changes = {rule.metric for rule in rules if rule.comparison in ("drop", "rise")}
+    values: dict[str, float | None] = {}
+    baselines: dict[str, float | None] = {}
+    windows = await drift_windows(store, deployment)
+    if wanted & set(MINUTE_METRICS):
+        metrics = bucket_metrics(await store.minute(deployment, minute_start))
+        values.update(minute_figures(metrics))
+        baseline_rate = None
+        if windows is not None:
+            counts = await store.minute_counts(deployment, windows[0].start_s, windows[0].end_s)
+            active = [c.detections for c in counts.values() if c.requests > 0]
+            baseline_rate = sum(active) / len(active) if active and sum(active) else None
+            if changes & set(MINUTE_METRICS):
+                base = bucket_metrics(await store.window(deployment, windows[0].start_s, windows[0].end_s))
+                baselines.update(minute_figures(base, len(active)), detection_rate=1.0)
+        detections = metrics["detections_per_request"] * metrics["predictions"] if metrics["predictions"] else 0.0
+        values["detection_rate"] = None if baseline_rate is None else detections / baseline_rate
+    if {"confidence_drift_p", "box_drift_p"} & wanted and windows is not None:
+        values.update(await drift_values(store, deployment, windows))
+    if {"holdout_map50", "holdout_map50_95"} & wanted:
+        runs = await store.holdout_runs(deployment)
+        if runs:
+            latest = runs[-1]
+            first = next(run for run in runs if run["digest"] == latest["digest"])  # same holdout set
+            for metric in ("map50", "map50_95"):
+                values[f"holdout_{metric}"] = latest[metric]
+                baselines[f"holdout_{metric}"] = first[metric]
+    return values, baselines
+
+
+async def drift_values(store: Store, deployment: str, windows: tuple[Window, Window]) -> dict[str, float | None]:
+    """Each KS test's p-value where the drift rule's effect-size and sample gates pass (else None)."""
+    try:
+        import scipy.stats  # noqa: F401  (the KS distribution; in the yolo extra)
+    except ImportError:
+        log.warning("drift alert rules need scipy (pip install 'yolowatch[yolo]'); skipped")
+        return {}
+    report = await drift_report(store, deployment, DriftRule(), *windows)
+    return {
+        metric: signal.result.p_value if signal.gated else None
+        for metric, signal in (
+            ("confidence_drift_p", report.signal("confidence")),
+            ("box_drift_p", report.signal("boxSize")),
+        )
+    }
+
+
+def alert_evaluator(
+    store: Store, rules: list[Rule], sinks: dict[str, Sink], clock: Clock = time.monotonic
+) -> Evaluator:
+    """An evaluator that reads each closed minute's figures from `store` (the one it keeps its state in)."""
+    return Evaluator(store, rules, sinks, functools.partial(minute_values, store), clock)

@@ -1,0 +1,128 @@
+"""Alert rules made through the API, rule states, the notification outbox and its delivery claims.
+
+Claims are rows with a unique key: the one process whose insert lands evaluates a minute or sends a
+notification, whatever the number of processes sharing the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from yolowatch.records import AlertState, Notification
+from yolowatch.store.base import StoreBase
+from yolowatch.store.rows import insert_sql
+
+STATE_COLUMNS = ("rule", "deployment", "state", "active_since", "last_true", "value")
+UPSERT_STATE = insert_sql("alert_state", STATE_COLUMNS, ("rule", "deployment"))
+NOTIFICATION_COLUMNS = (
+    "rule", "deployment", "status", "starts_at", "ends_at", "value", "severity", "runbook", "created_s",
+)  # fmt: skip
+INSERT_NOTIFICATION = insert_sql("alert_notifications", NOTIFICATION_COLUMNS)
+CLAIM_DELIVERY = insert_sql(
+    "alert_deliveries", ("notification", "sink", "delivered_s"), ("notification", "sink"), update=False
+)
+
+
+class AlertQueries(StoreBase):
+    async def alert_states(self, deployment: str | None = None) -> dict[str, AlertState]:
+        """Rule -> state for one deployment; with None, every deployment's, keyed "deployment\\0rule"."""
+        where, params = ("WHERE deployment = ?", (deployment,)) if deployment is not None else ("", ())
+        return {
+            (row["rule"] if deployment is not None else f"{row['deployment']}\0{row['rule']}"): AlertState(
+                row["rule"], row["deployment"], row["state"], row["active_since"], row["last_true"], row["value"]
+            )
+            for row in await self.db.fetch_all(f"SELECT * FROM alert_state {where}", params)
+        }
+
+    async def save_alerts(self, states: Sequence[AlertState], notifications: Sequence[Notification]) -> None:
+        """New rule states and the notifications they made, in one transaction (neither is kept without the other)."""
+        now = int(self.clock())
+        async with self.db.transaction() as tx:
+            await tx.execute_many(
+                UPSERT_STATE, [(s.rule, s.deployment, s.state, s.active_since, s.last_true, s.value) for s in states]
+            )
+            await tx.execute_many(
+                INSERT_NOTIFICATION,
+                [
+                    (n.rule, n.deployment, n.status, n.starts_at, n.ends_at, n.value, n.severity, n.runbook, now)
+                    for n in notifications
+                ],
+            )
+
+    async def undelivered(self, sink: str, within_s: int = 86400) -> list[Notification]:
+        """Notifications of the last day that `sink` has not delivered yet, oldest first."""
+        rows = await self.db.fetch_all(
+            "SELECT * FROM alert_notifications n WHERE created_s >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM alert_deliveries d WHERE d.notification = n.id AND d.sink = ?) ORDER BY id",
+            (int(self.clock()) - within_s, sink),
+        )
+        return [
+            Notification(
+                row["rule"], row["deployment"], row["status"], row["starts_at"], row["ends_at"], row["value"],
+                row["severity"], row["runbook"], row["id"],
+            )
+            for row in rows
+        ]  # fmt: skip
+
+    async def claim_deliveries(self, sink: str, ids: Sequence[int]) -> list[int]:
+        """Claim notifications for delivery by `sink`; returns the ones this process got (another process sharing
+        the database may have claimed some already). A failed delivery gives its claims back."""
+        now = int(self.clock())
+        claimed = []
+        for notification in ids:
+            if await self.db.execute(CLAIM_DELIVERY, (notification, sink, now)) == 1:
+                claimed.append(notification)
+        return claimed
+
+    async def release_deliveries(self, sink: str, ids: Sequence[int]) -> None:
+        await self.db.execute_many(
+            "DELETE FROM alert_deliveries WHERE notification = ? AND sink = ?", [(i, sink) for i in ids]
+        )
+
+    async def claim_minute(self, key: str, minute_end: int) -> bool:
+        """True for exactly one caller per (key, minute), across every process on the database: who evaluates it."""
+        changed = await self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value "
+            "WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+            (key, str(minute_end)),
+        )
+        return changed == 1
+
+    async def alert_rules(self) -> list[dict[str, Any]]:
+        rows = await self.db.fetch_all("SELECT definition FROM alert_rules ORDER BY created_s, name")
+        return [json.loads(row["definition"]) for row in rows]
+
+    async def add_alert_rule(self, name: str, definition: dict[str, Any]) -> bool:
+        """False when a rule of that name exists already (names are unique across processes)."""
+        changed = await self.db.execute(
+            "INSERT INTO alert_rules (name, definition, created_s) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            (name, json.dumps(definition), int(self.clock())),
+        )
+        return changed == 1
+
+    async def delete_alert_rule(self, name: str) -> bool:
+        """Delete the rule and its state; where it was firing, a resolved notification goes out (else the
+        receiver would hold a firing alert that nothing will ever resolve). False: no such rule."""
+        now = int(self.clock())
+        async with self.db.transaction() as tx:
+            row = await tx.fetch_one("SELECT definition FROM alert_rules WHERE name = ?", (name,))
+            if row is None:
+                return False
+            rule = json.loads(row["definition"])
+            await tx.execute(
+                "INSERT INTO alert_notifications (rule, deployment, status, starts_at, ends_at, value, severity, "
+                "runbook, created_s) SELECT rule, deployment, 'resolved', active_since, ?, value, ?, ?, ? "
+                "FROM alert_state WHERE rule = ? AND state = 'firing'",
+                (now, rule.get("severity", "warning"), rule.get("runbook", ""), now, name),
+            )
+            await tx.execute("DELETE FROM alert_state WHERE rule = ?", (name,))
+            await tx.execute("DELETE FROM alert_rules WHERE name = ?", (name,))
+        return True
+
+    async def alert_history(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where, params = ("WHERE deployment = ?", [deployment]) if deployment else ("", [])
+        return await self.db.fetch_all(
+            f"SELECT * FROM alert_notifications {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )

@@ -1,0 +1,116 @@
+"""Bucket rows (per minute and rollups, one per writer) and each process's lifetime totals: writes and reads.
+
+Queries return buckets with every writer's rows merged, so percentiles are those of the union of the
+requests; histograms are decoded off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from yolowatch.metrics import RangePoints, bucket_metrics, merged, range_points, series_points
+from yolowatch.records import Bucket, MinuteCount
+from yolowatch.store.base import StoreBase
+from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, buckets_from_rows, insert_sql
+from yolowatch.store.sqlite import Row, Tx
+
+UPSERT_BUCKET = insert_sql("buckets", BUCKET_COLUMNS, BUCKET_KEY)
+TOTALS_COLUMNS = ("writer", "deployment", "updated_s", "totals")
+UPSERT_TOTALS = insert_sql("process_totals", TOTALS_COLUMNS, ("writer", "deployment"))
+
+
+def _merge_rows(rows: list[Row], distributions: bool) -> Bucket:
+    return merged(buckets_from_rows(rows, distributions))
+
+
+class BucketQueries(StoreBase):
+    @staticmethod
+    async def insert_buckets(tx: Tx, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Bucket rows in BUCKET_COLUMNS order; a row replaces the earlier snapshot of its key."""
+        if rows:
+            await tx.execute_many(UPSERT_BUCKET, rows)
+
+    @staticmethod
+    async def insert_totals(tx: Tx, totals: Sequence[tuple[str, str, int, str]]) -> None:
+        """(writer, deployment, updated_s, totals JSON): each process's counters since it started."""
+        if totals:
+            await tx.execute_many(UPSERT_TOTALS, totals)
+
+    async def process_totals(self) -> list[dict[str, Any]]:
+        """Every process's totals since its start: writer, deployment, updated_s and the totals themselves."""
+        rows = await self.db.fetch_all("SELECT * FROM process_totals ORDER BY deployment, writer")
+        return [{**row, "totals": json.loads(row["totals"])} for row in rows]
+
+    async def first_traffic_s(self, deployment: str) -> int | None:
+        """When the deployment's first recorded hour began (None: no traffic yet)."""
+        row = await self.db.fetch_one(
+            "SELECT min(start_s) AS first FROM buckets WHERE deployment = ? AND tier_s = 3600", (deployment,)
+        )
+        return None if row is None or row["first"] is None else int(row["first"])
+
+    async def minute_counts(self, deployment: str, start_s: int, end_s: int) -> dict[int, MinuteCount]:
+        """Per minute with traffic in [start_s, end_s), all writers summed. Plain sums in SQL: no histogram
+        is decoded."""
+        rows = await self.db.fetch_all(
+            "SELECT start_s, sum(requests) AS requests, sum(detections) AS detections, "
+            "sum(confidence_sum) AS confidence_sum, sum(confidence_count) AS confidence_count FROM buckets "
+            "WHERE deployment = ? AND tier_s = 60 AND start_s >= ? AND start_s < ? GROUP BY start_s",
+            (deployment, start_s, end_s),
+        )
+        return {
+            int(row["start_s"]): MinuteCount(
+                int(row["requests"]), int(row["detections"]), float(row["confidence_sum"]), int(row["confidence_count"])
+            )
+            for row in rows
+        }
+
+    async def minute(self, deployment: str, start_s: int) -> Bucket:
+        """One minute of one deployment, every writer's row merged (histograms, no detection distributions)."""
+        rows = await self.db.fetch_all(
+            "SELECT * FROM buckets WHERE deployment = ? AND tier_s = 60 AND start_s = ?", (deployment, start_s)
+        )
+        return await asyncio.to_thread(_merge_rows, rows, False)
+
+    async def window(self, deployment: str, start_s: int, end_s: int, distributions: bool = True) -> Bucket:
+        """Everything recorded in the minutes that start in [start_s, end_s), merged (distributions included).
+
+        Whole hours come from the hour rollups and only the ragged edges from minute rows, so a week-long
+        window decodes a few hundred rows, and a ten-minute one is exact to the minute."""
+        first_hour = -(-start_s // 3600) * 3600
+        last_hour = end_s - end_s % 3600
+        if first_hour >= last_hour:
+            first_hour = last_hour = end_s  # no whole hour inside: minutes only
+        rows = await self.db.fetch_all(
+            "SELECT * FROM buckets WHERE deployment = ? AND ("
+            "(tier_s = 3600 AND start_s >= ? AND start_s < ?) OR "
+            "(tier_s = 60 AND ((start_s >= ? AND start_s < ?) OR (start_s >= ? AND start_s < ?))))",
+            (deployment, first_hour, last_hour, start_s, first_hour, last_hour, end_s),
+        )
+        return await asyncio.to_thread(_merge_rows, rows, distributions)
+
+    async def _range_rows(self, deployment: str, range_name: str) -> tuple[list[Row], RangePoints]:
+        points = range_points(range_name, self.clock())
+        rows = await self.db.fetch_all(
+            "SELECT * FROM buckets WHERE deployment = ? AND tier_s = ? AND start_s >= ?",
+            (deployment, points.tier_s, points.first_s),
+        )
+        return rows, points
+
+    async def summary(self, deployment: str, range_name: str = "24h") -> dict[str, Any]:
+        """Merged metrics over the range (aligned to its sparkline step)."""
+        rows, points = await self._range_rows(deployment, range_name)
+        aggregate = await asyncio.to_thread(_merge_rows, rows, False)
+        return {"range": range_name, "start_s": points.first_s, **bucket_metrics(aggregate)}
+
+    async def aggregate(self, deployment: str, range_name: str = "24h", distributions: bool = True) -> Bucket:
+        """The merged bucket itself (latency histogram, and the detection distributions unless told not to)."""
+        rows, _ = await self._range_rows(deployment, range_name)
+        return await asyncio.to_thread(_merge_rows, rows, distributions)
+
+    async def series(self, deployment: str, range_name: str = "24h") -> list[dict[str, Any]]:
+        """Evenly spaced points over the range, oldest first."""
+        rows, points = await self._range_rows(deployment, range_name)
+        return await asyncio.to_thread(lambda: series_points(buckets_from_rows(rows, False), points))

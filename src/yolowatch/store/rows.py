@@ -1,0 +1,99 @@
+"""Records to rows and back: the one place that knows how a bucket or a log entry is laid out in a table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from yolowatch.records import Bucket, LogEntry
+
+BUCKET_KEY = ("deployment", "tier_s", "start_s", "writer")
+BUCKET_COLUMNS = (
+    *BUCKET_KEY,
+    "requests", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx",
+    "client_errors", "server_errors", "slow", "latency_sum_us", "predictions", "detections", "confidence_sum",
+    "confidence_count", "confidence_hist", "area_hist", "classes", "latency",
+)  # fmt: skip
+LOG_COLUMNS = (
+    "deployment", "ts_ms", "severity", "method", "path", "status", "latency_us", "detections", "mean_confidence",
+    "request_id", "message",
+)  # fmt: skip
+
+
+def bucket_row(bucket: Bucket, writer: str) -> tuple[Any, ...]:
+    """In BUCKET_COLUMNS order; the first four values are the row's key."""
+    return (
+        bucket.deployment,
+        bucket.tier_s,
+        bucket.start_s,
+        writer,
+        bucket.requests,
+        *bucket.status_classes,
+        bucket.client_errors,
+        bucket.server_errors,
+        bucket.slow,
+        bucket.latency_sum_us,
+        bucket.predictions,
+        bucket.detections,
+        bucket.confidence_sum,
+        bucket.confidence_count,
+        json.dumps(bucket.confidence_hist),
+        json.dumps(bucket.area_hist),
+        json.dumps(bucket.classes),
+        bucket.latency.encode(),
+    )
+
+
+def log_row(entry: LogEntry) -> tuple[Any, ...]:
+    """In LOG_COLUMNS order."""
+    return (
+        entry.deployment,
+        entry.ts_ms,
+        entry.severity,
+        entry.method,
+        entry.path,
+        entry.status,
+        entry.latency_us,
+        entry.detections,
+        entry.mean_confidence,
+        entry.request_id,
+        entry.message,
+    )
+
+
+def bucket_from_row(row: dict[str, Any], distributions: bool = True) -> Bucket:
+    """A stored row back as a Bucket; without `distributions` its histograms stay empty (the JSON is skipped)."""
+    bucket = Bucket(row["deployment"], row["tier_s"], row["start_s"], HdrHistogram.decode(row["latency"]))
+    bucket.requests = row["requests"]
+    bucket.status_classes = [row[f"status_{k}xx"] for k in range(1, 6)]
+    bucket.client_errors = row["client_errors"]
+    bucket.server_errors = row["server_errors"]
+    bucket.slow = row["slow"]
+    bucket.latency_sum_us = row["latency_sum_us"]
+    bucket.predictions = row["predictions"]
+    bucket.detections = row["detections"]
+    bucket.confidence_sum = row["confidence_sum"]
+    bucket.confidence_count = row["confidence_count"]
+    if distributions:
+        bucket.confidence_hist = json.loads(row["confidence_hist"])
+        bucket.area_hist = json.loads(row["area_hist"])
+        bucket.classes = json.loads(row["classes"])
+    return bucket
+
+
+def buckets_from_rows(rows: Iterable[dict[str, Any]], distributions: bool = True) -> list[Bucket]:
+    return [bucket_from_row(row, distributions) for row in rows]
+
+
+def insert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...] = (), update: bool = True) -> str:
+    """A parameterized INSERT; with a key, an upsert (`update`) or an insert that keeps the existing row."""
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    if not key:
+        return sql
+    if not update:
+        return f"{sql} ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    changes = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in key)
+    return f"{sql} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {changes}"

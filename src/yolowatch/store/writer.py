@@ -1,0 +1,224 @@
+"""The writer task: moves what the recorder collected into the store about once a second, off the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from yolowatch.recorder import Recorder
+from yolowatch.records import LogEntry
+from yolowatch.store.rows import bucket_row, log_row
+from yolowatch.store.sqlite import STORE_ERRORS
+from yolowatch.store.store import Store
+
+log = logging.getLogger("yolowatch.store")
+request_log = logging.getLogger("yolowatch.requests")
+
+
+@dataclass
+class WriterStats:
+    rows_written: int = 0
+    logs_written: int = 0
+    rows_dropped: int = 0
+    logs_dropped: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+class StoreWriter:
+    """Moves what the recorder collected into the store about once a second, off the request path.
+
+    When the database cannot be written (locked, read-only, full), the batch stays in a bounded backlog
+    and is retried; requests never wait for it. Bucket rows are snapshots keyed by period and writer, so
+    the backlog holds one row per key; log entries past the cap are dropped oldest first and counted.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        recorder: Recorder,
+        writer_id: str,
+        interval_s: float = 1.0,
+        max_backlog_rows: int = 20_000,
+        max_backlog_logs: int = 50_000,
+        retention_every_s: float = 600.0,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.on_connect = on_connect
+        self.recorder = recorder
+        self.writer_id = writer_id
+        self.interval_s = interval_s
+        self.max_backlog_rows = max_backlog_rows
+        self.retention_every_s = retention_every_s
+        self.stats = WriterStats()
+        self._rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._logs: deque[LogEntry] = deque()
+        self._max_logs = max_backlog_logs
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._failing = False
+        self._connected = False
+        self._last_retention = float("-inf")
+        self._written_totals: dict[str, str] = {}  # deployment -> the totals JSON last written
+        # Everything this process recorded before this time (store clock) is in the file.
+        self.flushed_through: float | None = None
+
+    @property
+    def backlog(self) -> int:
+        return len(self._rows) + len(self._logs)
+
+    def _take(self) -> None:
+        """Move the recorder's new data into the backlog. Synchronous: the snapshot is taken between requests."""
+        collected = self.recorder.collect()
+        for bucket in collected.buckets:
+            row = bucket_row(bucket, self.writer_id)
+            self._rows.pop(row[:4], None)  # re-insert so the newest snapshot is last (oldest are dropped first)
+            self._rows[row[:4]] = row
+        while len(self._rows) > self.max_backlog_rows:
+            del self._rows[next(iter(self._rows))]
+            self.stats.rows_dropped += 1
+        for entry in collected.logs:
+            request_log.log(
+                entry.severity,
+                entry.message,
+                extra={
+                    "deployment": entry.deployment,
+                    "request_id": entry.request_id,
+                    "status": entry.status,
+                    "latency_ms": round(entry.latency_us / 1000, 3),
+                    "detections": entry.detections,
+                },
+            )
+            if len(self._logs) >= self._max_logs:
+                self._logs.popleft()
+                self.stats.logs_dropped += 1
+            self._logs.append(entry)
+
+    async def flush(self) -> bool:
+        """Write everything collected so far; False (and the backlog kept) when the database refused."""
+        taken_at = self.store.clock()
+        self._take()
+        rows, logs = list(self._rows.values()), [log_row(entry) for entry in self._logs]
+        totals = self._changed_totals()
+        try:
+            if not self._connected:
+                if self.on_connect is not None:
+                    await self.on_connect()
+                self._connected = True
+            if rows or logs or totals:
+                await self.store.write(rows, logs, totals)
+        except STORE_ERRORS as exc:
+            self._note_failure(exc)
+            self._connected = False
+            # A fresh connection next time: a file that was read-only or replaced may be writable again.
+            await self.store.reconnect_writer()
+            return False
+        if self._failing:
+            log.warning(
+                "writing to %s again; backlog of %d rows and %d log entries written",
+                self.store.shown,
+                len(rows),
+                len(logs),
+            )
+        self._failing = False
+        self.stats.rows_written += len(rows)
+        self.stats.logs_written += len(logs)
+        self._rows.clear()
+        self._logs.clear()
+        self._written_totals.update((deployment, text) for _, deployment, _, text in totals)
+        self.flushed_through = taken_at
+        return True
+
+    def _changed_totals(self) -> list[tuple[str, str, int, str]]:
+        """This process's totals per deployment (its Prometheus counters), where they changed since last written."""
+        recorder_stats, writer_stats = self.recorder.stats, self.stats
+        changed = []
+        for deployment, lifetime in self.recorder.lifetime.items():
+            text = json.dumps(
+                {
+                    **dataclasses.asdict(lifetime),
+                    "sampled_away": recorder_stats.sampled_away,
+                    "detections_skipped": recorder_stats.detections_skipped,
+                    "monitoring_failures": recorder_stats.monitoring_failures,
+                    "logs_dropped": recorder_stats.logs_dropped + writer_stats.logs_dropped,
+                    "rows_dropped": writer_stats.rows_dropped,
+                    "write_failures": writer_stats.failures,
+                    "backlog": self.backlog,
+                },
+                separators=(",", ":"),
+            )
+            if self._written_totals.get(deployment) != text:
+                changed.append((self.writer_id, deployment, int(self.store.clock()), text))
+        return changed
+
+    def _note_failure(self, exc: BaseException) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if not self._failing:  # once per outage, not once per second
+            log.warning(
+                "cannot write to %s (%s); keeping a bounded backlog and retrying",
+                self.store.shown,
+                self.stats.last_error,
+            )
+        self._failing = True
+
+    async def _maybe_enforce_retention(self) -> None:
+        now = time.monotonic()
+        if now - self._last_retention < self.retention_every_s:
+            return
+        self._last_retention = now
+        try:
+            await self.store.enforce_retention()
+        except STORE_ERRORS as exc:
+            log.warning("retention job failed: %s", exc)
+
+    async def _refresh_paused(self) -> None:
+        """Which monitors are paused or archived: a user's change through the admin API, from any process,
+        takes effect here within a second."""
+        with contextlib.suppress(*STORE_ERRORS):  # keep the last known set; the flush noted the outage
+            self.recorder.paused = await self.store.paused_deployments()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Flush, refresh, retain, sleep, until `stopping` is set (between rounds: never in the middle of a write).
+        A bug in one round is logged with its traceback (once per streak) and the next round runs: the writer
+        must outlive whatever went wrong."""
+        failing = False
+        while not stopping.is_set():
+            try:
+                await self.flush()
+                await self._refresh_paused()
+                await self._maybe_enforce_retention()
+                failing = False
+            except Exception:
+                log.log(logging.DEBUG if failing else logging.ERROR, "store writer round failed", exc_info=True)
+                failing = True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.interval_s)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self.run(self._stopping), name="yolowatch-store-writer")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self, flush: bool = True) -> None:
+        """Stop the periodic task and (unless told not to) write what is left: the shutdown flush."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping.set()  # the round in progress ends first: cancelling it could cut a transaction
+            if not task.done():  # done already when its event loop was shut down (a server that exited)
+                await task
+        if flush:
+            await self.flush()
