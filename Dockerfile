@@ -5,7 +5,7 @@ FROM python:3.11-slim
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1 \
-    # ultralytics writes its settings here; yolowatch keeps it offline (see src/yolowatch/offline.py)
+    # ultralytics writes its settings here; yolowatch keeps it offline (see src/yolowatch/yolo/offline.py)
     YOLO_CONFIG_DIR=/tmp/yolowatch-config
 
 # CPU-only torch first, so the ultralytics dependency does not pull the multi-GB CUDA build.

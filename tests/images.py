@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -51,3 +53,10 @@ def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
         + _png_chunk(b"IDAT", b"".join(parts))
         + _png_chunk(b"IEND", b"")
     )
+
+
+def ultralytics_asset(name: str) -> Path:
+    """One of the real photos ultralytics ships (bus.jpg, zidane.jpg)."""
+    spec = importlib.util.find_spec("ultralytics")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]) / "assets" / name

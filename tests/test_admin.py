@@ -1,67 +1,77 @@
-"""The admin API, /health and /metrics of a real `yolowatch serve` (real model, real SQLite) on 127.0.0.1."""
+"""The admin API in-process: its router over a temporary SQLite store that a real Recorder and StoreWriter filled,
+on a fake clock (no model, no server; tests/test_serve.py has the real-server smoke tests)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
-import os
-import re
-import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from conftest import run_server
+from helpers import FakeClock, admin_client
 from yolowatch.admin import admin_router
 from yolowatch.admin.routes import admin_document
-from yolowatch.demo.shapes import sample_image
-from yolowatch.store import Store
+from yolowatch.recorder import Recorder
+from yolowatch.records import HealthResult
+from yolowatch.store import Store, StoreWriter
 
-pytestmark = pytest.mark.slow
-
-EXAMPLE = Path(__file__).parents[1] / "examples" / "shapes.jpg"
 KEY = "test-admin-key-7f3c"
+RECORDED_AT = 1_800_000_000.0  # the traffic's minute; the admin API looks at it a minute later
+# What the bundled model answers for a shapes image (two detections), and what it answers for a text file.
+PREDICTED = json.dumps(
+    {"images": [{"shape": [640, 640], "results": [
+        {"class": 0, "name": "circle", "confidence": 0.91, "box": {"x1": 10, "y1": 10, "x2": 90, "y2": 90}},
+        {"class": 2, "name": "triangle", "confidence": 0.64, "box": {"x1": 200, "y1": 40, "x2": 260, "y2": 130}},
+    ]}]}
+).encode()  # fmt: skip
+REFUSED = json.dumps({"error": "file is not an image; send JPEG or PNG"}).encode()
+PREDICT_LATENCIES_US = (41_000, 38_500, 44_200, 52_000, 39_900, 61_300)
 
 
-def _predict(base: str, **data: str) -> requests.Response:
-    with EXAMPLE.open("rb") as image:
-        return requests.post(f"{base}/predict", files={"file": image}, data=data, timeout=60)
+async def _record_served_traffic(path: Path) -> None:
+    """What one `serve --region test-region` recorded for 6 good predictions and 2 refused uploads, and its
+    last health probe (healthy)."""
+    clock = FakeClock(RECORDED_AT)
+    async with Store(path, clock=clock) as store:
+        await store.register_deployment(
+            "demo", model="shapes-yolo.pt", endpoint="http://127.0.0.1:8000/predict", region="test-region"
+        )
+        recorder = Recorder(clock=clock)
+        for i, latency_us in enumerate(PREDICT_LATENCIES_US):
+            recorder.record_request("demo", "POST", "/predict", 200, latency_us, f"ok-{i}", PREDICTED)
+            clock.advance(2)
+        for i in range(2):
+            recorder.record_request("demo", "POST", "/predict", 415, 3_000, f"refused-{i}", REFUSED)
+            clock.advance(2)
+        assert await StoreWriter(store, recorder, "w").flush()
+        await store.save_health("demo", HealthResult(True, 200, 23.5, None, int(clock() * 1000)))
 
 
-def _flushed(base: str, expected_requests: int, headers: dict[str, str] | None = None) -> dict:
-    """The overview once the writer has stored `expected_requests` (it writes about once a second)."""
-    deadline = time.monotonic() + 15
-    while True:
-        overview = requests.get(f"{base}/api/monitoring", headers=headers, timeout=10).json()
-        if overview["totalRequests"] >= expected_requests or time.monotonic() > deadline:
-            return overview
-        time.sleep(0.3)
+@pytest.fixture
+def admin(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+    """A factory of admin clients (router options as keywords) over the recorded store, each closed after the test."""
+    path = tmp_path / "admin.db"
+    asyncio.run(_record_served_traffic(path))
+    with contextlib.ExitStack() as clients:
+
+        def make(**router_options: object) -> TestClient:
+            store = Store(path, clock=FakeClock(RECORDED_AT + 60))
+            return clients.enter_context(admin_client(store, **router_options))
+
+        yield make
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """One open server with known traffic: 6 good predictions, 2 refused uploads."""
-    db = tmp_path_factory.mktemp("admin") / "admin.db"
-    with run_server(["--db", str(db), "--region", "test-region"]) as base:
-        for conf in ("0.25", "0.5", "0.25", "0.6", "0.25", "0.3"):
-            assert _predict(base, conf=conf).status_code == 200
-        for _ in range(2):
-            refused = requests.post(f"{base}/predict", files={"file": ("a.txt", b"not an image")}, timeout=30)
-            assert refused.status_code == 415
-        yield base, db
-
-
-def test_overview_counts_the_predict_traffic_only(served: tuple[str, Path]) -> None:
-    base, _ = served
-    requests.get(f"{base}/health", timeout=10)  # probes and admin calls are not the deployment's traffic
-    overview = _flushed(base, 8)
+def test_overview_counts_the_recorded_traffic(admin: Callable[..., TestClient]) -> None:
+    """The overview adds up the deployment's requests, error rate and P95, and its row shows the critical state and
+    the last probe's health."""
+    overview = admin().get("/api/monitoring").json()
     assert overview["totalRequests"] == 8
     assert overview["errorRate"] == pytest.approx(2 / 8)
     assert overview["activeDeployments"] == 1 and overview["p95LatencyMs"] > 0
@@ -71,20 +81,22 @@ def test_overview_counts_the_predict_traffic_only(served: tuple[str, Path]) -> N
     assert row["health"]["healthy"] is True
 
 
-def test_deployments_and_unknown_ones(served: tuple[str, Path]) -> None:
-    base, _ = served
-    listed = requests.get(f"{base}/api/deployments", timeout=10).json()["deployments"]
+def test_deployments_and_unknown_ones(admin: Callable[..., TestClient]) -> None:
+    """The deployment is listed with its model, endpoint and state; an unknown one is a 404 naming the known ones."""
+    client = admin()
+    listed = client.get("/api/deployments").json()["deployments"]
     assert [d["id"] for d in listed] == ["demo"]
-    one = requests.get(f"{base}/api/deployments/demo", timeout=10).json()
+    one = client.get("/api/deployments/demo").json()
     assert one["model"] == "shapes-yolo.pt" and one["endpoint"].endswith("/predict") and one["state"] == "active"
-    missing = requests.get(f"{base}/api/deployments/nope/metrics", timeout=10)
+    missing = client.get("/api/deployments/nope/metrics")
     assert missing.status_code == 404 and "known: demo" in missing.json()["error"]
 
 
-def test_metrics_summary_and_sparkline(served: tuple[str, Path]) -> None:
-    base, _ = served
-    _flushed(base, 8)
-    body = requests.get(f"{base}/api/deployments/demo/metrics?range=1h&sparkline=true", timeout=10).json()
+def test_metrics_summary_and_sparkline(admin: Callable[..., TestClient]) -> None:
+    """The 1h summary counts requests and errors with ordered percentiles and detection figures; the sparkline has
+    60 points holding every request; without parameters the range is 24h and there is no sparkline."""
+    client = admin()
+    body = client.get("/api/deployments/demo/metrics?range=1h&sparkline=true").json()
     summary = body["summary"]
     assert summary["requests"] == 8 and summary["clientErrors"] == 2 and summary["serverErrors"] == 0
     assert 0 < summary["p50Ms"] <= summary["p95Ms"] <= summary["p99Ms"]
@@ -102,7 +114,7 @@ def test_metrics_summary_and_sparkline(served: tuple[str, Path]) -> None:
         "detectionsPerRequest",
         "meanConfidence",
     }
-    without = requests.get(f"{base}/api/deployments/demo/metrics", timeout=10).json()
+    without = client.get("/api/deployments/demo/metrics").json()
     assert without["range"] == "24h" and "sparkline" not in without
 
 
@@ -120,20 +132,20 @@ def test_metrics_summary_and_sparkline(served: tuple[str, Path]) -> None:
         ("drift?baselineStart=5", "together"),
     ],
 )
-def test_bad_parameters_say_what_is_allowed(served: tuple[str, Path], query: str, expected: str) -> None:
-    base, _ = served
-    response = requests.get(f"{base}/api/deployments/demo/{query}", timeout=10)
+def test_bad_parameters_say_what_is_allowed(admin: Callable[..., TestClient], query: str, expected: str) -> None:
+    """Each bad query parameter is a 400 whose error says what is allowed."""
+    response = admin().get(f"/api/deployments/demo/{query}")
     assert response.status_code == 400
     assert expected in response.json()["error"]
 
 
-def test_logs_page_with_opaque_tokens_and_filter(served: tuple[str, Path]) -> None:
-    base, _ = served
-    _flushed(base, 8)
+def test_logs_page_with_opaque_tokens_and_filter(admin: Callable[..., TestClient]) -> None:
+    """Eight entries page as 3/3/2, newest first, without overlap; the warning filter keeps the two refusals."""
+    client = admin()
     seen, token, pages = [], None, 0
-    while True:
+    while True:  # paging, not waiting: each round asks for the next page
         params = {"limit": "3", **({"pageToken": token} if token else {})}
-        page = requests.get(f"{base}/api/deployments/demo/logs", params=params, timeout=10).json()
+        page = client.get("/api/deployments/demo/logs", params=params).json()
         seen += page["entries"]
         pages += 1
         token = page["nextPageToken"]
@@ -141,43 +153,30 @@ def test_logs_page_with_opaque_tokens_and_filter(served: tuple[str, Path]) -> No
             break
     assert pages == 3 and len(seen) == 8 and len({e["id"] for e in seen}) == 8
     assert [e["timestampMs"] for e in seen] == sorted((e["timestampMs"] for e in seen), reverse=True)
-    warnings = requests.get(f"{base}/api/deployments/demo/logs?severity=warning", timeout=10).json()["entries"]
+    warnings = client.get("/api/deployments/demo/logs?severity=warning").json()["entries"]
     assert [e["status"] for e in warnings] == [415, 415] and {e["severity"] for e in warnings} == {"WARNING"}
     assert warnings[0]["message"].startswith("POST /predict 415")
 
 
-def test_forged_and_foreign_page_tokens_are_refused(served: tuple[str, Path]) -> None:
-    base, _ = served
-    _flushed(base, 8)
-    url = f"{base}/api/deployments/demo/logs"
-    token = requests.get(url, params={"limit": "2"}, timeout=10).json()["nextPageToken"]
+def test_forged_and_foreign_page_tokens_are_refused(admin: Callable[..., TestClient]) -> None:
+    """A token whose cursor was changed, or one made for another query, is a 400."""
+    client = admin()
+    url = "/api/deployments/demo/logs"
+    token = client.get(url, params={"limit": "2"}).json()["nextPageToken"]
     body, signature = token.split(".")
     payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     payload["i"] += 1000  # move the cursor, keep the old signature
     forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=") + "." + signature
-    refused = requests.get(url, params={"pageToken": forged}, timeout=10)
+    refused = client.get(url, params={"pageToken": forged})
     assert refused.status_code == 400 and "not valid" in refused.json()["error"]
-    foreign = requests.get(url, params={"pageToken": token, "severity": "ERROR"}, timeout=10)
+    foreign = client.get(url, params={"pageToken": token, "severity": "ERROR"})
     assert foreign.status_code == 400 and "another query" in foreign.json()["error"]
 
 
-def test_health_routes(served: tuple[str, Path]) -> None:
-    base, _ = served
-    own = requests.get(f"{base}/health", timeout=10)
-    assert own.status_code == 200
-    body = own.json()
-    assert body["healthy"] is True and body["status"] == 200 and body["latencyMs"] > 0 and body["lastError"] is None
-    assert body["latencyMs"] < 1000  # the first probe's tiny inference only: the model's load (seconds) is not counted
-    before = requests.get(f"{base}/api/deployments/demo/health", timeout=10).json()["checkedAt"]
-    checked = requests.post(f"{base}/api/deployments/demo/health/check", timeout=60).json()
-    assert checked["healthy"] is True and checked["checkedAt"] > before
-
-
-def test_prometheus_metrics_parse_and_add_up(served: tuple[str, Path]) -> None:
-    base, _ = served
-    _flushed(base, 8)
-    time.sleep(1.5)  # the process totals are written with the next flush
-    response = requests.get(f"{base}/metrics", timeout=10)
+def test_prometheus_metrics_parse_and_add_up(admin: Callable[..., TestClient]) -> None:
+    """/metrics is Prometheus text whose request counters, duration histogram, detections and health gauge match
+    what was recorded."""
+    response = admin().get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
     requests_by_class = {
@@ -199,10 +198,21 @@ def test_prometheus_metrics_parse_and_add_up(served: tuple[str, Path]) -> None:
     assert up.labels == {"deployment": "demo"} and up.value == 1.0
 
 
-def test_openapi_document_lists_every_route_and_method(served: tuple[str, Path]) -> None:
-    """The document the server gives describes every admin route with every method it answers, and /health."""
-    base, _ = served
-    document = requests.get(f"{base}/api/openapi.json", timeout=10).json()
+def test_a_key_guards_the_admin_api_but_not_metrics(admin: Callable[..., TestClient]) -> None:
+    """With a key set, /api answers 401 (saying Bearer) without it or with a wrong one and 200 with it; /metrics
+    stays open unless a setting closes it."""
+    client = admin(keys=[KEY])
+    missing = client.get("/api/monitoring")
+    assert missing.status_code == 401 and "Bearer" in missing.json()["error"]
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/api/monitoring", headers={"Authorization": "Bearer not-the-key"}).status_code == 401
+    assert client.get("/api/monitoring", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert client.get("/metrics").status_code == 200
+
+
+def test_openapi_document_lists_every_route_and_method(admin: Callable[..., TestClient]) -> None:
+    """The document the router gives describes every admin route with every method it answers, and /health."""
+    document = admin().get("/api/openapi.json").json()
     assert document["openapi"] == "3.1.0" and "/health" in document["paths"]
     for route in admin_router(Store(Path("/nonexistent/unused.db"))).routes:
         if isinstance(route, Route) and (route.path.startswith("/api/") or route.path == "/metrics"):
@@ -228,141 +238,3 @@ def test_openapi_document_names_the_statuses_the_handlers_answer() -> None:
     assert "204" in statuses("/api/alerts/rules/{name}", "delete")
     assert "content" not in paths["/api/alerts/rules/{name}"]["delete"]["responses"]["204"]
     assert paths["/health"]["get"]["security"] == [] and set(paths["/health"]["get"]["responses"]) == {"200", "503"}
-
-
-def test_keys_guard_the_admin_api_and_never_reach_logs_or_database(tmp_path: Path) -> None:
-    db, output = tmp_path / "keyed.db", tmp_path / "server.log"
-    with run_server(["--db", str(db), "--log-level", "debug"], env={"YOLOWATCH_API_KEY": KEY}, output=output) as base:
-        url = f"{base}/api/monitoring"
-        missing = requests.get(url, timeout=10)
-        assert missing.status_code == 401 and "Bearer" in missing.json()["error"]
-        assert missing.headers["www-authenticate"].startswith("Bearer")
-        wrong = requests.get(url, headers={"Authorization": "Bearer not-the-key"}, timeout=10)
-        assert wrong.status_code == 401
-        assert requests.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10).status_code == 200
-        assert requests.get(f"{base}/health", timeout=10).status_code == 200  # probes need no key
-        assert requests.get(f"{base}/metrics", timeout=10).status_code == 200  # open unless closed by a setting
-        with EXAMPLE.open("rb") as image:
-            ok = requests.post(
-                f"{base}/predict", files={"file": image}, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
-            )
-        assert ok.status_code == 200  # the predict route has no key of its own unless one is set
-        _flushed(base, 1, headers={"Authorization": f"Bearer {KEY}"})
-        time.sleep(1.5)
-    stored = b"".join(path.read_bytes() for path in tmp_path.glob("keyed.db*"))
-    assert stored and KEY.encode() not in stored
-    assert KEY not in output.read_text()
-    with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT count(*) FROM logs").fetchone()[0] >= 1
-
-
-def test_predict_key_guards_predict_only(tmp_path: Path) -> None:
-    with run_server(["--db", str(tmp_path / "p.db")], env={"YOLOWATCH_PREDICT_API_KEY": "predict-key"}) as base:
-        image = sample_image(0, "val", 1)[0]
-        refused = requests.post(f"{base}/predict", files={"file": ("s.jpg", image)}, timeout=60)
-        assert refused.status_code == 401 and "predict needs an API key" in refused.json()["error"]
-        accepted = requests.post(
-            f"{base}/predict",
-            files={"file": ("s.jpg", image)},
-            headers={"Authorization": "Bearer predict-key"},
-            timeout=60,
-        )
-        assert accepted.status_code == 200
-        assert requests.get(f"{base}/api/deployments", timeout=10).status_code == 200  # admin stays open
-
-
-@pytest.mark.parametrize(
-    "command", [["serve"], ["sidecar", "--upstream", "http://127.0.0.1:9"]], ids=["serve", "sidecar"]
-)
-def test_public_address_without_a_key_is_refused(command: list[str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "yolowatch", *command, "--host", "0.0.0.0", "--port", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "YOLOWATCH_API_KEY": ""},
-    )
-    assert result.returncode == 2
-    assert "refusing to bind 0.0.0.0 with no admin API key" in result.stderr and "--allow-no-auth" in result.stderr
-
-
-def test_sidecar_refuses_a_bad_upstream_and_one_port_for_both() -> None:
-    base = [sys.executable, "-m", "yolowatch", "sidecar"]
-    bad = subprocess.run([*base, "--upstream", "ftp://x"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "must be an http(s) URL" in bad.stderr
-    same = subprocess.run(
-        [*base, "--upstream", "http://127.0.0.1:9", "--port", "8100", "--admin-port", "8100"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert same.returncode == 2 and "different ports" in same.stderr
-
-
-def test_readme_curl_example_against_serve(served: tuple[str, Path]) -> None:
-    """The README's `curl -F` line, as a user would paste it (this test runs last: it adds traffic)."""
-    base, _ = served
-    result = subprocess.run(
-        ["curl", "-sS", "-F", f"file=@{EXAMPLE}", "-F", "conf=0.25", f"{base}/predict"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    body = json.loads(result.stdout)
-    assert body["images"][0]["results"] and body["metadata"]["model"] == "shapes-yolo.pt"
-
-
-def test_serve_with_two_workers_counts_every_request_once(tmp_path: Path) -> None:
-    """`serve --workers 2`: two processes, one port, one database; the API and /metrics add both up."""
-    db = tmp_path / "workers.db"
-    with run_server(["--db", str(db), "--workers", "2"]) as base:
-        image = sample_image(1, "val", 1)[0]
-        served_by: set[str] = set()
-        sent = 0
-        while sent < 10 or (len(served_by) < 2 and sent < 80):  # until both workers have answered
-            response = requests.post(f"{base}/predict", files={"file": ("s.jpg", image)}, timeout=60)
-            sent += 1  # every answer counts as traffic, a 503 of a worker still loading its model too
-            if response.status_code == 503:
-                time.sleep(0.25)
-                continue
-            assert response.status_code == 200
-            served_by.add(response.headers["x-request-id"][:12])  # request ids start with a per-process prefix
-        assert len(served_by) == 2
-        assert _flushed(base, sent)["totalRequests"] == sent
-        deadline = time.monotonic() + 15
-        while True:
-            text = requests.get(f"{base}/metrics", timeout=10).text
-            total = sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-                if sample.name == "yolowatch_requests_total"
-            )
-            if total >= sent or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
-        assert total == sent
-    with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT count(DISTINCT writer) FROM process_totals").fetchone()[0] == 2
-
-
-def test_the_api_conforms_to_its_openapi_document(tmp_path: Path) -> None:
-    """schemathesis builds requests from /api/openapi.json (valid and invalid parameters, odd path values, odd
-    bodies, stateful sequences; fixed seed) and sends them to a real serve with an admin key: no answer is a
-    server error, every status, content type and body is the one the document gives, and every keyed route
-    refuses a request without the key."""
-    with run_server(["--db", str(tmp_path / "fuzz.db")], env={"YOLOWATCH_API_KEY": KEY}) as base:
-        with EXAMPLE.open("rb") as image:
-            assert requests.post(f"{base}/predict", files={"file": image}, timeout=60).status_code == 200
-        checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/api/openapi.json", "--url", base,
-             "--checks", f"{checks},ignored_auth", "-H", f"Authorization: Bearer {KEY}",
-             "--max-examples", "25", "--seed", "7", "--no-color"],
-            capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout[-3000:]
-        generated = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
-        assert generated and int(generated.group(1)) == int(generated.group(2)) > 300, result.stdout[-1500:]
-        assert requests.get(f"{base}/health", timeout=10).status_code == 200  # and the server is still up

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
-from conftest import FakeClock, Receiver
+from helpers import FakeClock, WebhookReceiver, admin_client
 from yolowatch.alerts import Evaluator, Rule, advance, default_rules, load_rules_file, rule_from_json
+from yolowatch.monitor import Monitor
 from yolowatch.recorder import Recorder
 from yolowatch.records import AlertState
 from yolowatch.signals import alert_evaluator
@@ -37,6 +38,7 @@ def _run(rule: Rule, values: list[float | None], keep: AlertState | None = None)
 
 
 def test_pending_fires_after_the_whole_duration_and_resolves() -> None:
+    """A breach held for the rule's whole `for` fires once, then resolves the minute it ends."""
     states, notes = _run(ERRORS, [0.0, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.0, 0.0])
     assert states == ["inactive", "pending", "pending", "pending", "pending", "pending", "firing", "inactive",
                       "inactive"]  # fmt: skip
@@ -44,17 +46,20 @@ def test_pending_fires_after_the_whole_duration_and_resolves() -> None:
 
 
 def test_pending_resets_when_the_condition_fails() -> None:
+    """One good minute while pending starts the wait over: nothing fires."""
     states, notes = _run(ERRORS, [0.2, 0.2, 0.2, 0.0, 0.2, 0.2, 0.2, 0.2, 0.2])
     assert notes == [] and states[3] == "inactive" and states[-1] == "pending"  # the clock restarted at minute 5
 
 
 def test_keep_firing_rides_out_a_flap() -> None:
+    """With keep_firing, a short dip does not resolve the alert; a longer one does."""
     flappy = Rule("Flappy", "error_rate", "above", 0.01, for_s=0, keep_firing_s=120)
     _, notes = _run(flappy, [0.2, 0.0, 0.2, 0.0, 0.0, 0.0])
     assert notes == ["firing@1", "resolved@5"]  # one dip of a minute does not resolve; two minutes past it does
 
 
 def test_no_data_is_not_a_breach_and_rules_are_checked() -> None:
+    """Minutes without data never fire; a rule on an unknown metric is refused; every default rule has a runbook."""
     assert _run(ERRORS, [None] * 10)[1] == []
     with pytest.raises(ValueError, match="metric must be one of"):
         Rule("x", "temperature", "above", 1)
@@ -63,83 +68,82 @@ def test_no_data_is_not_a_breach_and_rules_are_checked() -> None:
 
 
 async def test_restart_neither_loses_a_resolved_notification_nor_repeats_a_firing_one(
-    tmp_path: Path, clock: FakeClock, receiver: str
+    make_store: Callable[..., Store], receiver: WebhookReceiver
 ) -> None:
-    path = tmp_path / "alerts.db"
+    """A resolved notification that could not be sent goes after a restart, once; the firing one is not repeated;
+    both have Alertmanager's shape."""
 
     def evaluator(store: Store) -> Evaluator:
-        return alert_evaluator(store, [ERRORS], sinks={"webhook": webhook_sink(receiver, "http://127.0.0.1:8000")})
+        sink = webhook_sink(receiver.url, "http://127.0.0.1:8000")
+        return alert_evaluator(store, [ERRORS], sinks={"webhook": sink})
 
-    store = Store(path, clock=clock)
+    store = make_store("alerts.db")
     first = evaluator(store)
     for minute in range(1, 8):  # errors from minute 1: fires at minute 6
         await first.evaluate("prod", minute * 60, {"error_rate": 0.2})
     assert await first.deliver() == 1
-    Receiver.failing = True  # the receiver is down when the alert resolves
+    receiver.failing = True  # the receiver is down when the alert resolves
     assert [n.status for n in await first.evaluate("prod", 8 * 60, {"error_rate": 0.0})] == ["resolved"]
     assert await first.deliver() == 0
     await store.close()  # "restart"
 
-    Receiver.failing = False
-    store = Store(path, clock=clock)
+    receiver.failing = False
+    store = make_store("alerts.db")
     second = evaluator(store)
     assert await second.deliver() == 1  # the resolved notification was kept, and goes now
     assert await second.deliver() == 0  # and only once
-    statuses = [body["status"] for body in Receiver.bodies]
+    statuses = [body["status"] for body in receiver.bodies]
     assert statuses == ["firing", "resolved"]  # the firing one was not sent again after the restart
-    body = Receiver.bodies[0]
+    body = receiver.bodies[0]
     assert body["version"] == "4" and body["receiver"] == "yolowatch"
     alert = body["alerts"][0]
     assert alert["labels"] == {"alertname": "HighErrorRate", "deployment": "prod", "severity": "critical"}
     assert alert["annotations"]["runbook"] == "read the logs" and alert["endsAt"].startswith("0001")
     assert set(body) >= {"groupKey", "groupLabels", "commonLabels", "commonAnnotations", "externalURL", "alerts"}
-    assert Receiver.bodies[1]["alerts"][0]["endsAt"].startswith("1970-01-01T00:08")
+    assert receiver.bodies[1]["alerts"][0]["endsAt"].startswith("1970-01-01T00:08")
     states = await store.alert_states("prod")
     assert states["HighErrorRate"].state == "inactive"
-    await store.close()
 
 
 async def test_a_sink_that_is_down_is_retried_with_a_pause_and_logged_once(
-    tmp_path: Path, clock: FakeClock, receiver: str, caplog: pytest.LogCaptureFixture
+    make_store: Callable[..., Store], clock: FakeClock, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Regression (the backoff read time.monotonic, so this test slept): the pause runs on the injected clock."""
     caplog.set_level(logging.INFO, logger="yolowatch.alerts")
-    store = Store(tmp_path / "down.db", clock=clock)
+    store = make_store("down.db")
     now = Rule("AnyError", "error_rate", "above", 0.0, for_s=0)
-    with_secret = receiver.replace("http://", "http://ops:hook-secret@")  # never shown in a log line
+    with_secret = receiver.url.replace("http://", "http://ops:hook-secret@")  # never shown in a log line
     evaluator = alert_evaluator(store, [now], sinks={"webhook": webhook_sink(with_secret)}, clock=clock)
     await evaluator.evaluate("prod", 60, {"error_rate": 0.5})
-    Receiver.failing = True
-    assert await evaluator.deliver() == 0 and Receiver.attempts == 1
+    receiver.failing = True
+    assert await evaluator.deliver() == 0 and receiver.attempts == 1
     for _ in range(5):  # the delivery loop runs every second; a dead receiver is not hammered, nor the log
         assert await evaluator.deliver() == 0
-    assert Receiver.attempts == 1 and caplog.text.count("alert sink webhook failed") == 1
+    assert receiver.attempts == 1 and caplog.text.count("alert sink webhook failed") == 1
     assert "answered 500" in caplog.text and "hook-secret" not in caplog.text
-    Receiver.failing = False
+    receiver.failing = False
     clock.advance(0.9)  # the first pause is one second: not over yet
-    assert await evaluator.deliver() == 0 and Receiver.attempts == 1
+    assert await evaluator.deliver() == 0 and receiver.attempts == 1
     clock.advance(0.1)
-    assert await evaluator.deliver() == 1 and [b["status"] for b in Receiver.bodies] == ["firing"]
+    assert await evaluator.deliver() == 1 and [b["status"] for b in receiver.bodies] == ["firing"]
     assert "alert sink webhook delivers again" in caplog.text
-    await store.close()
 
 
-async def test_state_survives_a_restart_mid_pending(tmp_path: Path, clock: FakeClock) -> None:
+async def test_state_survives_a_restart_mid_pending(make_store: Callable[..., Store]) -> None:
     """Pending for 3 minutes, restart, 2 more minutes of errors: it fires on time, not 5 minutes later."""
-    path = tmp_path / "pending.db"
-    store = Store(path, clock=clock)
+    store = make_store("pending.db")
     for minute in range(1, 4):
         await alert_evaluator(store, [ERRORS], sinks={}).evaluate("prod", minute * 60, {"error_rate": 0.2})
     await store.close()
-    store = Store(path, clock=clock)
+    store = make_store("pending.db")
     made = []
     for minute in range(4, 7):
         made += await alert_evaluator(store, [ERRORS], sinks={}).evaluate("prod", minute * 60, {"error_rate": 0.2})
     assert [(n.status, n.starts_at) for n in made] == [("firing", 60)]
-    await store.close()
 
 
 def test_payload_groups_like_alertmanager() -> None:
+    """Notifications of one rule go as one Alertmanager group with common labels and a fingerprint per alert."""
     from yolowatch.records import Notification
 
     body = alertmanager_payload(
@@ -160,10 +164,10 @@ async def _failing_minute(writer: StoreWriter, clock: FakeClock) -> int:
     return start
 
 
-async def test_rules_read_closed_minutes_from_the_store(tmp_path: Path, clock: FakeClock) -> None:
+async def test_rules_read_closed_minutes_from_the_store(make_store: Callable[..., Store], clock: FakeClock) -> None:
     """Half the requests failing, minute after minute, in real stored buckets: HighErrorRate fires once, on time."""
     clock.now -= clock.now % 60
-    store = Store(tmp_path / "m.db", clock=clock)
+    store = make_store("m.db")
     writer = StoreWriter(store, Recorder(clock=clock), "w")
     evaluator = alert_evaluator(store, default_rules(), sinks={})
     fired = []
@@ -174,30 +178,16 @@ async def test_rules_read_closed_minutes_from_the_store(tmp_path: Path, clock: F
     quiet = await evaluator.evaluate_closed_minute("prod", int(clock.now))  # a minute with no traffic at all
     # As in Prometheus, no data is no breach: with no series left, the alert resolves.
     assert [(n.rule, n.status) for n in quiet] == [("HighErrorRate", "resolved")]
-    await store.close()
 
 
-def _admin_client(path: Path) -> tuple[object, object]:
+def _admin_client(path: Path) -> tuple[Monitor, TestClient]:
     """A monitor running the default rules, and a test client of its admin router (the store closes with it)."""
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
-    from starlette.testclient import TestClient
-
-    from yolowatch.admin import admin_router
-    from yolowatch.monitor import Monitor
-
     monitor = Monitor(path, "prod", alert_rules=default_rules())
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await monitor.store.close()
-
-    app = Starlette(routes=[Mount("/", admin_router(monitor.store, monitors=[monitor]))], lifespan=lifespan)
-    return monitor, TestClient(app)
+    return monitor, admin_client(monitor.store, monitors=[monitor])
 
 
 def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
+    """/api/alerts lists every default rule, all inactive, and an empty history."""
     _, client = _admin_client(tmp_path / "r.db")
     with client:
         body = client.get("/api/alerts").json()
@@ -206,13 +196,14 @@ def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
     assert {r["state"] for r in body["rules"]} == {"inactive"} and body["history"] == []
 
 
-async def test_two_processes_on_one_database_notify_once(tmp_path: Path, clock: FakeClock, receiver: str) -> None:
+async def test_two_processes_on_one_database_notify_once(
+    make_store: Callable[..., Store], clock: FakeClock, receiver: WebhookReceiver
+) -> None:
     """Two evaluators on one file (as `serve --workers 2` runs them) evaluate each minute once and send once."""
     clock.now -= clock.now % 60
-    path = tmp_path / "shared.db"
-    stores = [Store(path, clock=clock), Store(path, clock=clock)]
+    stores = [make_store("shared.db"), make_store("shared.db")]
     writer = StoreWriter(stores[0], Recorder(clock=clock), "w")
-    sink = {"webhook": webhook_sink(receiver)}
+    sink = {"webhook": webhook_sink(receiver.url)}
     evaluators = [alert_evaluator(store, [ERRORS], sinks=sink) for store in stores]
     made = []
     for _ in range(7):
@@ -221,12 +212,11 @@ async def test_two_processes_on_one_database_notify_once(tmp_path: Path, clock: 
             made += batch
         await asyncio.gather(*(e.deliver() for e in evaluators))
     assert [n.status for n in made] == ["firing"]
-    assert [body["status"] for body in Receiver.bodies] == ["firing"]
-    for store in stores:
-        await store.close()
+    assert [body["status"] for body in receiver.bodies] == ["firing"]
 
 
 def test_rules_from_json_say_what_is_wrong() -> None:
+    """A rule from JSON takes durations in words or seconds; each bad field is refused, saying what is wrong."""
     rule = rule_from_json({"name": "SlowP99", "metric": "p99_ms", "comparison": "above", "threshold": 800,
                            "for": "10m", "keepFiring": 120, "every": "1h", "severity": "critical"})  # fmt: skip
     assert (rule.for_s, rule.keep_firing_s, rule.every_s, rule.severity) == (600, 120, 3600, "critical")
@@ -245,6 +235,7 @@ def test_rules_from_json_say_what_is_wrong() -> None:
 
 
 def test_drop_compares_with_the_baseline_and_weekly_rules_wait_for_their_minute() -> None:
+    """Drop and rise compare with the baseline (none: no breach); a weekly rule is due only at its minute."""
     drop = Rule("MapDrop", "holdout_map50_95", "drop", 0.01, for_s=0, every_s=7 * 86400)
     assert drop.holds(0.80, baseline=0.82) and not drop.holds(0.815, baseline=0.82)
     assert not drop.holds(0.5, baseline=None)  # nothing to compare with yet
@@ -256,6 +247,8 @@ def test_drop_compares_with_the_baseline_and_weekly_rules_wait_for_their_minute(
 
 
 def test_a_rules_file_adds_replaces_or_drops_defaults(tmp_path: Path) -> None:
+    """A rules file replaces a default by name and adds new rules, `defaults = false` drops the rest, and a bad file
+    names the rule or the file."""
     path = tmp_path / "rules.toml"
     path.write_text(
         '[[rule]]\nname = "HighErrorRate"\nmetric = "error_rate"\ncomparison = "above"\nthreshold = 0.05\n'
@@ -275,10 +268,13 @@ def test_a_rules_file_adds_replaces_or_drops_defaults(tmp_path: Path) -> None:
         load_rules_file(path, [])
 
 
-async def test_the_holdout_rule_fires_when_map_falls_a_point(tmp_path: Path, clock: FakeClock) -> None:
+async def test_the_holdout_rule_fires_when_map_falls_a_point(
+    make_store: Callable[..., Store], clock: FakeClock
+) -> None:
+    """The weekly HoldoutMapDrop rule stays quiet for half a point, fires for three points down, resolves after."""
     week = 7 * 86400
     clock.now -= (clock.now - 4 * 86400) % week  # a Monday, 00:00 UTC
-    store = Store(tmp_path / "h.db", clock=clock)
+    store = make_store("h.db")
     await store.register_deployment("prod")
     evaluator = alert_evaluator(store, [r for r in default_rules() if r.name == "HoldoutMapDrop"], sinks={})
     scores = [("clean", "d1", 0.90), ("clean", "d1", 0.895), ("clean", "d1", 0.87), ("clean", "d1", 0.90)]
@@ -289,7 +285,6 @@ async def test_the_holdout_rule_fires_when_map_falls_a_point(tmp_path: Path, clo
         clock.advance(week)
         made += [n.status for n in await evaluator.evaluate_closed_minute("prod", int(clock.now) - 60)]
     assert made == ["firing", "resolved"]  # 0.5 points down: quiet; 3 points down: fires; back: resolves
-    await store.close()
 
 
 def test_rules_are_created_listed_and_deleted_through_the_api(tmp_path: Path) -> None:
@@ -318,10 +313,9 @@ def test_rules_are_created_listed_and_deleted_through_the_api(tmp_path: Path) ->
         assert "AnyError" not in [r["name"] for r in client.get("/api/alerts/rules").json()["rules"]]
 
 
-async def _fire_any_error(monitor: object) -> list[tuple[str, str]]:
-    from yolowatch.monitor import Monitor
-
-    assert isinstance(monitor, Monitor) and monitor.alerts is not None
+async def _fire_any_error(monitor: Monitor) -> list[tuple[str, str]]:
+    """Record a failing request, write it, and evaluate its minute: the notifications that made."""
+    assert monitor.alerts is not None
     now = int(monitor.clock())
     start = now - now % 60 - 60
     monitor.recorder.record_request("prod", "POST", "/predict", 500, 1000, "r")
@@ -331,6 +325,7 @@ async def _fire_any_error(monitor: object) -> list[tuple[str, str]]:
 
 
 def test_the_readme_rules_example_loads(tmp_path: Path) -> None:
+    """The README's rules.toml example loads, adding its one rule to the defaults."""
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "rules.toml").write_text(example)
@@ -341,13 +336,16 @@ def test_the_readme_rules_example_loads(tmp_path: Path) -> None:
 
 
 async def test_without_scipy_the_drift_rule_is_skipped_and_the_others_still_run(
-    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    make_store: Callable[..., Store],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The light install (no yolo extra) has no scipy: at midnight the daily drift rule is skipped, not fatal."""
     monkeypatch.setitem(sys.modules, "scipy.stats", None)  # as if not installed: importing it raises
     clock.now -= clock.now % 86400
     clock.now -= 60
-    store = Store(tmp_path / "light.db", clock=clock)
+    store = make_store("light.db")
     writer = StoreWriter(store, Recorder(clock=clock), "w")
     start = await _failing_minute(writer, clock)
     evaluator = alert_evaluator(store, default_rules(), sinks={})
@@ -355,4 +353,3 @@ async def test_without_scipy_the_drift_rule_is_skipped_and_the_others_still_run(
     states = await store.alert_states("prod")
     assert states["HighErrorRate"].state == "pending" and "ConfidenceDrift" not in states
     assert "drift alert rules need scipy" in caplog.text
-    await store.close()

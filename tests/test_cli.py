@@ -105,6 +105,8 @@ def test_the_sidecar_needs_none_of_the_yolo_extra() -> None:
 def test_serve_and_sidecar_refuse_a_bad_rules_file_before_binding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A bad or missing rules file, or a webhook that is not a URL, is a usage error (status 2) before any file is
+    opened."""
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rule]]\nname = "X"\nmetric = "p95_ms"\ncomparison = "sideways"\nthreshold = 1\n')
     assert main(["serve", "--alert-rules", str(rules), "--db", str(tmp_path / "a.db")]) == 2
@@ -126,3 +128,26 @@ def test_commands_of_the_yolo_extra_say_how_to_get_it() -> None:
         assert result.returncode == 2, result.stderr
         assert "needs the yolo extra" in result.stderr and "pip install 'yolowatch[yolo]'" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param(["serve"], marks=pytest.mark.yolo), ["sidecar", "--upstream", "http://127.0.0.1:9"]],
+    ids=["serve", "sidecar"],
+)
+def test_public_address_without_a_key_is_refused(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Binding 0.0.0.0 with no admin key is a usage error (status 2) that names --allow-no-auth."""
+    monkeypatch.setenv("YOLOWATCH_API_KEY", "")
+    assert main([*command, "--host", "0.0.0.0", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to bind 0.0.0.0 with no admin API key" in err and "--allow-no-auth" in err
+
+
+def test_sidecar_refuses_a_bad_upstream_and_one_port_for_both(capsys: pytest.CaptureFixture[str]) -> None:
+    """An --upstream that is not http(s), or one port for traffic and admin, is a usage error (status 2)."""
+    assert main(["sidecar", "--upstream", "ftp://x"]) == 2
+    assert "must be an http(s) URL" in capsys.readouterr().err
+    assert main(["sidecar", "--upstream", "http://127.0.0.1:9", "--port", "8100", "--admin-port", "8100"]) == 2
+    assert "different ports" in capsys.readouterr().err

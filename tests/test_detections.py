@@ -68,6 +68,7 @@ def test_odd_items_inside_results_are_skipped() -> None:
 
 
 def test_error_reasons_are_one_short_line() -> None:
+    """The error (or FastAPI detail) of a JSON body becomes one short line; anything else gives no reason."""
     assert error_reason(b'{"error": "file is empty"}') == "file is empty"
     assert error_reason(b'{"detail": "Not Found"}') == "Not Found"  # FastAPI's shape
     assert error_reason(b'{"error": "a\\n  b\\tc"}') == "a b c"

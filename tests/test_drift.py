@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from conftest import FakeClock, record_fortnight
-from yolowatch.admin import admin_router
+from helpers import FakeClock, admin_client, record_fortnight
 from yolowatch.alerts import default_rules
 from yolowatch.signals import alert_evaluator
 from yolowatch.store import Store
@@ -32,20 +27,16 @@ async def _record_two_weeks(path: Path, clock: FakeClock) -> None:
 
 @pytest.fixture
 def client(tmp_path: Path) -> TestClient:
+    """An admin client (not yet entered) over two weeks of recorded traffic; each `with` block closes its store."""
     clock = FakeClock(1_800_000_000 - 1_800_000_000 % DAY)
     path = tmp_path / "drift.db"
     asyncio.run(_record_two_weeks(path, clock))
-    store = Store(path, clock=clock)  # fresh connections, for the test client's own event loop
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await store.close()
-
-    return TestClient(Starlette(routes=[Mount("/", admin_router(store))], lifespan=lifespan))
+    return admin_client(Store(path, clock=clock))  # fresh connections, for the test client's own event loop
 
 
 def test_drifted_confidence_and_box_sizes_are_flagged(client: TestClient) -> None:
+    """The deployment whose second week drifted is flagged for confidence and box size, with the sample counts of
+    the default windows."""
     with client:
         report = client.get("/api/deployments/drifting/drift").json()
     assert report["baseline"]["end"] - report["baseline"]["start"] == 7 * DAY
@@ -61,6 +52,7 @@ def test_drifted_confidence_and_box_sizes_are_flagged(client: TestClient) -> Non
 
 
 def test_steady_traffic_is_not_flagged(client: TestClient) -> None:
+    """Steady traffic is not flagged as drift; only its silent last ten minutes flag the detection volume."""
     with client:
         report = client.get("/api/deployments/steady/drift").json()
     assert report["drifted"] is False
@@ -72,6 +64,8 @@ def test_steady_traffic_is_not_flagged(client: TestClient) -> None:
 
 
 def test_pinned_windows_and_bad_ones(client: TestClient) -> None:
+    """Windows given in the query are used as given; half a window, a backwards one, a deployment with no traffic
+    (409) and an unknown one (404) are refused."""
     start = 1_800_000_000 - 1_800_000_000 % DAY
     with client:
         # Two windows of normal traffic from the drifting deployment's first week: no drift.
@@ -93,6 +87,8 @@ def test_pinned_windows_and_bad_ones(client: TestClient) -> None:
 
 
 def test_a_pinned_baseline_persists_and_moves_the_comparison(client: TestClient, tmp_path: Path) -> None:
+    """A baseline pinned through the API moves the comparison, survives in the file for the CLI to show and clear,
+    and bad pins are refused without changing it."""
     start = 1_800_000_000 - 1_800_000_000 % DAY
     url = "/api/deployments/drifting/baseline"
     current = {"currentStart": start + 10 * DAY, "currentEnd": start + 14 * DAY}

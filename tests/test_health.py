@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import free_port
+from helpers import free_port, wait_until, wait_until_async
 from yolowatch.health import HealthChecker, HealthSchedule, StateThresholds, deployment_state, http_probe
 from yolowatch.store import Store
 
@@ -29,32 +28,39 @@ def static_upstream(root: Path, port: int) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(url, timeout=1) is not None
+        return False
+
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(url, timeout=1)
-                break
-            time.sleep(0.1)
+        wait_until(answers, f"http.server on {url} to answer", timeout_s=20)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-async def _until(checker: HealthChecker, healthy: bool, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while checker.latest is None or checker.latest.healthy is not healthy:
-        assert time.monotonic() < deadline, f"still {checker.latest}"
-        await asyncio.sleep(0.05)
+async def _until(checker: HealthChecker, healthy: bool) -> None:
+    """Until the checker's latest result is `healthy` (its own schedule probes every 0.2 s)."""
+    await wait_until_async(
+        lambda: checker.latest,
+        f"the probe to turn {'healthy' if healthy else 'unhealthy'}",
+        accept=lambda latest: latest is not None and latest.healthy is healthy,
+    )
 
 
-async def test_probe_goes_unhealthy_when_the_upstream_stops_and_back_when_it_returns(tmp_path: Path) -> None:
+async def test_probe_goes_unhealthy_when_the_upstream_stops_and_back_when_it_returns(
+    tmp_path: Path, make_store: Callable[..., Store]
+) -> None:
+    """The background probe of a real http.server turns unhealthy when it stops (refused) or answers 404, healthy
+    again when it answers 200, and the store keeps the latest result."""
     root = tmp_path / "site"
     root.mkdir()
     (root / "health").write_text("ok")
     port = free_port()
-    store = Store(tmp_path / "h.db")
+    store = make_store("h.db")
     schedule = HealthSchedule(timeout_s=5, healthy_every_s=0.2, unhealthy_every_s=0.2)
     checker = HealthChecker("up", http_probe(f"http://127.0.0.1:{port}/health"), store, schedule)
     try:
@@ -74,12 +80,13 @@ async def test_probe_goes_unhealthy_when_the_upstream_stops_and_back_when_it_ret
         assert saved.healthy is False and saved.status == 404
     finally:
         await checker.stop()
-        await store.close()
 
 
 async def test_a_probe_that_hangs_times_out_as_unhealthy() -> None:
+    """A probe that never answers is cut off at the schedule's timeout and reported unhealthy, saying so."""
+
     async def hangs() -> int:
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # never set: no answer, ever
         return 200
 
     checker = HealthChecker("slow", hangs, schedule=HealthSchedule(timeout_s=0.2))
@@ -88,10 +95,11 @@ async def test_a_probe_that_hangs_times_out_as_unhealthy() -> None:
 
 
 async def test_a_probe_that_times_itself_reports_its_own_latency() -> None:
-    """The bundled model's probe waits for a loading model before it starts its clock."""
+    """The bundled model's probe waits for a loading model before it starts its clock: the latency reported is the
+    probe's own, not the wall time of the wait."""
 
     async def probe() -> tuple[int, float]:
-        await asyncio.sleep(0.3)  # a model still loading
+        await asyncio.sleep(0.05)  # the fake's behaviour: a model still loading, longer than its 12.5 ms inference
         return 200, 12.5
 
     result = await HealthChecker("d", probe).check()
@@ -99,16 +107,21 @@ async def test_a_probe_that_times_itself_reports_its_own_latency() -> None:
 
 
 async def test_concurrent_checks_share_one_probe() -> None:
+    """Five checks asked for while one probe is in flight all get that probe's result; it runs once."""
     calls = 0
+    answer = asyncio.Event()
 
     async def probe() -> int:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.1)
+        await answer.wait()  # in flight until the test lets it answer
         return 200
 
     checker = HealthChecker("d", probe)
-    results = await asyncio.gather(*(checker.check() for _ in range(5)))
+    checks = [asyncio.ensure_future(checker.check()) for _ in range(5)]
+    await wait_until_async(lambda: calls == 1 and checker.checking, "the probe to be in flight", every_s=0)
+    answer.set()
+    results = await asyncio.gather(*checks)
     assert calls == 1 and all(r.healthy for r in results)
 
 
@@ -124,4 +137,5 @@ async def test_concurrent_checks_share_one_probe() -> None:
     ],
 )
 def test_state_thresholds_follow_the_design(error_rate: float, p99_ms: float | None, state: str) -> None:
+    """Warning from 5 % errors or a 500 ms P99, critical from 10 % or 1000 ms; no traffic is healthy."""
     assert deployment_state(error_rate, p99_ms, StateThresholds()) == state

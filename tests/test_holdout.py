@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import run_server
+from helpers import run_server
 from yolowatch.demo.shapes import generate_dataset
 from yolowatch.demo.train import DEMO_WEIGHTS
 
@@ -31,6 +31,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_endpoint_and_val_agree_and_the_drop_is_stored(data: Path, tmp_path: Path) -> None:
+    """Scored through the endpoint and by ultralytics' val, the model agrees, loses points on the drifted set, and
+    every run is stored."""
     db = tmp_path / "h.db"
     scores = {}
     with run_server(["--db", str(db)]) as base:
@@ -57,6 +59,7 @@ def test_endpoint_and_val_agree_and_the_drop_is_stored(data: Path, tmp_path: Pat
 
 
 def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:
+    """A missing data file, one with no val split, or neither --endpoint nor --model is a usage error (status 2)."""
     missing = _holdout(["--data", str(tmp_path / "nope.yaml"), "--deployment", "d", "--model", str(DEMO_WEIGHTS)])
     assert missing.returncode == 2 and "--data" in missing.stderr
     (tmp_path / "empty.yaml").write_text("names: [a]\n")

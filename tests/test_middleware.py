@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -23,7 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
-from conftest import FakeClock, free_port
+from helpers import FakeClock, uvicorn_in_thread, wait_until, wait_until_async
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.logformat import JsonLinesFormatter
 from yolowatch.monitor import Monitor
@@ -268,17 +266,11 @@ def test_client_disconnect_is_recorded_as_499(tmp_path: Path) -> None:
     """A client that hangs up mid-stream on a real uvicorn server is recorded as 499."""
     db = tmp_path / "d.db"
     app = WatchMiddleware(inline_app(), monitor=Monitor(db, "test"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{server.config.port}"
-    with httpx.stream("GET", f"{base}/endless", timeout=10) as response:
-        next(response.iter_bytes())  # read a little, then hang up
-    time.sleep(0.5)
-    server.should_exit = True
-    thread.join(timeout=20)
+    with uvicorn_in_thread(app) as base:
+        with httpx.stream("GET", f"{base}/endless", timeout=10) as response:
+            next(response.iter_bytes())  # read a little, then hang up
+        # The server notices the hang-up at its next write; the writer stores the request within a second.
+        wait_until(lambda: stored(db, FakeClock(time.time()))[1], "the hung-up request to be written")
     summary, logs = stored(db, FakeClock(time.time()))
     assert [entry["status"] for entry in logs] == [499]
     assert summary["client_errors"] == 1 and logs[0]["severity"] == logging.WARNING
@@ -329,21 +321,15 @@ def test_servers_without_lifespan_still_get_recorded(tmp_path: Path) -> None:
     """With lifespan off (no startup event), the monitor starts on the first request and writes within seconds."""
     db = tmp_path / "nolife.db"
     app = WatchMiddleware(inline_app(), monitor=Monitor(db, "test"))
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     try:
-        assert httpx.post(f"http://127.0.0.1:{config.port}/predict", content=b"img").status_code == 200
-        deadline = time.monotonic() + 10
-        while not db.exists() or stored(db, FakeClock(time.time()))[0]["requests"] != 1:
-            assert time.monotonic() < deadline, "the request was never written"
-            time.sleep(0.2)
+        with uvicorn_in_thread(app, lifespan="off") as base:
+            assert httpx.post(f"{base}/predict", content=b"img").status_code == 200
+            wait_until(
+                lambda: db.exists() and stored(db, FakeClock(time.time()))[0]["requests"] == 1,
+                "the request to be written",
+                timeout_s=10,
+            )
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         asyncio.run(app.monitor.stop())  # what a lifespan shutdown would have done
 
 
@@ -358,8 +344,11 @@ async def test_a_failing_writer_round_is_logged_with_its_traceback_and_the_write
     await monitor.store.open()
     monitor.writer.start()
     try:
-        while sum("store writer round failed" in r.getMessage() for r in caplog.records) < 3:
-            await asyncio.sleep(0)  # rounds run back to back (interval 0): wait for three, not for a time
+        await wait_until_async(  # rounds run back to back (interval 0): wait for three, not for a time
+            lambda: sum("store writer round failed" in r.getMessage() for r in caplog.records) >= 3,
+            "three failed writer rounds",
+            every_s=0,
+        )
         assert monitor.writer.running
     finally:
         await monitor.writer.stop(flush=False)  # a flush would only fail once more

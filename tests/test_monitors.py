@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from conftest import FakeClock
+from helpers import FakeClock, wait_until
 from yolowatch import WatchMiddleware
 from yolowatch.admin import admin_router
 from yolowatch.monitor import Monitor
@@ -33,14 +33,9 @@ def _app(path: Path, clock: Callable[[], float] = time.time) -> tuple[Monitor, S
     return monitor, app
 
 
-def _until(check: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_a_paused_monitor_records_nothing_and_an_archived_one_is_hidden(tmp_path: Path) -> None:
+    """A paused monitor still serves but records nothing, a resumed one records again, an archived one is hidden
+    from the lists (not gone), bad changes are refused, and the choice survives a restart."""
     monitor, app = _app(tmp_path / "m.db")
     with TestClient(WatchMiddleware(app, monitor=monitor)) as client:
 
@@ -49,18 +44,18 @@ def test_a_paused_monitor_records_nothing_and_an_archived_one_is_hidden(tmp_path
 
         for _ in range(3):
             client.post("/predict")
-        _until(lambda: requests() == 3, "three recorded requests")
+        wait_until(lambda: requests() == 3, "three recorded requests")
         paused = client.patch("/api/deployments/prod", json={"state": "paused"})
         assert paused.status_code == 200 and paused.json()["state"] == "paused"
-        _until(lambda: monitor.recorder.paused == {"prod"}, "the writer to see the pause")
+        wait_until(lambda: monitor.recorder.paused == {"prod"}, "the writer to see the pause")
         for _ in range(5):
             assert client.post("/predict").status_code == 200  # still served, only not recorded
-        _until(lambda: monitor.recorder.stats.paused_skipped == 5, "the paused requests to be dropped")
+        wait_until(lambda: monitor.recorder.stats.paused_skipped == 5, "the paused requests to be dropped")
         assert requests() == 3
         client.patch("/api/deployments/prod", json={"state": "active"})
-        _until(lambda: not monitor.recorder.paused, "the writer to see the resume")
+        wait_until(lambda: not monitor.recorder.paused, "the writer to see the resume")
         client.post("/predict")
-        _until(lambda: requests() == 4, "recording to resume")
+        wait_until(lambda: requests() == 4, "recording to resume")
 
         archived = client.patch("/api/deployments/prod", json={"state": "archived", "snapshotWindow": "5m"})
         assert archived.json()["snapshot"]["window"] == "5m" and archived.json()["snapshot"]["requests"] == 4
@@ -99,7 +94,7 @@ def test_the_snapshot_window_sets_the_health_state(tmp_path: Path) -> None:
 
         for _ in range(10):
             client.post("/nothing-here")  # 404s: client errors
-        _until(lambda: snapshot()["requests"] == 10, "the failed requests")
+        wait_until(lambda: snapshot()["requests"] == 10, "the failed requests")
         assert snapshot()["errorRate"] == 1.0 and snapshot()["healthState"] == "critical"
         clock.advance(600)
         client.patch("/api/deployments/prod", json={"snapshotWindow": "5m"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -11,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+from helpers import wait_until
 from yolowatch import WatchMiddleware
 from yolowatch.admin import admin_router, own_health_endpoint
 from yolowatch.monitor import Monitor
@@ -28,6 +28,8 @@ async def probe() -> int:
 
 
 def test_admin_router_and_health_mount_in_your_own_app(tmp_path: Path) -> None:
+    """The admin router and /health mounted beside your own predict route: the key guards the API, the prediction
+    is recorded with its detections, and /health and the admin calls are not counted as traffic."""
     monitor = Monitor(tmp_path / "y.db", "prod", model="best.pt", probe=probe)
     app = Starlette(
         routes=[
@@ -38,11 +40,12 @@ def test_admin_router_and_health_mount_in_your_own_app(tmp_path: Path) -> None:
     )
     with TestClient(WatchMiddleware(app, monitor=monitor)) as client:
         assert client.post("/predict").status_code == 200
-        deadline = time.monotonic() + 10
         key = {"Authorization": "Bearer admin-secret"}
-        while client.get("/api/monitoring", headers=key).json()["totalRequests"] < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(  # the monitor's writer stores it within a second
+            lambda: client.get("/api/monitoring", headers=key).json()["totalRequests"] >= 1,
+            "the prediction to be written",
+            timeout_s=10,
+        )
         assert client.get("/health").json()["healthy"] is True
         assert client.get("/api/monitoring").status_code == 401
         overview = client.get("/api/monitoring", headers=key).json()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NETGUARD
+from helpers import NETGUARD
 from yolowatch.demo.shapes import generate_dataset
 from yolowatch.demo.train import DEMO_WEIGHTS
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +10,8 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import ultralytics_asset
-from images import gif_bytes, png_bomb, shapes_jpeg, shapes_png
+from helpers import wait_until
+from images import gif_bytes, png_bomb, shapes_jpeg, shapes_png, ultralytics_asset
 from yolowatch.config import Settings
 from yolowatch.demo.shapes import CLASS_NAMES, Box
 from yolowatch.errors import RequestError
@@ -21,10 +20,7 @@ from yolowatch.yolo.predict import PredictParams, create_predict_app, format_det
 
 def _ready_client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_predict_app(settings)) as client:
-        deadline = time.monotonic() + 120
-        while client.get("/health").status_code != 200:
-            assert time.monotonic() < deadline, "model did not load"
-            time.sleep(0.1)
+        wait_until(lambda: client.get("/health").status_code == 200, "the model to load", timeout_s=120, every_s=0.1)
         yield client
 
 
@@ -227,3 +223,9 @@ def test_parse_params_defaults_and_files() -> None:
     assert parse_params({}) == PredictParams(conf=0.25, iou=0.7, imgsz=640, normalize=False, decimals=5)
     with pytest.raises(RequestError):
         parse_params({"conf": object()})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("on", True), ("Yes", True), ("1", True), ("off", False), ("no", False)])
+def test_normalize_takes_the_one_boolean_vocabulary(raw: str, expected: bool) -> None:
+    """Regression (three parsers, three vocabularies): the form field reads what settings and query strings read."""
+    assert parse_params({"normalize": raw}).normalize is expected

@@ -92,6 +92,7 @@ def test_the_scenarios_exercise_both_verdicts_away_from_the_line() -> None:
 
 
 def test_drifted_scenario_is_flagged_and_the_same_one_is_not() -> None:
+    """Confidences from a shifted distribution are flagged as drift; more from the same one are not."""
     rng = np.random.default_rng(7)
     base = confidence_histogram(confidences(rng, 3000, 8, 2))
     assert verdict(ks_from_histograms(base, confidence_histogram(confidences(rng, 3000, 5, 2.5))), RULE)[0]
@@ -126,6 +127,7 @@ def test_a_trivial_shift_in_a_huge_sample_is_significant_but_not_drift() -> None
 
 
 def test_too_few_samples_is_never_drift() -> None:
+    """However different, 60 samples a side are too few to call drift, and the reason says so."""
     rng = np.random.default_rng(5)
     result = ks_from_histograms(
         confidence_histogram(confidences(rng, 60, 8, 2)), confidence_histogram(confidences(rng, 60, 2, 5))
@@ -149,6 +151,7 @@ def _minutes(detections: list[int], confidence: float = 0.8) -> list[MinuteCount
 
 
 def test_detection_volume_drop_must_last_the_whole_duration() -> None:
+    """A detection volume drop is flagged only once it lasts the whole ten minutes; with no baseline it says so."""
     baseline = _baseline_minutes(np.random.default_rng(1))
     rule = ChangeRule()
     paused = volume_change(baseline, _minutes([0] * 10), rule)
@@ -162,6 +165,7 @@ def test_detection_volume_drop_must_last_the_whole_duration() -> None:
 
 
 def test_mean_confidence_shift_beyond_two_sigma() -> None:
+    """A mean confidence more than two sigmas off the baseline is flagged; a usual one, or silence, is not."""
     baseline = _baseline_minutes(np.random.default_rng(2))
     rule = ChangeRule()
     lower = confidence_change(baseline, _minutes([40] * 10, confidence=0.70), rule)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Receiver, run_server
+from helpers import WebhookReceiver, run_server, wait_until
 
 SCALE = 60.0
 PLAN = [("normal", 15), ("normal", 15), ("drifted", 15), ("malformed", 10), ("normal", 10)]
@@ -75,19 +75,21 @@ class TrafficRun:
 
 
 @pytest.mark.slow
-def test_drift_is_flagged_and_the_error_alert_fires_and_resolves(tmp_path: Path, receiver: str) -> None:
+def test_drift_is_flagged_and_the_error_alert_fires_and_resolves(tmp_path: Path, receiver: WebhookReceiver) -> None:
+    """Under planned traffic on a 60x clock, HighErrorRate goes pending, fires and resolves on the rule's schedule
+    with Alertmanager-shaped webhooks, and drift is flagged for the drifted phase only."""
     anchor = time.time()
     env = {
         "YOLOWATCH_TIME_SCALE": str(SCALE),
         "YOLOWATCH_TIME_ANCHOR": str(anchor),
-        "YOLOWATCH_ALERT_WEBHOOK": receiver,
+        "YOLOWATCH_ALERT_WEBHOOK": receiver.url,
     }
     with run_server(["--db", str(tmp_path / "e2e.db"), "--deployment", "e2e"], env=env) as base:
         api = f"{base}/api"
         # imgsz 320: the size the demo model was trained at (and four times less work than 640 on this CPU).
         traffic = TrafficRun(f"{base}/predict", "imgsz=320")
         try:
-            seen_states = _watch_error_alert(api, traffic)
+            seen_states = _watch_error_alert(api, traffic, receiver)
         finally:
             status = traffic.finish()
         assert status == 0, "".join(traffic.lines[-5:])
@@ -101,9 +103,9 @@ def test_drift_is_flagged_and_the_error_alert_fires_and_resolves(tmp_path: Path,
         assert errors[0]["startsAt"] + 300 <= errors[0]["createdS"]  # pending for the full five minutes first
 
         # The webhook got Alertmanager's shape: version 4, grouped, labels and annotations on every alert.
-        sent = [(a["labels"]["alertname"], a["status"]) for b in Receiver.bodies for a in b["alerts"]]
+        sent = [(a["labels"]["alertname"], a["status"]) for b in receiver.bodies for a in b["alerts"]]
         assert ("HighErrorRate", "firing") in sent and ("HighErrorRate", "resolved") in sent
-        for body in Receiver.bodies:
+        for body in receiver.bodies:
             assert body["version"] == "4" and body["receiver"] == "yolowatch" and body["groupKey"]
             assert body["status"] in ("firing", "resolved") and body["alerts"]
             for alert in body["alerts"]:
@@ -131,18 +133,25 @@ def test_drift_is_flagged_and_the_error_alert_fires_and_resolves(tmp_path: Path,
         assert moved["drifted"] is True and moved["pValue"] < 0.01 and moved["ksStatistic"] >= 0.1, moved
 
 
-def _watch_error_alert(api: str, traffic: TrafficRun) -> list[str]:
-    """HighErrorRate's states, as /api/alerts showed them while the traffic ran, until it resolved."""
+def _watch_error_alert(api: str, traffic: TrafficRun, receiver: WebhookReceiver) -> list[str]:
+    """HighErrorRate's states, as /api/alerts showed them while the traffic ran, until the traffic ended and the
+    receiver got its resolved notification."""
     seen: list[str] = []
-    deadline = time.time() + sum(seconds for _, seconds in PLAN) + 90
-    while time.time() < deadline:
+
+    def ended_and_resolved() -> bool:
+        """Note the state /api/alerts shows now (when it changed); true once the run is over and resolved."""
         rules = requests.get(f"{api}/alerts", params={"deployment": "e2e"}, timeout=10).json()["rules"]
         state = next(r["state"] for r in rules if r["rule"] == "HighErrorRate")
         if not seen or seen[-1] != state:
             seen.append(state)
-        resolved = [b for b in Receiver.bodies if b["status"] == "resolved"
+        resolved = [b for b in receiver.bodies if b["status"] == "resolved"
                     and any(a["labels"]["alertname"] == "HighErrorRate" for a in b["alerts"])]  # fmt: skip
-        if traffic.process.poll() is not None and resolved:
-            break
-        time.sleep(0.25)
+        return traffic.process.poll() is not None and bool(resolved)
+
+    timeout_s = sum(seconds for _, seconds in PLAN) + 90
+    try:
+        wait_until(ended_and_resolved, "the traffic to end and HighErrorRate to resolve", timeout_s=timeout_s,
+                   every_s=0.25)  # fmt: skip
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; HighErrorRate's states so far: {seen}") from None
     return seen

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import FakeClock
+from helpers import FakeClock
 from yolowatch.recorder import Recorder, format_message, severity_for
 from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, DetectionSummary, area_bin, confidence_bin
 
@@ -180,6 +180,7 @@ def test_parse_budget_reads_a_spread_out_sample_and_counts_the_rest(clock: FakeC
 
 
 def test_zero_parse_budget_reads_every_body(clock: FakeClock) -> None:
+    """A parse budget of 0 means no limit: every predict body is read."""
     recorder = Recorder(clock=clock, parses_per_second=0)
     for _ in range(2000):
         recorder.record_request("d", "POST", "/predict", 200, 1000, "r", BODY)

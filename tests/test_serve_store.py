@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import run_server
+from helpers import run_server, wait_until
 from images import shapes_jpeg
 from yolowatch.store import Store
 
@@ -22,6 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 def _requests_in(db: Path) -> int:
+    """Requests of deployment 'demo' in the last hour, read from the file by a store of its own."""
+
     async def read() -> int:
         store = Store(db)
         try:
@@ -33,17 +35,11 @@ def _requests_in(db: Path) -> int:
 
 
 def _predict(base_url: str, n: int) -> list[int]:
+    """The statuses of `n` predictions of a shapes image."""
     data = shapes_jpeg(0)[0]
     return [
         httpx.post(f"{base_url}/predict", files={"file": ("a.jpg", data)}, timeout=60).status_code for _ in range(n)
     ]
-
-
-def _wait_for(condition: object, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
 
 
 @contextlib.contextmanager
@@ -82,7 +78,7 @@ def test_requests_survive_read_only_and_locked_database_and_restart(tmp_path: Pa
     with read_only_folder(folder) as make_writable, run_server(["--db", str(db)]) as base_url:
         assert _predict(base_url, 5) == [200] * 5  # database read-only: served anyway
         make_writable()
-        _wait_for(lambda: _requests_in(db) == 5)  # writable again: the backlog lands
+        wait_until(lambda: _requests_in(db) == 5, "the backlog of 5 to land", every_s=0.2)  # writable again
 
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
@@ -91,7 +87,7 @@ def test_requests_survive_read_only_and_locked_database_and_restart(tmp_path: Pa
         assert time.monotonic() - started < 10
         blocker.execute("COMMIT")
         blocker.close()
-        _wait_for(lambda: _requests_in(db) == 10)
+        wait_until(lambda: _requests_in(db) == 10, "the 5 held during the lock to land", every_s=0.2)
 
     with run_server(["--db", str(db)]) as base_url:
         assert _predict(base_url, 2) == [200] * 2
@@ -99,6 +95,6 @@ def test_requests_survive_read_only_and_locked_database_and_restart(tmp_path: Pa
 
 
 async def _create(db: Path) -> None:
-    store = Store(db)
-    await store.open()
-    await store.close()
+    """A new, empty database file at `db`."""
+    async with Store(db):
+        pass

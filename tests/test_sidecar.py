@@ -6,14 +6,14 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port, run_server, running
+from helpers import free_port, running, stop_process, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -23,38 +23,53 @@ FAST_HEALTH = {"YOLOWATCH_HEALTH_INTERVAL_S": "0.3", "YOLOWATCH_HEALTH_RETRY_S":
 
 
 def _upstream(port: int) -> list[str]:
+    """The command of tests/upstream_app.py under uvicorn on `port`."""
     return [sys.executable, "-m", "uvicorn", "upstream_app:app", "--app-dir", str(TESTS), "--port", str(port),
             "--log-level", "warning"]  # fmt: skip
 
 
 def _sidecar(upstream: str, port: int, admin_port: int, db: Path, *extra: str) -> list[str]:
+    """The command of `yolowatch sidecar` for deployment 'edge' in front of `upstream`."""
     return [sys.executable, "-m", "yolowatch", "sidecar", "--upstream", upstream, "--port", str(port),
             "--admin-port", str(admin_port), "--db", str(db), "--deployment", "edge", *extra]  # fmt: skip
 
 
 class Sidecar:
-    def __init__(self, traffic: str, admin: str, process: subprocess.Popen[bytes], upstream_port: int) -> None:
-        self.traffic, self.admin, self.process, self.upstream_port = traffic, admin, process, upstream_port
+    """A running sidecar: its traffic and admin base URLs, its process, and the upstream's process and port."""
 
-    def wait_for(self, path: str, check, timeout_s: float = 15):  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout_s
-        while True:
-            response = requests.get(f"{self.admin}{path}", timeout=10)
-            if check(response) or time.monotonic() > deadline:
-                return response
-            time.sleep(0.2)
+    def __init__(
+        self,
+        traffic: str,
+        admin: str,
+        process: subprocess.Popen[bytes],
+        upstream: subprocess.Popen[bytes],
+        upstream_port: int,
+    ) -> None:
+        self.traffic, self.admin, self.process = traffic, admin, process
+        self.upstream, self.upstream_port = upstream, upstream_port
+
+    def wait_for(self, path: str, check: Callable[[requests.Response], bool]) -> requests.Response:
+        """The first answer of the admin port's `path` that passes `check` (the sidecar writes once a second and
+        probes every 0.3 s)."""
+        return wait_until(
+            lambda: requests.get(f"{self.admin}{path}", timeout=10), f"{path} to answer as expected", accept=check
+        )
 
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
+    """A sidecar (1 s upstream timeout, fast health checks) in front of tests/upstream_app.py."""
     upstream_port, port, admin_port = free_port(), free_port(), free_port()
-    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health"):
+    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health") as upstream:
         command = _sidecar(f"http://127.0.0.1:{upstream_port}", port, admin_port, tmp_path / "s.db", "--timeout-s", "1")
         with running(command, f"http://127.0.0.1:{admin_port}/health", env=FAST_HEALTH) as process:
-            yield Sidecar(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", process, upstream_port)
+            traffic, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
+            yield Sidecar(traffic, admin, process, upstream, upstream_port)
 
 
 def test_results_statuses_and_headers_pass_through(sidecar: Sidecar) -> None:
+    """Bodies, statuses, headers, methods, query strings and streams pass through unchanged; the upstream's own
+    /health and /api paths stay the upstream's."""
     with EXAMPLE.open("rb") as image:
         response = requests.post(f"{sidecar.traffic}/predict", files={"file": image}, data={"conf": "0.4"}, timeout=30)
     assert response.status_code == 200
@@ -78,6 +93,7 @@ def test_results_statuses_and_headers_pass_through(sidecar: Sidecar) -> None:
 
 
 def test_detections_from_the_upstream_are_recorded(sidecar: Sidecar) -> None:
+    """The upstream's detections are recorded and shown by the admin port, which serves nothing else."""
     for _ in range(3):
         with EXAMPLE.open("rb") as image:
             assert requests.post(f"{sidecar.traffic}/predict", files={"file": image}, timeout=30).status_code == 200
@@ -110,20 +126,13 @@ def test_a_large_upload_streams_through_without_being_held(sidecar: Sidecar) -> 
     assert peak_kib() - before < 24 * 1024, "the sidecar held a large part of the upload in memory"
 
 
-def test_timeout_is_504_and_an_unreachable_upstream_is_502_then_health_recovers(
-    sidecar: Sidecar, tmp_path: Path
-) -> None:
+def test_timeout_is_504_and_an_unreachable_upstream_is_502_then_health_recovers(sidecar: Sidecar) -> None:
+    """A slow upstream is a 504 and a stopped one a 502 (logged as ERROR and CRITICAL); health turns unhealthy while
+    it is gone and healthy again once it is back."""
     slow = requests.get(f"{sidecar.traffic}/slow?s=3", timeout=30)
     assert slow.status_code == 504 and "did not answer within 1 s" in slow.json()["error"]
     assert sidecar.wait_for("/health", lambda r: r.status_code == 200).status_code == 200
-    # Stop the upstream (the fixture's process), then ask through the sidecar.
-    upstream_pids = subprocess.run(
-        ["pgrep", "-f", f"upstream_app:app --app-dir {TESTS} --port {sidecar.upstream_port}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    for pid in upstream_pids:
-        subprocess.run(["kill", pid], check=True)
-    time.sleep(0.5)
+    stop_process(sidecar.upstream)  # the fixture's upstream: stopped and gone (its port closed) on return
     down = requests.get(f"{sidecar.traffic}/echo/x", timeout=10)
     assert down.status_code == 502 and "could not be reached" in down.json()["error"]
     unhealthy = sidecar.wait_for("/health", lambda r: r.status_code == 503)
@@ -139,29 +148,29 @@ def test_timeout_is_504_and_an_unreachable_upstream_is_502_then_health_recovers(
 
 
 @pytest.mark.yolo
-def test_readme_clients_through_a_sidecar_in_front_of_yolowatch_serve(tmp_path: Path) -> None:
+def test_readme_clients_through_a_sidecar_in_front_of_yolowatch_serve(
+    serve: Callable[..., str], tmp_path: Path
+) -> None:
     """curl -F and Python requests, as the README shows them, against the sidecar fronting a real serve."""
-    with run_server(["--db", str(tmp_path / "upstream.db")]) as upstream:
-        port, admin_port = free_port(), free_port()
-        command = _sidecar(upstream, port, admin_port, tmp_path / "side.db")
-        with running(command, f"http://127.0.0.1:{admin_port}/health"):
-            url = f"http://127.0.0.1:{port}/predict"
-            curl = subprocess.run(
-                ["curl", "-sS", "-F", f"file=@{EXAMPLE}", "-F", "conf=0.25", url],
-                capture_output=True, text=True, timeout=60, check=True,
-            )  # fmt: skip
-            via_curl = json.loads(curl.stdout)
-            with EXAMPLE.open("rb") as image:
-                via_requests = requests.post(url, files={"file": image}, data={"conf": 0.25}, timeout=60).json()
-            direct = requests.post(f"{upstream}/predict", files={"file": EXAMPLE.read_bytes()}, timeout=60).json()
-            results = [r["images"][0]["results"] for r in (via_curl, via_requests, direct)]
-            assert results[0] == results[1] == results[2] and len(results[0]) > 0
+    upstream = serve("--db", str(tmp_path / "upstream.db"))
+    port, admin_port = free_port(), free_port()
+    command = _sidecar(upstream, port, admin_port, tmp_path / "side.db")
+    with running(command, f"http://127.0.0.1:{admin_port}/health"):
+        url = f"http://127.0.0.1:{port}/predict"
+        curl = subprocess.run(
+            ["curl", "-sS", "-F", f"file=@{EXAMPLE}", "-F", "conf=0.25", url],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        via_curl = json.loads(curl.stdout)
+        with EXAMPLE.open("rb") as image:
+            via_requests = requests.post(url, files={"file": image}, data={"conf": 0.25}, timeout=60).json()
+        direct = requests.post(f"{upstream}/predict", files={"file": EXAMPLE.read_bytes()}, timeout=60).json()
+        results = [r["images"][0]["results"] for r in (via_curl, via_requests, direct)]
+        assert results[0] == results[1] == results[2] and len(results[0]) > 0
 
 
 def test_two_processes_on_one_database_add_up_in_metrics(tmp_path: Path) -> None:
     """Two sidecars (as two workers would) share one file: either one's /metrics counts both processes."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     upstream_port = free_port()
     ports = [(free_port(), free_port()) for _ in range(2)]
     db = tmp_path / "shared.db"
@@ -184,9 +193,7 @@ def test_two_processes_on_one_database_add_up_in_metrics(tmp_path: Path) -> None
                     if sample.name == "yolowatch_requests_total"
                 )
 
-            deadline = time.monotonic() + 15
-            while total(ports[0][1]) < 8 and time.monotonic() < deadline:
-                time.sleep(0.3)
+            wait_until(lambda: total(ports[0][1]), "both processes' totals in /metrics", accept=lambda t: t >= 8)
             assert total(ports[0][1]) == total(ports[1][1]) == 8
 
 
@@ -201,7 +208,9 @@ def test_credentials_in_the_upstream_url_never_show(tmp_path: Path) -> None:
         assert "s3cret" not in down.text
         deployment = requests.get(f"http://127.0.0.1:{admin_port}/api/deployments/edge", timeout=10).json()
         assert deployment["endpoint"] == f"http://127.0.0.1:{closed}"
-        time.sleep(1.5)
+        logs = f"http://127.0.0.1:{admin_port}/api/deployments/edge/logs"
+        (entry,) = wait_until(lambda: requests.get(logs, timeout=10).json()["entries"], "the 502 to be written")
+        assert entry["status"] == 502 and "s3cret" not in json.dumps(entry)
     assert b"s3cret" not in b"".join(path.read_bytes() for path in tmp_path.glob("c.db*"))
 
 
@@ -209,13 +218,14 @@ def test_credentials_in_the_upstream_url_never_show(tmp_path: Path) -> None:
 def test_probe_by_a_real_prediction(tmp_path: Path, probe_path: str, healthy: bool) -> None:
     """--probe-image POSTs an image to the upstream: healthy when it predicts, unhealthy when it cannot."""
     upstream_port, port, admin_port = free_port(), free_port(), free_port()
-    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health"):
+    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health") as upstream:
         command = _sidecar(
             f"http://127.0.0.1:{upstream_port}", port, admin_port, tmp_path / "p.db",
             "--probe-image", str(EXAMPLE), "--probe-path", probe_path,
         )  # fmt: skip
         with running(command, f"http://127.0.0.1:{admin_port}/health", env=FAST_HEALTH) as process:
-            side = Sidecar(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}", process, upstream_port)
+            traffic, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
+            side = Sidecar(traffic, admin, process, upstream, upstream_port)
             body = side.wait_for("/health", lambda r: r.json()["checkedAt"] is not None).json()
             assert body["healthy"] is healthy
             assert body["status"] == (200 if healthy else 404)

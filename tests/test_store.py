@@ -8,13 +8,14 @@ import json
 import sqlite3
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from conftest import FakeClock
+from helpers import FakeClock
 from yolowatch.metrics import RANGES
 from yolowatch.recorder import Recorder
 from yolowatch.records import Bucket, new_latency_histogram
@@ -24,8 +25,8 @@ from yolowatch.store.rows import bucket_row
 pytestmark = pytest.mark.anyio
 
 
-async def _filled(path: Path, clock: FakeClock, latencies: list[int], statuses: list[int] | None = None) -> Store:
-    store = Store(path, clock=clock)
+async def _filled(store: Store, clock: FakeClock, latencies: list[int], statuses: list[int] | None = None) -> Store:
+    """`store` with one request per latency (and status) written, 100 at a time, 20 clock seconds apart."""
     recorder = Recorder(clock=clock)
     writer = StoreWriter(store, recorder, "w1")
     statuses = statuses or [200] * len(latencies)
@@ -38,11 +39,11 @@ async def _filled(path: Path, clock: FakeClock, latencies: list[int], statuses: 
     return store
 
 
-async def test_summary_matches_numpy_and_counts_exactly(tmp_path: Path, clock: FakeClock) -> None:
+async def test_summary_matches_numpy_and_counts_exactly(make_store: Callable[..., Store], clock: FakeClock) -> None:
     """Requests written over ~30 minutes give exact counts and P50/P95/P99 within 1 % of numpy's."""
     latencies = [int(v) + 1 for v in np.random.default_rng(2).lognormal(np.log(30_000), 0.5, 9_000)]
     statuses = [500 if i % 50 == 0 else 404 if i % 20 == 0 else 200 for i in range(len(latencies))]
-    store = await _filled(tmp_path / "m.db", clock, latencies, statuses)
+    store = await _filled(make_store("m.db"), clock, latencies, statuses)
     summary = await store.summary("demo", "1h")
     assert summary["requests"] == len(latencies)
     assert summary["server_errors"] == statuses.count(500) and summary["client_errors"] == statuses.count(404)
@@ -50,13 +51,14 @@ async def test_summary_matches_numpy_and_counts_exactly(tmp_path: Path, clock: F
     for q in (50, 95, 99):
         theirs = np.percentile(latencies, q, method="inverted_cdf")
         assert abs(summary[f"p{q}_ms"] * 1000 - theirs) / theirs < 0.01
-    await store.close()
 
 
 @pytest.mark.parametrize("range_name", list(RANGES))
-async def test_every_range_has_60_to_100_points_that_add_up(tmp_path: Path, clock: FakeClock, range_name: str) -> None:
+async def test_every_range_has_60_to_100_points_that_add_up(
+    make_store: Callable[..., Store], clock: FakeClock, range_name: str
+) -> None:
     """Each range's sparkline has 60-100 evenly spaced points whose requests sum to the summary's."""
-    store = await _filled(tmp_path / "r.db", clock, [5_000] * 1_000)
+    store = await _filled(make_store("r.db"), clock, [5_000] * 1_000)
     points = await store.series("demo", range_name)
     summary = await store.summary("demo", range_name)
     assert 60 <= len(points) <= 100
@@ -65,13 +67,12 @@ async def test_every_range_has_60_to_100_points_that_add_up(tmp_path: Path, cloc
     assert sum(p["requests"] for p in points) == summary["requests"] == 1_000
     with pytest.raises(ValueError, match="1h, 6h, 24h, 7d, 30d"):
         await store.summary("demo", "2h")
-    await store.close()
 
 
-async def test_logs_page_newest_first_with_severity_filter(tmp_path: Path, clock: FakeClock) -> None:
+async def test_logs_page_newest_first_with_severity_filter(make_store: Callable[..., Store], clock: FakeClock) -> None:
     """120 entries page as 50/50/20 newest first without overlap; a severity filter keeps only those."""
     statuses = [500 if i % 4 == 0 else 200 for i in range(120)]
-    store = Store(tmp_path / "l.db", clock=clock)
+    store = make_store("l.db")
     recorder = Recorder(clock=clock, info_logs_per_second=0)
     writer = StoreWriter(store, recorder, "w1")
     for i, status in enumerate(statuses):
@@ -81,7 +82,7 @@ async def test_logs_page_newest_first_with_severity_filter(tmp_path: Path, clock
     seen: list[str] = []
     cursor = None
     sizes = []
-    while True:
+    while True:  # paging, not waiting: each round reads the next page
         page = await store.logs("demo", limit=50, before=cursor)
         sizes.append(len(page.entries))
         seen += [entry["request_id"] for entry in page.entries]
@@ -92,22 +93,20 @@ async def test_logs_page_newest_first_with_severity_filter(tmp_path: Path, clock
     assert seen == [f"req-{i}" for i in reversed(range(120))]
     errors = await store.logs("demo", limit=200, severities=["ERROR"])
     assert [e["status"] for e in errors.entries] == [500] * 30 and errors.next_cursor is None
-    await store.close()
 
 
-async def test_data_survives_a_restart(tmp_path: Path, clock: FakeClock) -> None:
+async def test_data_survives_a_restart(make_store: Callable[..., Store], clock: FakeClock) -> None:
     """Close and reopen the file: metrics and logs are all still there."""
-    store = await _filled(tmp_path / "s.db", clock, [2_000] * 300)
+    store = await _filled(make_store("s.db"), clock, [2_000] * 300)
     await store.close()
-    reopened = Store(tmp_path / "s.db", clock=clock)
+    reopened = make_store("s.db")
     assert (await reopened.summary("demo", "1h"))["requests"] == 300
     assert len((await reopened.logs("demo", limit=200)).entries) == 200
-    await reopened.close()
 
 
-async def test_retention_deletes_only_what_is_past_it(tmp_path: Path, clock: FakeClock) -> None:
+async def test_retention_deletes_only_what_is_past_it(make_store: Callable[..., Store], clock: FakeClock) -> None:
     """Metrics older than 30 days and logs older than 7 days go; newer ones stay."""
-    store = Store(tmp_path / "ret.db", clock=clock)
+    store = make_store("ret.db")
     recorder = Recorder(clock=clock)
     writer = StoreWriter(store, recorder, "w1")
     recorder.record_request("demo", "POST", "/predict", 200, 1000, "old")
@@ -120,22 +119,23 @@ async def test_retention_deletes_only_what_is_past_it(tmp_path: Path, clock: Fak
     deleted_buckets, _ = await store.enforce_retention()
     assert deleted_buckets == 4  # its minute, quarter-hour, hour and eight-hour rows
     assert (await store.summary("demo", "30d"))["requests"] == 1
-    await store.close()
 
 
-async def test_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+async def test_schema_is_versioned_and_a_newer_one_is_refused(make_store: Callable[..., Store], tmp_path: Path) -> None:
     """A new file gets the current version; a file from a newer yolowatch is refused with a clear error."""
-    store = Store(tmp_path / "v.db")
+    store = make_store("v.db")
     await store.open()
     assert await store.schema_version() == SCHEMA_VERSION
     await store.close()
     with sqlite3.connect(tmp_path / "v.db") as db:
         db.execute("INSERT INTO schema_version (version) VALUES (99)")
     with pytest.raises(SchemaTooNew, match="upgrade"):
-        await Store(tmp_path / "v.db").open()
+        await make_store("v.db").open()
 
 
-async def test_version_1_file_is_migrated_with_eight_hour_rollups(tmp_path: Path, clock: FakeClock) -> None:
+async def test_version_1_file_is_migrated_with_eight_hour_rollups(
+    make_store: Callable[..., Store], tmp_path: Path, clock: FakeClock
+) -> None:
     """A file written before eight-hour rollups existed answers 30-day queries from its hour rows after upgrade."""
     path = tmp_path / "v1.db"
     rng = np.random.default_rng(5)
@@ -154,7 +154,7 @@ async def test_version_1_file_is_migrated_with_eight_hour_rollups(tmp_path: Path
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         db.execute("INSERT INTO schema_version (version) VALUES (1)")
         db.executemany(f"INSERT INTO buckets VALUES ({', '.join('?' * len(hours[0]))})", hours)
-    store = Store(path, clock=clock)
+    store = make_store("v1.db")
     await store.open()
     assert await store.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(path) as db:
@@ -169,12 +169,13 @@ async def test_version_1_file_is_migrated_with_eight_hour_rollups(tmp_path: Path
     assert len(merged.confidence_hist) == 100 and sum(merged.confidence_hist) == len(hours) * 20
     assert len(merged.area_hist) == 100 and sum(merged.area_hist) == len(hours) * 2 * 25
     assert summary["p95_ms"] == expected.get_value_at_percentile(95) / 1000
-    await store.close()
 
 
-async def test_locked_database_keeps_the_backlog_and_catches_up(tmp_path: Path, clock: FakeClock) -> None:
+async def test_locked_database_keeps_the_backlog_and_catches_up(
+    make_store: Callable[..., Store], tmp_path: Path, clock: FakeClock
+) -> None:
     """While another connection holds an exclusive lock, flushes fail and keep data; after it, all is written."""
-    store = Store(tmp_path / "lock.db", clock=clock)
+    store = make_store("lock.db")
     recorder = Recorder(clock=clock, info_logs_per_second=0)
     writer = StoreWriter(store, recorder, "w1")
     assert await writer.flush()
@@ -190,13 +191,13 @@ async def test_locked_database_keeps_the_backlog_and_catches_up(tmp_path: Path, 
     assert await writer.flush()
     assert (await store.summary("demo", "1h"))["requests"] == 50
     assert len((await store.logs("demo", limit=200)).entries) == 50
-    await store.close()
 
 
-async def test_full_database_drops_oldest_logs_past_the_cap_then_recovers(tmp_path: Path, clock: FakeClock) -> None:
+async def test_full_database_drops_oldest_logs_past_the_cap_then_recovers(
+    make_store: Callable[..., Store], clock: FakeClock
+) -> None:
     """SQLite 'database or disk is full': the backlog stays bounded (drops counted) and writing resumes."""
-    path = tmp_path / "full.db"
-    store = Store(path, clock=clock)
+    store = make_store("full.db")
     recorder = Recorder(clock=clock, info_logs_per_second=0)
     writer = StoreWriter(store, recorder, "w1", max_backlog_logs=300)
     assert await writer.flush()
@@ -211,13 +212,12 @@ async def test_full_database_drops_oldest_logs_past_the_cap_then_recovers(tmp_pa
     entries = (await store.logs("demo", limit=200)).entries
     assert entries[0]["request_id"].startswith("request-0999")
     assert (await store.summary("demo", "1h"))["requests"] == 1_000  # metrics were never dropped
-    await store.close()
 
 
 WRITER_SCRIPT = """
 import asyncio, sys, json
 sys.path.insert(0, {tests!r})
-from conftest import FakeClock
+from helpers import FakeClock
 from yolowatch.recorder import Recorder
 from yolowatch.store import Store, StoreWriter
 latencies = json.loads(sys.argv[1])
@@ -234,7 +234,9 @@ asyncio.run(main())
 """
 
 
-async def test_two_processes_merge_to_the_percentiles_of_the_union(tmp_path: Path, clock: FakeClock) -> None:
+async def test_two_processes_merge_to_the_percentiles_of_the_union(
+    make_store: Callable[..., Store], tmp_path: Path, clock: FakeClock
+) -> None:
     """Two processes write one file; the merged percentiles equal those of the union of their values."""
     db = tmp_path / "shared.db"
     rng = np.random.default_rng(3)
@@ -246,7 +248,7 @@ async def test_two_processes_merge_to_the_percentiles_of_the_union(tmp_path: Pat
         for values, name in ((fast, "worker-a"), (slow, "worker-b"))
     ]
     assert [await p.wait() for p in procs] == [0, 0]
-    store = Store(db, clock=clock)
+    store = make_store("shared.db")
     summary = await store.summary("demo", "1h")
     union = new_latency_histogram()
     for value in fast + slow:
@@ -259,14 +261,13 @@ async def test_two_processes_merge_to_the_percentiles_of_the_union(tmp_path: Pat
     with sqlite3.connect(db) as raw:
         writers = {row[0] for row in raw.execute("SELECT writer FROM buckets")}
     assert writers == {"worker-a", "worker-b"}
-    await store.close()
 
 
-async def test_aggregate_keeps_the_detection_distributions(tmp_path: Path, clock: FakeClock) -> None:
+async def test_aggregate_keeps_the_detection_distributions(make_store: Callable[..., Store], clock: FakeClock) -> None:
     """Confidence and box-size histograms and class counts come back from the file as they were recorded."""
     from yolowatch.records import DetectionSummary
 
-    store = Store(tmp_path / "dist.db", clock=clock)
+    store = make_store("dist.db")
     recorder = Recorder(clock=clock)
     writer = StoreWriter(store, recorder, "w1")
     summary = DetectionSummary(1, 2, (0.9, 0.3), (0.01, 0.2), (0, 1), ("circle", "square"))
@@ -280,14 +281,13 @@ async def test_aggregate_keeps_the_detection_distributions(tmp_path: Path, clock
     assert merged.classes == {"circle": 6, "square": 6}
     assert sum(merged.confidence_hist) == 12 and sum(merged.area_hist) == 12
     assert merged.confidence_hist == [6 * v // 5 for v in expected.confidence_hist]
-    await store.close()
 
 
-async def test_a_window_is_exact_to_the_minute_across_hours(tmp_path: Path, clock: FakeClock) -> None:
+async def test_a_window_is_exact_to_the_minute_across_hours(make_store: Callable[..., Store], clock: FakeClock) -> None:
     """Whole hours come from the hour rollups, the ragged edges from minute rows: every minute counted once."""
     clock.now -= clock.now % 3600
     hour = int(clock.now)
-    store = Store(tmp_path / "w.db", clock=clock)
+    store = make_store("w.db")
     writer = StoreWriter(store, Recorder(clock=clock), "w")
     for minute in range(180):  # three hours, minute m gets m + 1 requests
         for _ in range(minute + 1):
@@ -302,4 +302,18 @@ async def test_a_window_is_exact_to_the_minute_across_hours(tmp_path: Path, cloc
     for first, last in ((45, 75), (10, 170), (0, 180), (60, 120), (61, 62), (0, 1)):
         window = await store.window("d", hour + first * 60, hour + last * 60)
         assert window.requests == expected(first, last), (first, last)
-    await store.close()
+
+
+async def test_overlapping_flushes_write_each_log_entry_once(
+    make_store: Callable[..., Store], clock: FakeClock
+) -> None:
+    """Two flushes at once (a shutdown flush while the writer task's round runs, say) take turns: every request's
+    log entry is stored exactly once."""
+    store = make_store("twice.db")
+    recorder = Recorder(clock=clock)
+    writer = StoreWriter(store, recorder, "w")
+    for i in range(50):
+        recorder.record_request("demo", "POST", "/predict", 200, 1000 + i, f"r{i}")
+    assert await asyncio.gather(writer.flush(), writer.flush()) == [True, True]
+    page = await store.logs("demo", limit=200)
+    assert sorted(entry["request_id"] for entry in page.entries) == sorted(f"r{i}" for i in range(50))

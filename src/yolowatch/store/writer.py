@@ -65,6 +65,7 @@ class StoreWriter:
         self._max_logs = max_backlog_logs
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._failing = False
         self._connected = False
         self._last_retention = float("-inf")
@@ -104,7 +105,14 @@ class StoreWriter:
             self._logs.append(entry)
 
     async def flush(self) -> bool:
-        """Write everything collected so far; False (and the backlog kept) when the database refused."""
+        """Write everything collected so far; False (and the backlog kept) when the database refused.
+
+        Flushes take turns: the backlog is cleared only once its write succeeded, so two at once would write
+        the same log entries twice."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         taken_at = self.store.clock()
         self._take()
         rows, logs = list(self._rows.values()), [log_row(entry) for entry in self._logs]
