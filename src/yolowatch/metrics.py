@@ -6,7 +6,7 @@ every range draws 60-96 points and a 30-day query decodes 90 histograms per writ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,17 +79,15 @@ def bucket_metrics(bucket: Bucket) -> dict[str, Any]:
     }
 
 
-def series_points(buckets: Sequence[Bucket], points: RangePoints) -> list[dict[str, Any]]:
-    """Buckets grouped into the range's evenly spaced points; empty points have zero requests."""
-    groups: list[list[Bucket]] = [[] for _ in range(points.count)]
+def series_points(buckets: Iterable[Bucket], points: RangePoints) -> list[dict[str, Any]]:
+    """Buckets merged into the range's evenly spaced points; empty points have zero requests. Each bucket is
+    merged as it comes, so a lazy iterable keeps one decoded histogram alive at a time, not hundreds."""
+    totals = [Bucket("", 0, 0) for _ in range(points.count)]
     for bucket in buckets:
         index = (bucket.start_s - points.first_s) // points.step_s
         if 0 <= index < points.count:
-            groups[index].append(bucket)
-    return [
-        {"start_s": points.first_s + i * points.step_s, **bucket_metrics(merged(group))}
-        for i, group in enumerate(groups)
-    ]
+            totals[index].merge(bucket)
+    return [{"start_s": points.first_s + i * points.step_s, **bucket_metrics(total)} for i, total in enumerate(totals)]
 
 
 def minute_figures(metrics: dict[str, Any], minutes: int = 1) -> dict[str, float | None]:

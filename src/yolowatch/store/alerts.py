@@ -123,6 +123,7 @@ class AlertQueries(StoreBase):
 
     async def alert_history(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where, params = ("WHERE deployment = ?", [deployment]) if deployment else ("", [])
-        return await self.db.fetch_all(
+        rows = await self.db.fetch_all(
             f"SELECT * FROM alert_notifications {where} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
+        return [dict(row) for row in rows]

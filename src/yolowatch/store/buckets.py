@@ -14,8 +14,8 @@ from typing import Any
 from yolowatch.metrics import RangePoints, bucket_metrics, merged, range_points, series_points
 from yolowatch.records import Bucket, MinuteCount
 from yolowatch.store.base import StoreBase
-from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, buckets_from_rows, insert_sql
-from yolowatch.store.sqlite import Row, Tx
+from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, Row, buckets_from_rows, insert_sql
+from yolowatch.store.sqlite import Tx
 
 UPSERT_BUCKET = insert_sql("buckets", BUCKET_COLUMNS, BUCKET_KEY)
 TOTALS_COLUMNS = ("writer", "deployment", "updated_s", "totals")
@@ -42,7 +42,7 @@ class BucketQueries(StoreBase):
     async def process_totals(self) -> list[dict[str, Any]]:
         """Every process's totals since its start: writer, deployment, updated_s and the totals themselves."""
         rows = await self.db.fetch_all("SELECT * FROM process_totals ORDER BY deployment, writer")
-        return [{**row, "totals": json.loads(row["totals"])} for row in rows]
+        return [{**dict(row), "totals": json.loads(row["totals"])} for row in rows]
 
     async def first_traffic_s(self, deployment: str) -> int | None:
         """When the deployment's first recorded hour began (None: no traffic yet)."""

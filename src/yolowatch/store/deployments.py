@@ -46,10 +46,11 @@ class DeploymentQueries(StoreBase):
         return frozenset(row["id"] for row in rows)
 
     async def deployments(self) -> list[dict[str, Any]]:
-        return await self.db.fetch_all("SELECT * FROM deployments ORDER BY created_s, id")
+        return [dict(row) for row in await self.db.fetch_all("SELECT * FROM deployments ORDER BY created_s, id")]
 
     async def deployment(self, deployment_id: str) -> dict[str, Any] | None:
-        return await self.db.fetch_one("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
+        row = await self.db.fetch_one("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
+        return None if row is None else dict(row)
 
     async def pinned_baseline(self, deployment: str) -> tuple[int, int] | None:
         """The baseline window a user pinned for drift tests (None: the default, the first days of traffic)."""

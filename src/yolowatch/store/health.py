@@ -53,4 +53,4 @@ class HealthQueries(StoreBase):
         rows = await self.db.fetch_all(
             "SELECT * FROM holdout_runs WHERE deployment = ? ORDER BY ts_s, id", (deployment,)
         )
-        return [{**row, "details": json.loads(row["details"])} for row in rows]
+        return [{**dict(row), "details": json.loads(row["details"])} for row in rows]

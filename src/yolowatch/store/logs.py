@@ -10,14 +10,14 @@ from typing import Any
 from yolowatch.records import SEVERITY_LEVELS
 from yolowatch.store.base import StoreBase
 from yolowatch.store.rows import LOG_COLUMNS, insert_sql
-from yolowatch.store.sqlite import Row, Tx
+from yolowatch.store.sqlite import Tx
 
 INSERT_LOG = insert_sql("logs", LOG_COLUMNS)
 
 
 @dataclass(frozen=True)
 class LogPage:
-    entries: list[Row]
+    entries: list[dict[str, Any]]
     next_cursor: tuple[int, int] | None  # (ts_ms, id) of the last entry when more remain
 
 
@@ -53,8 +53,8 @@ class LogQueries(StoreBase):
             (*params, limit + 1),
         )
         more = len(rows) > limit
-        rows = rows[:limit]
-        return LogPage(rows, (rows[-1]["ts_ms"], rows[-1]["id"]) if more and rows else None)
+        entries = [dict(row) for row in rows[:limit]]
+        return LogPage(entries, (entries[-1]["ts_ms"], entries[-1]["id"]) if more and entries else None)
 
     async def secret(self) -> bytes:
         """This database's random signing secret, made on first use (every process sharing it agrees on it)."""

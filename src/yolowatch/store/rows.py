@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 from hdrh.histogram import HdrHistogram
 
 from yolowatch.records import Bucket, LogEntry
+
+
+class Row(Protocol):
+    """A result row: columns by name (what sqlite3.Row and asyncpg's Record both give, in C). `dict(row)` copies
+    it for callers outside the store."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+    def keys(self) -> list[str]: ...
+
 
 BUCKET_KEY = ("deployment", "tier_s", "start_s", "writer")
 BUCKET_COLUMNS = (
@@ -64,7 +74,7 @@ def log_row(entry: LogEntry) -> tuple[Any, ...]:
     )
 
 
-def bucket_from_row(row: dict[str, Any], distributions: bool = True) -> Bucket:
+def bucket_from_row(row: Row, distributions: bool = True) -> Bucket:
     """A stored row back as a Bucket; without `distributions` its histograms stay empty (the JSON is skipped)."""
     bucket = Bucket(row["deployment"], row["tier_s"], row["start_s"], HdrHistogram.decode(row["latency"]))
     bucket.requests = row["requests"]
@@ -84,8 +94,9 @@ def bucket_from_row(row: dict[str, Any], distributions: bool = True) -> Bucket:
     return bucket
 
 
-def buckets_from_rows(rows: Iterable[dict[str, Any]], distributions: bool = True) -> list[Bucket]:
-    return [bucket_from_row(row, distributions) for row in rows]
+def buckets_from_rows(rows: Iterable[Row], distributions: bool = True) -> Iterator[Bucket]:
+    """Decoded one at a time, as the caller merges them (a decoded latency histogram is 24 KiB)."""
+    return (bucket_from_row(row, distributions) for row in rows)
 
 
 def insert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...] = (), update: bool = True) -> str:
