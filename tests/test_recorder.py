@@ -215,3 +215,58 @@ def test_a_fault_while_folding_is_counted_and_the_recorder_goes_on(
     collected = recorder.collect()
     assert collected.buckets[0].requests == 4  # counts come first; the broken detections are what is lost
     assert len(collected.logs) == 1
+
+
+def _mixed_traffic(recorder: Recorder, clock: FakeClock, count: int) -> None:
+    """`count` requests over a minute boundary: statuses, latencies, bodies and one crash, in a fixed pattern."""
+    for i in range(count):
+        status = (200, 200, 200, 404, 503)[i % 5]
+        body = BODY if status == 200 and i % 3 == 0 else None
+        recorder.record_request("d", "POST", "/predict", status, 500 + (i * 37) % 90_000, f"r{i}", body, i == 7)
+        clock.advance(0.02)
+
+
+def test_a_fold_in_slices_gives_what_a_fold_in_one_piece_gives() -> None:
+    """The writer folds in slices (yielding the event loop between them); the figures and logs are the same."""
+    whole_clock, sliced_clock = FakeClock(1_800_000_030.0), FakeClock(1_800_000_030.0)
+    whole = Recorder(clock=whole_clock, info_logs_per_second=0, parses_per_second=0)
+    sliced = Recorder(clock=sliced_clock, info_logs_per_second=0, parses_per_second=0)
+    _mixed_traffic(whole, whole_clock, 3000)
+    _mixed_traffic(sliced, sliced_clock, 3000)
+    slices = sum(1 for _ in sliced.folding(slice_s=0)) + 1
+    assert slices >= 3000 // 32
+    expected, got = whole.collect(), sliced.collect()
+    assert [(b.tier_s, b.start_s) for b in got.buckets] == [(b.tier_s, b.start_s) for b in expected.buckets]
+    for ours, theirs in zip(got.buckets, expected.buckets, strict=True):
+        assert (ours.requests, ours.status_classes, ours.server_errors, ours.slow, ours.latency_sum_us) == (
+            theirs.requests,
+            theirs.status_classes,
+            theirs.server_errors,
+            theirs.slow,
+            theirs.latency_sum_us,
+        )
+        assert (ours.predictions, ours.detections, ours.confidence_hist) == (
+            theirs.predictions,
+            theirs.detections,
+            theirs.confidence_hist,
+        )
+        assert ours.latency.get_value_at_percentile(99) == theirs.latency.get_value_at_percentile(99)
+    assert [(e.request_id, e.severity, e.message) for e in got.logs] == [
+        (e.request_id, e.severity, e.message) for e in expected.logs
+    ]
+    assert sum(b.requests for b in got.buckets if b.tier_s == 60) == 3000
+
+
+def test_requests_that_arrive_while_a_fold_is_suspended_wait_for_the_next_one(clock: FakeClock) -> None:
+    """No second fold starts inside a suspended one (it could reopen an older minute); nothing is lost."""
+    recorder = Recorder(clock=clock, max_pending=600)
+    for _ in range(500):
+        recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    folding = recorder.folding(slice_s=0)
+    next(folding)  # suspended after its first slice
+    for _ in range(1000):
+        recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    assert len(recorder._pending) == 1000  # past max_pending, but left for the next fold
+    for _ in folding:
+        pass
+    assert recorder.collect().buckets[0].requests == 1500

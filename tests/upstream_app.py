@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -35,9 +35,13 @@ async def predict(request: Request) -> Response:
 
 async def upload(request: Request) -> Response:
     digest, size = hashlib.sha256(), 0
-    async for chunk in request.stream():
-        digest.update(chunk)
-        size += len(chunk)
+    try:
+        async for chunk in request.stream():
+            digest.update(chunk)
+            size += len(chunk)
+    except ClientDisconnect:
+        STATS["uploads_cut"] += 1
+        raise
     return JSONResponse({"bytes": size, "sha256": digest.hexdigest()})
 
 
@@ -52,9 +56,39 @@ async def echo(request: Request) -> Response:
     )
 
 
+# What the tests ask this process about (GET /stats): slow requests in flight at once, and endless streams.
+STATS = {"in_flight": 0, "most_in_flight": 0, "streams_started": 0, "streams_ended": 0, "uploads_cut": 0}
+
+
 async def slow(request: Request) -> Response:
-    await asyncio.sleep(float(request.query_params.get("s", "3")))
+    STATS["in_flight"] += 1
+    STATS["most_in_flight"] = max(STATS["most_in_flight"], STATS["in_flight"])
+    try:
+        await asyncio.sleep(float(request.query_params.get("s", "3")))
+    finally:
+        STATS["in_flight"] -= 1
     return JSONResponse({"slept": True})
+
+
+async def endless(request: Request) -> Response:
+    """Streams until the client (the sidecar) goes away; /stats counts the streams that ended."""
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        STATS["streams_started"] += 1
+        try:
+            while True:
+                yield b"x" * 16384
+                await asyncio.sleep(0.01)
+        finally:
+            STATS["streams_ended"] += 1
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+async def stats(request: Request) -> Response:
+    if request.method == "DELETE":
+        STATS.update(dict.fromkeys(STATS, 0))
+    return JSONResponse(STATS)
 
 
 async def stream(request: Request) -> Response:
@@ -76,6 +110,8 @@ app = Starlette(
         Route("/upload", upload, methods=["POST", "PUT"]),
         Route("/echo/{rest:path}", echo, methods=["GET", "DELETE", "PATCH"]),
         Route("/slow", slow),
+        Route("/endless", endless),
+        Route("/stats", stats, methods=["GET", "DELETE"]),
         Route("/stream", stream),
         Route("/health", health),
         Route("/api/thing", echo),

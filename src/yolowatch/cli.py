@@ -18,7 +18,7 @@ import uvicorn
 
 from yolowatch import __version__
 from yolowatch._util import http_url, iso_time, parse_time, redacted_url
-from yolowatch.compose import alert_rules
+from yolowatch.compose import alert_rules, run_on, server_stack
 from yolowatch.config import Settings, export_to_workers, settings_from_env
 from yolowatch.logformat import configure_logging
 from yolowatch.sidecar import serve_sidecar
@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     sidecar.add_argument("--probe-path", help="where --probe-image is sent (default /predict)")
     sidecar.add_argument(
         "--timeout-s", type=float, help="longest wait for the upstream's answer before a 504 (default 60)"
+    )
+    sidecar.add_argument(
+        "--upstream-connections",
+        type=int,
+        metavar="N",
+        help="keep-alive connections to the upstream, at most N at once; more concurrent requests wait for a "
+        "free one, up to --timeout-s (default 100)",
     )
     _monitoring_arguments(sidecar)
 
@@ -293,7 +300,16 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         flush=True,
     )
     # yolowatch logs every request itself (logger yolowatch.requests), so uvicorn's access log is off.
-    common: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
+    stack = server_stack()
+    print(f"yolowatch: {stack.describe()}", flush=True)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "loop": stack.loop,
+        "http": stack.http,
+    }
     if args.workers > 1:
         # Worker processes build their app from the environment: hand them these exact settings.
         export_to_workers(settings)
@@ -311,6 +327,7 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
         probe_image=args.probe_image,
         probe_path=args.probe_path,
         upstream_timeout_s=args.timeout_s,
+        upstream_connections=args.upstream_connections,
         **_monitoring_overrides(args),
     )
     settings = _checked(settings, "sidecar")
@@ -321,7 +338,9 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
         f"'{settings.deployment}' into {settings.db}",
         flush=True,
     )
-    asyncio.run(serve_sidecar(settings))
+    stack = server_stack()
+    print(f"yolowatch: {stack.describe()}", flush=True)
+    run_on(stack, serve_sidecar(settings, stack))
     return 0
 
 

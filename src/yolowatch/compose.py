@@ -5,7 +5,11 @@ Nothing here imports the predict app (OpenCV, ultralytics), so the sidecar runs 
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import time
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
 
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp
@@ -21,6 +25,37 @@ from yolowatch.health import HealthSchedule, Probe
 from yolowatch.monitor import Monitor
 from yolowatch.sinks import log_sink, webhook_sink
 from yolowatch.store import Store
+
+
+class ServerStack(NamedTuple):
+    """uvicorn's event loop and HTTP parser: uvloop and httptools where their wheels exist (uvicorn[standard]),
+    else asyncio and h11, which cost several times more per request (benchmarks/README.md)."""
+
+    loop: str
+    http: str
+
+    @property
+    def fast(self) -> bool:
+        return self == ("uvloop", "httptools")
+
+    def describe(self) -> str:
+        text = f"{self.loop} event loop, {self.http} HTTP parser"
+        return text if self.fast else text + " (slower: install uvloop and httptools, e.g. uvicorn[standard])"
+
+
+def server_stack() -> ServerStack:
+    has = importlib.util.find_spec
+    return ServerStack("uvloop" if has("uvloop") else "asyncio", "httptools" if has("httptools") else "h11")
+
+
+def run_on(stack: ServerStack, main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on the stack's event loop (the sidecar runs its two uvicorn servers itself)."""
+    if stack.loop == "uvloop":
+        import uvloop  # in uvicorn[standard]; not on every platform
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def health_schedule(settings: Settings) -> HealthSchedule:

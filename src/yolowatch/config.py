@@ -56,6 +56,8 @@ class Settings:
     probe_image: str = ""  # set: probe with a real POST of this image to probe_path instead of GET health_path
     probe_path: str = "/predict"
     upstream_timeout_s: float = 60.0
+    # Keep-alive connections to the upstream, at most this many at once; more concurrent requests wait for one.
+    upstream_connections: int = 100
     admin_port: int = 8001
     alerts: bool = True  # the default alert rules (README, "Alerts"), to the log
     # Also POST Alertmanager-shaped notifications here; the URL may hold a password, so it is never printed.
@@ -96,6 +98,10 @@ class Settings:
                 raise ValueError(f"--port and --admin-port are both {self.port}; give them different ports")
             if self.probe_image and not Path(self.probe_image).is_file():
                 raise ValueError(f"--probe-image {self.probe_image} is not a file")
+        if self.upstream_connections < 1:
+            raise ValueError(f"--upstream-connections must be at least 1; got {self.upstream_connections}")
+        if self.upstream_timeout_s <= 0:
+            raise ValueError(f"--timeout-s must be positive; got {self.upstream_timeout_s:g}")
         for name in ("port", "admin_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ValueError(f"{name} must be between 0 and 65535; got {getattr(self, name)}")

@@ -18,6 +18,7 @@ import socket
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from yolowatch._types import Clock
@@ -25,6 +26,8 @@ from yolowatch.detections import error_reason, summarize_detections
 from yolowatch.records import TIER_SECONDS, Bucket, DetectionSummary, Lifetime, LogEntry
 
 log = logging.getLogger("yolowatch")
+
+FOLD_CHUNK = 32  # requests folded between two looks at the clock
 
 
 def default_writer_id() -> str:
@@ -102,6 +105,7 @@ class Recorder:
         self._last_fold = clock()
         self._parse_tokens = float(parses_per_second)
         self._failure_logged = False
+        self._folding = False  # a sliced fold is in progress (record_request must not start another inside it)
         # Deployments whose monitor is paused or archived (the writer refreshes this from the store).
         self.paused: frozenset[str] = frozenset()
 
@@ -122,13 +126,23 @@ class Recorder:
         )
         if type(detections) is bytes:
             self._pending_body_bytes += len(detections)
-            if self._pending_body_bytes > self.max_pending_body_bytes:
+            if self._pending_body_bytes > self.max_pending_body_bytes and not self._folding:
                 self._fold()
-        if len(self._pending) >= self.max_pending:
+        if len(self._pending) >= self.max_pending and not self._folding:
             self._fold()  # bounded memory when nobody collects: amortized O(1)
 
     def _fold(self) -> None:
-        """Move the pending requests into their buckets and log entries."""
+        """Fold everything pending now, in one piece (collect, and the bounded-memory fallback)."""
+        for _ in self.folding():
+            pass
+
+    def folding(self, slice_s: float = 0.0005) -> Iterator[None]:
+        """Fold the pending requests into their buckets and log entries, yielding each time `slice_s` is spent.
+
+        The writer awaits at each yield, so the requests that arrive meanwhile are served: one fold of a busy
+        second (thousands of requests, hundreds of bodies to read) would otherwise hold the event loop for
+        ~10 ms at once, and every request arriving then would wait for it (the p99 `benchmarks/overhead.py`
+        shows). Requests that arrive during a fold are left for the next one."""
         pending, self._pending = self._pending, []
         self._pending_body_bytes = 0
         now = self.clock()
@@ -139,24 +153,38 @@ class Recorder:
             pending = kept
         if not pending:
             return
+        self._folding = True
         try:
-            summaries = self._read_detections(pending, elapsed)
+            chosen = self._chosen_for_parsing(pending, elapsed)
+            started = time.perf_counter()
+            for low in range(0, len(pending), FOLD_CHUNK):
+                self._fold_chunk(pending[low : low + FOLD_CHUNK], chosen[low : low + FOLD_CHUNK])
+                if time.perf_counter() - started > slice_s:
+                    yield  # still _folding: a fold of newer requests now could reopen an older minute
+                    started = time.perf_counter()
+        finally:
+            self._folding = False
+
+    def _fold_chunk(self, chunk: list[Pending], parse: list[bool]) -> None:
+        try:
+            summaries = [_summary(item[7]) if wanted else None for item, wanted in zip(chunk, parse, strict=True)]
             start = 0
-            for end in _run_ends(pending):
-                self._fold_run(pending, summaries, start, end)
+            for end in _run_ends(chunk):
+                self._fold_run(chunk, summaries, start, end)
                 start = end
         except Exception:  # a bug here must cost figures, never requests or the writer task
-            self.stats.monitoring_failures += len(pending)
+            self.stats.monitoring_failures += len(chunk)
             if not self._failure_logged:
                 self._failure_logged = True
-                log.exception("yolowatch could not fold %d requests (counted; logged only once)", len(pending))
+                log.exception("yolowatch could not fold %d requests (counted; logged only once)", len(chunk))
 
-    def _read_detections(self, pending: list[Pending], elapsed: float) -> list[DetectionSummary | None]:
-        """Parse response bodies, within the per-second budget; past it, a systematic sample (spread evenly)."""
-        summaries: list[DetectionSummary | None] = [None] * len(pending)
+    def _chosen_for_parsing(self, pending: list[Pending], elapsed: float) -> list[bool]:
+        """Which response bodies to read, within the per-second budget; past it, a systematic sample (spread
+        evenly)."""
+        chosen = [False] * len(pending)
         bodies = [i for i, item in enumerate(pending) if item[7] is not None and item[4] < 300]
         if not bodies:
-            return summaries
+            return chosen
         allowance = len(bodies)
         if self.parses_per_second > 0:  # a token bucket: a second's worth of burst, refilled as time passes
             rate = self.parses_per_second
@@ -164,16 +192,15 @@ class Recorder:
             allowance = int(self._parse_tokens)
         if len(bodies) > allowance:
             step = len(bodies) / max(1, allowance)
-            chosen = [bodies[int(k * step)] for k in range(allowance)]
+            picked = [bodies[int(k * step)] for k in range(allowance)]
             self.stats.detections_skipped += len(bodies) - allowance
         else:
-            chosen = bodies
+            picked = bodies
         if self.parses_per_second > 0:
-            self._parse_tokens -= len(chosen)
-        for i in chosen:
-            detections = pending[i][7]
-            summaries[i] = summarize_detections(detections) if isinstance(detections, bytes) else detections
-        return summaries
+            self._parse_tokens -= len(picked)
+        for i in picked:
+            chosen[i] = True
+        return chosen
 
     def _fold_run(self, pending: list[Pending], summaries: list[DetectionSummary | None], start: int, end: int) -> None:
         """Fold pending[start:end], which share one deployment and one minute."""
@@ -272,6 +299,10 @@ class Recorder:
         logs = list(self._logs)
         self._logs.clear()
         return Collected(rows, logs)
+
+
+def _summary(detections: DetectionSummary | bytes | None) -> DetectionSummary | None:
+    return summarize_detections(detections) if isinstance(detections, bytes) else detections
 
 
 def _run_ends(pending: list[Pending]) -> list[int]:

@@ -23,7 +23,7 @@ from yolowatch._util import redacted_url
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.asgi.proxy import ProxyApp
 from yolowatch.asgi.routes import DEFAULT_EXCLUDED_PATHS, Dispatch
-from yolowatch.compose import admin_app, create_monitor, health_router
+from yolowatch.compose import ServerStack, admin_app, create_monitor, health_router, server_stack
 from yolowatch.config import Settings
 from yolowatch.errors import json_error
 from yolowatch.health import http_probe, predict_probe
@@ -47,7 +47,7 @@ def create_sidecar(settings: Settings) -> tuple[ASGIApp, ASGIApp, Monitor]:
         probe = http_probe(upstream + settings.health_path)
     monitor = create_monitor(settings, probe=probe, endpoint=redacted_url(upstream))
     traffic = WatchMiddleware(
-        ProxyApp(upstream, timeout_s=settings.upstream_timeout_s),
+        ProxyApp(upstream, timeout_s=settings.upstream_timeout_s, max_connections=settings.upstream_connections),
         monitor=monitor,
         excluded_paths=DEFAULT_EXCLUDED_PATHS,
         excluded_prefixes=(),  # the upstream's /api/... is its traffic
@@ -63,9 +63,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_sidecar(settings: Settings) -> None:
+async def serve_sidecar(settings: Settings, stack: ServerStack | None = None) -> None:
     traffic, admin, _ = create_sidecar(settings)
-    common = {"host": settings.host, "log_config": None, "access_log": False}
+    stack = stack or server_stack()
+    common = {"host": settings.host, "log_config": None, "access_log": False, "loop": stack.loop, "http": stack.http}
     servers = [
         _Server(uvicorn.Config(traffic, port=settings.port, lifespan="on", **common)),  # type: ignore[arg-type]
         _Server(uvicorn.Config(admin, port=settings.admin_port, lifespan="off", **common)),  # type: ignore[arg-type]

@@ -1,26 +1,29 @@
-"""The sidecar's reverse proxy: any request, streamed to the upstream and back (httpx), nothing buffered whole.
+"""The sidecar's reverse proxy: any request, streamed to the upstream and back, nothing buffered whole.
 
 Method, path, query, headers (minus hop-by-hop ones) and bodies pass both ways as they are; the
-response body is relayed raw (still compressed if the upstream compressed it). An upstream that
-cannot be reached is answered 502, one that does not answer in time 504, both as JSON errors; the
-502 is marked for WatchMiddleware to log as CRITICAL (DESIGN.md: an unreachable upstream is).
+response body is relayed raw (still compressed if the upstream compressed it). Connections to the
+upstream are kept alive and bounded in number (`asgi.upstream`). An upstream that cannot be reached
+is answered 502, one that does not answer in time (or whose connections all stay busy) 504, both as
+JSON errors; the 502 is marked for WatchMiddleware to log as CRITICAL (DESIGN.md: an unreachable
+upstream is). A client that hangs up mid-upload or mid-download ends the exchange: the upstream
+connection is dropped, not reused, and nothing is left running.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
 
-import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from yolowatch._types import CRITICAL_MARK
-from yolowatch._util import redacted_url
+from yolowatch.asgi.upstream import Connection, Origin, Unreachable, UpstreamError, UpstreamPool, UpstreamTimeout
 from yolowatch.errors import json_error
 
 log = logging.getLogger("yolowatch.proxy")
 
-# RFC 9110 7.6.1: meaningful for one connection only, never forwarded. Host is the upstream's own.
+# RFC 9110 7.6.1: meaningful for one connection only, never forwarded. Host is the upstream's own;
+# Expect is answered by the server in front (uvicorn sends 100 Continue when the body is first read).
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -33,8 +36,10 @@ HOP_BY_HOP = frozenset(
         b"transfer-encoding",
         b"upgrade",
         b"host",
+        b"expect",
     }
 )
+DEFAULT_CONNECTIONS = 100
 
 
 def forwarded_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -45,26 +50,27 @@ def forwarded_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, b
     return [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP and name.lower() not in named]
 
 
+class ClientGone(UpstreamError):
+    """The client hung up: the exchange with the upstream is abandoned."""
+
+
 class ProxyApp:
     """ASGI app forwarding every http request to `upstream` (e.g. http://127.0.0.1:9000)."""
 
-    def __init__(self, upstream: str, timeout_s: float = 60.0, connect_timeout_s: float = 5.0) -> None:
-        self.upstream = httpx.URL(upstream.rstrip("/"))
-        self.shown = redacted_url(upstream)  # for messages: never the credentials a URL may carry
-        self.timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+    def __init__(
+        self,
+        upstream: str,
+        timeout_s: float = 60.0,
+        connect_timeout_s: float = 5.0,
+        max_connections: int = DEFAULT_CONNECTIONS,
+    ) -> None:
+        self.origin = Origin.parse(upstream)
+        self.shown = self.origin.shown  # for messages: never the credentials a URL may carry
         self.timeout_s = timeout_s
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:  # servers without lifespan events still work
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False)
-        return self._client
+        self.pool = UpstreamPool(self.origin, max_connections, connect_timeout_s)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        self.pool.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -82,61 +88,120 @@ class ProxyApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _url(self, scope: Scope) -> httpx.URL:
+    def _request_head(self, scope: Scope) -> tuple[bytes, bool | None]:
+        """The request line and headers for the upstream, and the body's framing: None (no body), False
+        (Content-Length, relayed as is) or True (chunked: re-framed here, the server in front de-chunked it)."""
+        origin = self.origin
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
-        target = raw_path + (b"?" + query if query else b"")
-        return httpx.URL(str(self.upstream) + target.decode("latin-1"))
-
-    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = forwarded_headers(list(scope.get("headers", [])))
+        target = origin.prefix + raw_path + (b"?" + query if query else b"")
+        received = scope.get("headers", [])
+        framing: bool | None = None
+        lines = [scope["method"].encode(), b" ", target, b" HTTP/1.1\r\nhost: ", origin.host_header, b"\r\n"]
+        for name, value in forwarded_headers(received):
+            if name.lower() == b"authorization" and origin.authorization is not None:
+                continue
+            if name.lower() == b"content-length":
+                framing = False
+            lines += (name, b": ", value, b"\r\n")
+        if framing is None and any(name.lower() == b"transfer-encoding" for name, _ in received):
+            framing = True
+            lines.append(b"transfer-encoding: chunked\r\n")
+        if origin.authorization is not None:
+            lines += (b"authorization: ", origin.authorization, b"\r\n")
         client = scope.get("client")
         if client:
-            headers.append((b"x-forwarded-for", client[0].encode()))
-        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
-        # A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 6.3): send none,
-        # rather than an empty chunked one that some servers refuse on GET.
-        names = {name.lower() for name, _ in scope.get("headers", [])}
-        has_body = b"content-length" in names or b"transfer-encoding" in names
-        request = self.client.build_request(
-            scope["method"], self._url(scope), headers=headers, content=_request_body(receive) if has_body else None
+            lines += (b"x-forwarded-for: ", client[0].encode(), b"\r\n")
+        lines += (b"x-forwarded-proto: ", scope.get("scheme", "http").encode(), b"\r\n\r\n")
+        return b"".join(lines), framing
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        head, framing = self._request_head(scope)
+        head_only = scope["method"] == "HEAD"
+        for attempt in (1, 2):
+            try:
+                connection, reused = await self.pool.acquire(self.timeout_s)
+            except UpstreamError as exc:
+                await self._error(exc, scope, receive, send)
+                return
+            reusable = False
+            try:
+                connection.start(head, head_only)
+                if framing is not None and not await self._send_body(connection, receive, framing):
+                    return  # the client hung up mid-upload: no one to answer
+                try:
+                    status, headers = await connection.response_head(self.timeout_s)
+                except UpstreamError as exc:
+                    stale = reused and not isinstance(exc, UpstreamTimeout) and not connection.received_any
+                    if stale and framing is None and attempt == 1:
+                        continue  # a kept-alive connection the upstream had just closed: once more, on a new one
+                    await self._error(exc, scope, receive, send)
+                    return
+                await send({"type": "http.response.start", "status": status, "headers": forwarded_headers(headers)})
+                reusable = await self._relay_body(connection, receive, send)
+                return
+            finally:
+                self.pool.release(connection, reusable)
+
+    async def _send_body(self, connection: Connection, receive: Receive, chunked: bool) -> bool:
+        """Stream the client's body to the upstream as it arrives; False if the client hung up first."""
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                connection.abort()
+                return False
+            body = message.get("body", b"")
+            if body and not connection.closed:
+                if chunked:
+                    connection.write(b"%x\r\n" % len(body))
+                    connection.write(body)
+                    connection.write(b"\r\n")
+                else:
+                    connection.write(body)
+                await connection.drain(self.timeout_s)
+            if not message.get("more_body", False):
+                if chunked:
+                    connection.write(b"0\r\n\r\n")
+                return True
+            if connection.closed:
+                return True  # the upstream answered early (or failed): its answer, or the failure, is what counts
+
+    async def _relay_body(self, connection: Connection, receive: Receive, send: Send) -> bool:
+        """Relay the response body; True when it ended cleanly. A body that arrives in more than one piece
+        gets a watcher for the client's disconnect (uvicorn drops sends to a gone client without a word)."""
+        chunk = await connection.read(self.timeout_s)
+        if connection.body_complete:
+            await send({"type": "http.response.body", "body": chunk, "more_body": False})
+            return True
+        exchange = connection.exchange
+        watcher = asyncio.get_running_loop().create_task(_until_disconnect(receive))
+        watcher.add_done_callback(
+            lambda _: connection.interrupt(exchange, ClientGone("the client closed the connection"))
         )
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException:
-            await json_error(504, f"upstream {self.shown} did not answer within {self.timeout_s:g} s")(
-                scope, receive, send
-            )
-            return
-        except httpx.TransportError as exc:
-            scope[CRITICAL_MARK] = True
-            reason = str(exc) or type(exc).__name__
-            await json_error(502, f"upstream {self.shown} could not be reached: {reason}")(scope, receive, send)
-            return
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": forwarded_headers(list(response.headers.raw)),
-                }
-            )
-            async for chunk in response.aiter_raw():
+            while True:
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                try:
+                    chunk = await connection.read(self.timeout_s)
+                except ClientGone:
+                    return False  # nothing to tell anyone: the middleware records the 499
+                if connection.body_complete:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                    return True
         finally:
-            await response.aclose()
+            watcher.cancel()
+
+    async def _error(self, exc: UpstreamError, scope: Scope, receive: Receive, send: Send) -> None:
+        """504 for a timeout; 502 (marked CRITICAL) for an upstream that cannot be reached or broke the exchange."""
+        if isinstance(exc, UpstreamTimeout):
+            await json_error(504, f"upstream {self.shown} {exc}")(scope, receive, send)
+            return
+        scope[CRITICAL_MARK] = True
+        what = "could not be reached" if isinstance(exc, Unreachable) else "failed"
+        await json_error(502, f"upstream {self.shown} {what}: {exc}")(scope, receive, send)
 
 
-async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
-    """The client's body as it arrives (an upload is never held whole)."""
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        body = message.get("body", b"")
-        if body:
-            yield body
-        if not message.get("more_body", False):
-            return
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -20,6 +20,17 @@ from yolowatch.store.sqlite import STORE_ERRORS
 from yolowatch.store.store import Store
 
 log = logging.getLogger("yolowatch.store")
+SLICE_S = 0.0005  # the longest the writer holds the event loop at a time, about
+
+
+async def _pause_if_spent(started: float) -> float:
+    """Let the event loop run others once a slice is spent; the start of the current slice."""
+    if time.perf_counter() - started < SLICE_S:
+        return started
+    await asyncio.sleep(0)
+    return time.perf_counter()
+
+
 request_log = logging.getLogger("yolowatch.requests")
 
 
@@ -77,13 +88,18 @@ class StoreWriter:
     def backlog(self) -> int:
         return len(self._rows) + len(self._logs)
 
-    def _take(self) -> None:
-        """Move the recorder's new data into the backlog. Synchronous: the snapshot is taken between requests."""
-        collected = self.recorder.collect()
+    async def _take(self) -> None:
+        """Move the recorder's new data into the backlog, in slices of about `SLICE_S` with the event loop
+        free in between: a busy second's fold, row encoding and log lines would otherwise hold it ~10 ms."""
+        for _ in self.recorder.folding(SLICE_S):
+            await asyncio.sleep(0)
+        collected = self.recorder.collect()  # what arrived during the slices, and the live minutes' snapshots
+        started = time.perf_counter()
         for bucket in collected.buckets:
             row = bucket_row(bucket, self.writer_id)
             self._rows.pop(row[:4], None)  # re-insert so the newest snapshot is last (oldest are dropped first)
             self._rows[row[:4]] = row
+            started = await _pause_if_spent(started)
         while len(self._rows) > self.max_backlog_rows:
             del self._rows[next(iter(self._rows))]
             self.stats.rows_dropped += 1
@@ -103,6 +119,7 @@ class StoreWriter:
                 self._logs.popleft()
                 self.stats.logs_dropped += 1
             self._logs.append(entry)
+            started = await _pause_if_spent(started)
 
     async def flush(self) -> bool:
         """Write everything collected so far; False (and the backlog kept) when the database refused.
@@ -114,7 +131,7 @@ class StoreWriter:
 
     async def _flush(self) -> bool:
         taken_at = self.store.clock()
-        self._take()
+        await self._take()
         rows, logs = list(self._rows.values()), [log_row(entry) for entry in self._logs]
         totals = self._changed_totals()
         try:
