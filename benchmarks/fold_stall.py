@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import sys
 import tempfile
@@ -51,6 +52,9 @@ async def _round(monitor: Monitor, requests: int) -> tuple[float, float]:
 
 
 async def main(requests: int, rounds: int) -> None:
+    requests_log = logging.getLogger("yolowatch.requests")
+    requests_log.addHandler(logging.NullHandler())  # the request log lines are made, not printed
+    requests_log.propagate = False
     with tempfile.TemporaryDirectory() as tmp:
         monitor = Monitor(Path(tmp) / "stall.db", "bench")
         await monitor.start()

@@ -20,6 +20,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
 from yolowatch._types import Clock
 from yolowatch.detections import error_reason, summarize_detections
@@ -27,7 +28,23 @@ from yolowatch.records import TIER_SECONDS, Bucket, DetectionSummary, Lifetime, 
 
 log = logging.getLogger("yolowatch")
 
-FOLD_CHUNK = 32  # requests folded between two looks at the clock
+SCAN_PIECE = 1024  # requests scanned (in C where possible) between two looks at the clock
+COUNT_PIECE = 256  # distinct latencies recorded into the histograms between two looks at the clock
+LOG_PIECE = 64  # requests looked at for log entries between two looks at the clock
+
+
+class _Slice:
+    """A fold's time budget: `spent()` says when to yield the event loop; `restart()` once it is back."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.perf_counter()
+
+    def spent(self) -> bool:
+        return time.perf_counter() - self.started >= self.seconds
+
+    def restart(self) -> None:
+        self.started = time.perf_counter()
 
 
 def default_writer_id() -> str:
@@ -155,36 +172,37 @@ class Recorder:
             return
         self._folding = True
         try:
-            chosen = self._chosen_for_parsing(pending, elapsed)
-            started = time.perf_counter()
-            for low in range(0, len(pending), FOLD_CHUNK):
-                self._fold_chunk(pending[low : low + FOLD_CHUNK], chosen[low : low + FOLD_CHUNK])
-                if time.perf_counter() - started > slice_s:
-                    yield  # still _folding: a fold of newer requests now could reopen an older minute
-                    started = time.perf_counter()
+            budget = _Slice(slice_s)
+            bodies: list[int] = []
+            for low in range(0, len(pending), SCAN_PIECE):
+                bodies += [
+                    low + i
+                    for i, item in enumerate(pending[low : low + SCAN_PIECE])
+                    if item[7] is not None and item[4] < 300
+                ]
+                if budget.spent():
+                    yield
+                    budget.restart()
+            chosen = self._chosen_for_parsing(bodies, elapsed)
+            start = 0
+            for end in _run_ends(pending):
+                run = pending[start:end]
+                try:
+                    yield from self._fold_run(run, [i - start for i in chosen if start <= i < end], budget)
+                except Exception:  # a bug here must cost figures, never requests or the writer task
+                    self.stats.monitoring_failures += len(run)
+                    if not self._failure_logged:
+                        self._failure_logged = True
+                        log.exception("yolowatch could not fold %d requests (counted; logged only once)", len(run))
+                start = end
         finally:
             self._folding = False
 
-    def _fold_chunk(self, chunk: list[Pending], parse: list[bool]) -> None:
-        try:
-            summaries = [_summary(item[7]) if wanted else None for item, wanted in zip(chunk, parse, strict=True)]
-            start = 0
-            for end in _run_ends(chunk):
-                self._fold_run(chunk, summaries, start, end)
-                start = end
-        except Exception:  # a bug here must cost figures, never requests or the writer task
-            self.stats.monitoring_failures += len(chunk)
-            if not self._failure_logged:
-                self._failure_logged = True
-                log.exception("yolowatch could not fold %d requests (counted; logged only once)", len(chunk))
-
-    def _chosen_for_parsing(self, pending: list[Pending], elapsed: float) -> list[bool]:
-        """Which response bodies to read, within the per-second budget; past it, a systematic sample (spread
-        evenly)."""
-        chosen = [False] * len(pending)
-        bodies = [i for i, item in enumerate(pending) if item[7] is not None and item[4] < 300]
+    def _chosen_for_parsing(self, bodies: list[int], elapsed: float) -> list[int]:
+        """Which of the response bodies (indexes of 2xx requests with one) to read, within the per-second budget;
+        past it, a systematic sample (spread evenly)."""
         if not bodies:
-            return chosen
+            return bodies
         allowance = len(bodies)
         if self.parses_per_second > 0:  # a token bucket: a second's worth of burst, refilled as time passes
             rate = self.parses_per_second
@@ -192,50 +210,83 @@ class Recorder:
             allowance = int(self._parse_tokens)
         if len(bodies) > allowance:
             step = len(bodies) / max(1, allowance)
-            picked = [bodies[int(k * step)] for k in range(allowance)]
+            chosen = [bodies[int(k * step)] for k in range(allowance)]
             self.stats.detections_skipped += len(bodies) - allowance
         else:
-            picked = bodies
+            chosen = bodies
         if self.parses_per_second > 0:
-            self._parse_tokens -= len(picked)
-        for i in picked:
-            chosen[i] = True
+            self._parse_tokens -= len(chosen)
         return chosen
 
-    def _fold_run(self, pending: list[Pending], summaries: list[DetectionSummary | None], start: int, end: int) -> None:
-        """Fold pending[start:end], which share one deployment and one minute."""
-        first = pending[start]
+    def _fold_run(self, run: list[Pending], chosen: list[int], budget: _Slice) -> Iterator[None]:
+        """Fold `run` (requests of one deployment and one minute): counts first, then detections, then log
+        entries, each in pieces with a look at the slice budget between them."""
+        first = run[0]
         deployment, minute = first[1], int(first[0] // 60) * 60
         bucket = self._live.get(deployment)
         if bucket is None or bucket.start_s != minute:
             bucket = self._roll(deployment, minute)
-        run = pending[start:end]
-        statuses, latencies = Counter(item[4] for item in run), Counter(item[5] for item in run)
-        bucket.add_requests(statuses, latencies, self.budget_us)
         lifetime = self.lifetime.get(deployment)
         if lifetime is None:
             lifetime = self.lifetime[deployment] = Lifetime()
-        lifetime.add_requests(statuses, latencies)
-        for summary in summaries[start:end]:
+        # Counted in C; the Python work (histogram records) is per distinct latency, in pieces.
+        statuses, counted = Counter[int](), Counter[int]()
+        for low in range(0, len(run), SCAN_PIECE):
+            statuses.update(map(itemgetter(4), run[low : low + SCAN_PIECE]))
+            counted.update(map(itemgetter(5), run[low : low + SCAN_PIECE]))
+            if budget.spent():
+                yield
+                budget.restart()
+        latencies = list(counted.items())
+        for low in range(0, len(latencies), COUNT_PIECE):
+            piece = Counter(dict(latencies[low : low + COUNT_PIECE]))
+            piece_statuses = statuses if low == 0 else Counter[int]()
+            bucket.add_requests(piece_statuses, piece, self.budget_us)
+            lifetime.add_requests(piece_statuses, piece)
+            if budget.spent():
+                yield
+                budget.restart()
+        summaries: dict[int, DetectionSummary] = {}
+        for i in chosen:
+            summary = _summary(run[i][7])
             if summary is not None:
+                summaries[i] = summary
                 bucket.add_detections(summary)
                 lifetime.add_detections(summary)
-        budget_us = self.budget_us
-        for offset, (ts, _, method, path, status, latency_us, request_id, body, crashed) in enumerate(run):
+            if budget.spent():
+                yield
+                budget.restart()
+        for low in range(0, len(run), LOG_PIECE):
+            self._log_entries(run, summaries, low, min(len(run), low + LOG_PIECE))
+            if budget.spent():
+                yield
+                budget.restart()
+
+    def _log_entries(self, run: list[Pending], summaries: dict[int, DetectionSummary], low: int, high: int) -> None:
+        """Log entries for run[low:high]: every WARNING and worse, INFO up to the per-second allowance."""
+        budget_us, info_cap = self.budget_us, self.info_logs_per_second
+        second, used, sampled_away = self._info_second, self._info_in_second, 0
+        logs = self._logs
+        for i in range(low, high):
+            ts, deployment, method, path, status, latency_us, request_id, body, crashed = run[i]
             if status < 400 and latency_us <= budget_us and not crashed:
-                if not self._keep_info(int(ts)):
-                    self.stats.sampled_away += 1
-                    continue
+                if info_cap > 0:
+                    if int(ts) != second:
+                        second, used = int(ts), 0
+                    used += 1
+                    if used > info_cap:
+                        sampled_away += 1
+                        continue
                 severity = logging.INFO
             else:
                 severity = severity_for(status, latency_us, budget_us, crashed)
-            if len(self._logs) == self._logs.maxlen:
+            if len(logs) == logs.maxlen:
                 self.stats.logs_dropped += 1
-            summary = summaries[start + offset]
+            summary = summaries.get(i)
             message = format_message(method, path, status, latency_us, summary)
             if status >= 400 and type(body) is bytes and (reason := error_reason(body)):
                 message += f": {reason}"
-            self._logs.append(
+            logs.append(
                 LogEntry(
                     deployment,
                     int(ts * 1000),
@@ -250,14 +301,8 @@ class Recorder:
                     message,
                 )
             )
-
-    def _keep_info(self, second: int) -> bool:
-        if self.info_logs_per_second <= 0:
-            return True
-        if second != self._info_second:
-            self._info_second, self._info_in_second = second, 0
-        self._info_in_second += 1
-        return self._info_in_second <= self.info_logs_per_second
+        self._info_second, self._info_in_second = second, used
+        self.stats.sampled_away += sampled_away
 
     def _roll(self, deployment: str, minute: int) -> Bucket:
         old = self._live.get(deployment)

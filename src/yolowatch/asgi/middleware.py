@@ -13,9 +13,9 @@ import itertools
 import logging
 import os
 import re
-import time
 from collections.abc import Iterable
 from pathlib import Path
+from time import perf_counter_ns
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,20 +85,23 @@ class WatchMiddleware:
         self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path in self.excluded_paths or path.startswith(self.excluded_prefixes):
+        path = scope["path"]
+        if path in self.excluded_paths or path.startswith(self.excluded_prefixes):
             await self.app(scope, receive, send)
             return
         if not self.monitor.started:
             self.monitor.start_soon()
 
-        started_ns = time.perf_counter_ns()
-        request_id = incoming_request_id(scope.get("headers", ())) or f"{self._id_prefix}{next(self._id_counter):012x}"
-        request_id_header = (b"x-request-id", request_id.encode())
+        started_ns = perf_counter_ns()
+        request_id = incoming_request_id(scope["headers"]) or f"{self._id_prefix}{next(self._id_counter):012x}"
         capture = path in self.predict_paths
+        cap = self.max_body_bytes
         status = 0
         chunks: list[bytes] | None = None
         captured = 0
@@ -115,23 +118,23 @@ class WatchMiddleware:
 
         async def watched_send(message: Message) -> None:
             nonlocal status, chunks, captured, finished_ns, send_failed
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-                headers = message.get("headers", [])
-                if capture and _json_under_cap(headers, self.max_body_bytes):
-                    chunks = []
-                message = {**message, "headers": [*headers, request_id_header]}
-            elif kind == "http.response.body":
-                body = message.get("body", b"")
+            if message["type"] == "http.response.body":
                 if chunks is not None:
+                    body = message.get("body", b"")
                     captured += len(body)
-                    if captured > self.max_body_bytes:
+                    if captured > cap:
                         chunks = None  # too big to parse: stop copying
                     else:
                         chunks.append(body)
                 if not message.get("more_body", False):
-                    finished_ns = time.perf_counter_ns()
+                    finished_ns = perf_counter_ns()
+            elif message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message.get("headers", ())
+                if capture and _json_under_cap(headers, cap):
+                    chunks = []
+                # In place, as Starlette's own middlewares do: the message is this response's.
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
             try:
                 await send(message)
             except BaseException:
@@ -161,18 +164,11 @@ class WatchMiddleware:
         crashed: bool = False,
     ) -> None:
         try:
-            latency_us = max(0, ((finished_ns or time.perf_counter_ns()) - started_ns) // 1000)
+            latency_us = ((finished_ns or perf_counter_ns()) - started_ns) // 1000
             # 2xx bodies are read for detections, 4xx/5xx ones for the error's reason (both later, in the fold).
-            body = b"".join(chunks) if chunks and status >= 200 else None
+            body = (chunks[0] if len(chunks) == 1 else b"".join(chunks)) if chunks and status >= 200 else None
             self.recorder.record_request(
-                self.deployment,
-                scope.get("method", ""),
-                scope.get("path", ""),
-                status,
-                latency_us,
-                request_id,
-                body,
-                crashed,
+                self.deployment, scope["method"], scope["path"], status, latency_us, request_id, body, crashed
             )
         except Exception:
             self.recorder.stats.monitoring_failures += 1

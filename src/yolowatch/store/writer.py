@@ -93,7 +93,9 @@ class StoreWriter:
         free in between: a busy second's fold, row encoding and log lines would otherwise hold it ~10 ms."""
         for _ in self.recorder.folding(SLICE_S):
             await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the fold's last slice ends here
         collected = self.recorder.collect()  # what arrived during the slices, and the live minutes' snapshots
+        await asyncio.sleep(0)
         started = time.perf_counter()
         for bucket in collected.buckets:
             row = bucket_row(bucket, self.writer_id)
