@@ -146,8 +146,11 @@ def test_public_address_without_a_key_is_refused(
 
 
 def test_sidecar_refuses_a_bad_upstream_and_one_port_for_both(capsys: pytest.CaptureFixture[str]) -> None:
-    """An --upstream that is not http(s), or one port for traffic and admin, is a usage error (status 2)."""
+    """An --upstream that is not http(s), one port for traffic and admin, or no upstream connection allowed is a
+    usage error (status 2)."""
     assert main(["sidecar", "--upstream", "ftp://x"]) == 2
     assert "must be an http(s) URL" in capsys.readouterr().err
     assert main(["sidecar", "--upstream", "http://127.0.0.1:9", "--port", "8100", "--admin-port", "8100"]) == 2
     assert "different ports" in capsys.readouterr().err
+    assert main(["sidecar", "--upstream", "http://127.0.0.1:9", "--upstream-connections", "0"]) == 2
+    assert "--upstream-connections must be at least 1" in capsys.readouterr().err

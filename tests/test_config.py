@@ -43,6 +43,8 @@ def test_empty_environment_values_mean_the_default() -> None:
         ("sidecar", {"upstream": "http://127.0.0.1:9000", "admin_port": 8000}, "give them different ports"),
         ("sidecar", {"upstream": "http://127.0.0.1:9000", "probe_image": "/nonexistent.jpg"}, "is not a file"),
         ("sidecar", {"upstream": "http://127.0.0.1:9000", "port": 70000, "admin_port": 8001}, "between 0 and 65535"),
+        ("sidecar", {"upstream": "http://127.0.0.1:9000", "upstream_connections": 0}, "at least 1; got 0"),
+        ("sidecar", {"upstream": "http://127.0.0.1:9000", "upstream_timeout_s": 0.0}, "--timeout-s must be positive"),
         ("serve", {"time_scale": 0.0}, "TIME_SCALE must be positive"),
         ("serve", {"alert_webhook": "mailto:ops@example.com"}, "--alert-webhook must be an http(s) URL"),
         ("serve", {"log_format": "xml"}, "text or json"),

@@ -286,7 +286,7 @@ class BrokenRecorder(Recorder):
 class BrokenFold(Recorder):
     """A recorder whose collection fails: a bug in the writer's round, which nothing real can provoke."""
 
-    def collect(self) -> Collected:
+    def collect(self, fold: bool = True) -> Collected:
         raise ValueError("fold bug")
 
 

@@ -4,6 +4,7 @@ real uvicorn (uvloop, httptools) in a thread of this process, so its connection 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import os
@@ -213,3 +214,20 @@ def test_the_server_stack_is_named_at_start(tmp_path: Path, upstream: str) -> No
         process.terminate()
         output = process.communicate(timeout=30)[0].decode()
     assert "uvloop event loop, httptools HTTP parser" in output
+
+
+def test_credentials_and_a_path_prefix_in_the_upstream_url_are_used(upstream: str, tmp_path: Path) -> None:
+    """user:password in --upstream becomes the upstream's Basic auth (the client's own Authorization is replaced);
+    a path in it prefixes every request; the Host header is the upstream's; hop-by-hop headers stay behind."""
+    with_credentials = upstream.replace("http://", "http://robot:s3cret@") + "/echo"
+    with _side(with_credentials, tmp_path) as side:
+        assert side.proxy.shown == upstream + "/echo"
+        headers = {"Authorization": "Bearer client-token", "Connection": "keep-alive, X-Hop", "X-Hop": "1",
+                   "X-Kept": "yes"}  # fmt: skip
+        echoed = httpx.get(f"{side.url}/a/b?q=1", headers=headers, timeout=10).json()
+    assert echoed["path"] == "/echo/a/b" and echoed["query"] == "q=1"
+    sent = echoed["headers"]
+    assert sent["authorization"] == "Basic " + base64.b64encode(b"robot:s3cret").decode()
+    assert sent["host"] == upstream.removeprefix("http://")
+    assert sent["x-kept"] == "yes" and "x-hop" not in sent
+    assert sent["x-forwarded-for"] == "127.0.0.1" and sent["x-forwarded-proto"] == "http"

@@ -270,3 +270,19 @@ def test_requests_that_arrive_while_a_fold_is_suspended_wait_for_the_next_one(cl
     for _ in folding:
         pass
     assert recorder.collect().buckets[0].requests == 1500
+
+
+def test_a_collect_that_leaves_requests_pending_keeps_their_minute_open(clock: FakeClock) -> None:
+    """The writer may leave what an overloaded server recorded during a fold for the next round: the minute those
+    requests belong to must not be closed before they are in it (a closed minute's row would be overwritten)."""
+    recorder = Recorder(clock=clock)
+    minute = int(clock() // 60) * 60
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    recorder.collect()
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")  # same minute, not folded yet
+    clock.advance(60)
+    left = recorder.collect(fold=False)
+    assert [(b.tier_s, b.start_s, b.requests) for b in left.buckets if b.tier_s == 60] == [(60, minute, 1)]
+    assert recorder.pending == 1
+    final = [b for b in recorder.collect().buckets if b.tier_s == 60 and b.start_s == minute]
+    assert [b.requests for b in final] == [2]

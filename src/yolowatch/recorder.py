@@ -148,6 +148,11 @@ class Recorder:
         if len(self._pending) >= self.max_pending and not self._folding:
             self._fold()  # bounded memory when nobody collects: amortized O(1)
 
+    @property
+    def pending(self) -> int:
+        """Requests recorded and not folded yet."""
+        return len(self._pending)
+
     def _fold(self) -> None:
         """Fold everything pending now, in one piece (collect, and the bounded-memory fallback)."""
         for _ in self.folding():
@@ -322,12 +327,16 @@ class Recorder:
             rollup.merge(minute_bucket)
             self._closed.append(rollup.copy_as(tier, start))
 
-    def collect(self) -> Collected:
-        """Closed minutes since last time, snapshots of the live minutes and their rollups, and new log entries."""
-        self._fold()
+    def collect(self, fold: bool = True) -> Collected:
+        """Closed minutes since last time, snapshots of the live minutes and their rollups, and new log entries.
+
+        `fold=False` leaves the pending requests for the next fold (the writer's, in slices, when an overloaded
+        server left many); a live minute is then not closed yet, since some of them may belong to it."""
+        if fold:
+            self._fold()
         now_minute = int(self.clock() // 60) * 60
         for deployment, bucket in list(self._live.items()):
-            if bucket.start_s != now_minute:  # no request since the minute ended
+            if bucket.start_s != now_minute and not self._pending:  # no request since the minute ended
                 self._close(bucket)
                 del self._live[deployment]
         rows = self._closed

@@ -21,6 +21,10 @@ from yolowatch.store.store import Store
 
 log = logging.getLogger("yolowatch.store")
 SLICE_S = 0.0005  # the longest the writer holds the event loop at a time, about
+# Requests keep arriving while a fold runs in slices; it is repeated (up to FOLD_PASSES times) until what is left
+# is at most FOLD_TAIL requests, which `collect` folds in one piece; a larger rest waits for the next round.
+FOLD_PASSES = 4
+FOLD_TAIL = 64
 
 
 async def _pause_if_spent(started: float) -> float:
@@ -91,10 +95,14 @@ class StoreWriter:
     async def _take(self) -> None:
         """Move the recorder's new data into the backlog, in slices of about `SLICE_S` with the event loop
         free in between: a busy second's fold, row encoding and log lines would otherwise hold it ~10 ms."""
-        for _ in self.recorder.folding(SLICE_S):
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)  # the fold's last slice ends here
-        collected = self.recorder.collect()  # what arrived during the slices, and the live minutes' snapshots
+        for _ in range(FOLD_PASSES):
+            for _ in self.recorder.folding(SLICE_S):
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the fold's last slice ends here
+            if self.recorder.pending <= FOLD_TAIL:
+                break  # what arrived meanwhile is little enough to fold in one piece
+        # The rest in one piece if it is small; if not (the fold cannot keep up), it waits for the next round.
+        collected = self.recorder.collect(fold=self.recorder.pending <= FOLD_TAIL)
         await asyncio.sleep(0)
         started = time.perf_counter()
         for bucket in collected.buckets:
