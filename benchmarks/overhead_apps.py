@@ -15,7 +15,6 @@ from starlette.types import ASGIApp
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.config import Settings
 from yolowatch.monitor import Monitor
-from yolowatch.yolo.predict import create_predict_app
 
 # A small detection body, as a predict endpoint would return for one image with three objects.
 BODY = {
@@ -57,6 +56,8 @@ def parseall_trivial() -> ASGIApp:
 
 
 def bare_predict() -> ASGIApp:
+    from yolowatch.yolo.predict import create_predict_app  # the yolo extra: only --predict needs it
+
     return create_predict_app(Settings())
 
 

@@ -12,6 +12,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -231,3 +232,35 @@ def test_credentials_and_a_path_prefix_in_the_upstream_url_are_used(upstream: st
     assert sent["host"] == upstream.removeprefix("http://")
     assert sent["x-kept"] == "yes" and "x-hop" not in sent
     assert sent["x-forwarded-for"] == "127.0.0.1" and sent["x-forwarded-proto"] == "http"
+
+
+def test_an_upstream_that_hangs_up_without_answering_is_a_502(tmp_path: Path) -> None:
+    """A server that accepts the connection and closes it without a word: 502 (CRITICAL), and the next request
+    gets a new connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    hung_up = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.recv(65536)
+            connection.close()
+            hung_up.append(1)
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        with _side(f"http://127.0.0.1:{port}", tmp_path, upstream_timeout_s=5) as side:
+            for _ in range(2):
+                answer = httpx.get(f"{side.url}/echo/x", timeout=10)
+                assert answer.status_code == 502
+                assert "failed: closed the connection without answering" in answer.json()["error"]
+            assert side.proxy.pool.opened == 2 and side.proxy.pool.in_use == 0
+            assert side.statuses() == [502, 502]
+    finally:
+        listener.close()
+    assert len(hung_up) >= 2  # the two requests (and the sidecar's own health probe)

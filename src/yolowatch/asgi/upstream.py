@@ -135,7 +135,8 @@ class Connection(asyncio.Protocol):
             self._wake()
         elif self._parser is not None and not self._body_done:
             reason = f": {exc}" if exc else ""
-            self._fail(UpstreamError(f"closed the connection before the response was complete{reason}"))
+            what = "before the response was complete" if self.received_any else "without answering"
+            self._fail(UpstreamError(f"closed the connection {what}{reason}"))
         self._wake()
 
     def pause_writing(self) -> None:
