@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import random
 import socket
@@ -264,3 +265,23 @@ def test_an_upstream_that_hangs_up_without_answering_is_a_502(tmp_path: Path) ->
     finally:
         listener.close()
     assert len(hung_up) >= 2  # the two requests (and the sidecar's own health probe)
+
+
+def test_an_upload_that_expects_100_continue_goes_through(side: Side) -> None:
+    """curl sends `Expect: 100-continue` before a large body: the client is told to go on (by uvicorn, when the proxy
+    first reads the body) and the upstream gets all of it."""
+    host, port = side.url.removeprefix("http://").split(":")
+    body = os.urandom(300_000)
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        assert client.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        client.sendall(body)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert json.loads(payload) == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}

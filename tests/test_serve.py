@@ -166,6 +166,7 @@ def test_keys_guard_the_admin_api_and_never_reach_logs_or_database(tmp_path: Pat
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("keyed.db*"))
     assert stored and KEY.encode() not in stored
     assert KEY not in output.read_text()
+    assert "yolowatch: uvloop event loop, httptools HTTP parser" in output.read_text()  # the stack, named at start
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT count(*) FROM logs").fetchone()[0] >= 1
 
