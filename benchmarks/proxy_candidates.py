@@ -127,7 +127,7 @@ def main() -> None:
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         script = sidecar.write_upload_script(Path(tmp), 100 * 1024)
-        upstream = stack.enter_context(sidecar.upstream_server())
+        upstream = stack.enter_context(sidecar.upstream_server()).base
         bases = {"direct": upstream} | {name: stack.enter_context(_proxy(name, upstream)) for name in names}
         for base in bases.values():
             loadgen.wrk(base, 2, 16, script)  # warm up
