@@ -11,20 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-# What a predict server answers for one image with three objects (as in benchmarks/overhead_apps.py).
-BODY = {
-    "images": [
-        {
-            "shape": [480, 640],
-            "speed": {"preprocess": 1.2, "inference": 12.4, "postprocess": 0.8},
-            "results": [
-                {"class": k, "name": n, "confidence": c, "box": {"x1": 10.0, "y1": 20.0, "x2": 110.0, "y2": 140.0}}
-                for k, n, c in ((0, "circle", 0.91), (1, "square", 0.84), (3, "star", 0.55))
-            ],
-        }
-    ],
-    "metadata": {"imageCount": 1, "task": "detect", "model": "bench.pt"},
-}
+from overhead_apps import BODY  # what a predict server answers for one image with three objects
 
 
 async def predict(request: Request) -> Response:
