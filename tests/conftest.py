@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import os
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import FakeClock, WebhookReceiver, run_server, wait_until
+from postgres import Cluster, create_database, drop_database
 from yolowatch.store import Store
 
 # Whether the yolo extra (ultralytics, OpenCV, scipy) is installed: the light install's run (Python 3.10 in
@@ -81,15 +83,60 @@ def _no_leaked_store_threads() -> Iterator[None]:
         pytest.fail(f"store connections left open: {sorted(t.name for t in _store_threads() - before)}")
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a real PostgreSQL server's `postgres` database, started for this test session (tests/postgres.py),
+    or YOLOWATCH_TEST_POSTGRES's."""
+    external = os.environ.get("YOLOWATCH_TEST_POSTGRES")
+    if external:
+        yield external
+        return
+    with Cluster() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which store a test runs on: it runs on both. A test of what one dialect alone has (SQLite's locked or full
+    file, say) says `@pytest.mark.parametrize("backend", ["sqlite"])`."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def make_store(anyio_backend: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Callable[..., Store]]:
-    """A factory of stores on files in `tmp_path` (`make_store("name.db", **options)`, on the test's fake clock
-    unless told otherwise); every store it made is closed after the test, passed or failed."""
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """A factory of databases on the test's backend: `database("name.db")` is a file in `tmp_path`, or a new
+    database on the session's PostgreSQL server (its URL), dropped after the test. The same name gives the same
+    database again."""
+    made: dict[str, str] = {}
+    server = request.getfixturevalue("postgres_server") if backend == "postgresql" else ""
+
+    def make(name: str = "test.db") -> str:
+        if name not in made:
+            made[name] = str(tmp_path / name) if backend == "sqlite" else create_database(server, new_name())
+        return made[name]
+
+    yield make
+    if backend == "postgresql":
+        for url in made.values():
+            drop_database(server, url.rsplit("/", 1)[-1])
+
+
+def new_name() -> str:
+    return f"yw_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+async def make_store(
+    anyio_backend: str, database: Callable[[str], str], clock: FakeClock
+) -> AsyncIterator[Callable[..., Store]]:
+    """A factory of stores on new databases of the test's backend (`make_store("name.db", **options)`, on the
+    test's fake clock unless told otherwise); every store it made is closed after the test, passed or failed.
+    The same name gives the same database (a second process on it, or the same one after a restart)."""
     made: list[Store] = []
 
     def make(name: str = "test.db", **options: Any) -> Store:
         options.setdefault("clock", clock)
-        store = Store(tmp_path / name, **options)
+        store = Store(database(name), **options)
         made.append(store)
         return store
 

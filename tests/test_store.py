@@ -1,4 +1,5 @@
-"""The SQLite store through a real file: writing, queries, paging, retention, migrations, faults, processes."""
+"""The store on both backends (a real SQLite file, a real PostgreSQL server): writes, queries, paging, retention,
+migrations, faults, processes, the fleet."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from yolowatch.recorder import Recorder
 from yolowatch.records import Bucket, new_latency_histogram
 from yolowatch.store import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, Store, StoreWriter
 from yolowatch.store.rows import bucket_row
+from yolowatch.store.writer import SEEN_EVERY_S
 
 pytestmark = pytest.mark.anyio
 
@@ -121,18 +123,18 @@ async def test_retention_deletes_only_what_is_past_it(make_store: Callable[..., 
     assert (await store.summary("demo", "30d"))["requests"] == 1
 
 
-async def test_schema_is_versioned_and_a_newer_one_is_refused(make_store: Callable[..., Store], tmp_path: Path) -> None:
-    """A new file gets the current version; a file from a newer yolowatch is refused with a clear error."""
+async def test_schema_is_versioned_and_a_newer_one_is_refused(make_store: Callable[..., Store]) -> None:
+    """A new database gets the current version; one from a newer yolowatch is refused with a clear error."""
     store = make_store("v.db")
     await store.open()
     assert await store.schema_version() == SCHEMA_VERSION
+    await store.db.execute("INSERT INTO schema_version (version) VALUES (99)")
     await store.close()
-    with sqlite3.connect(tmp_path / "v.db") as db:
-        db.execute("INSERT INTO schema_version (version) VALUES (99)")
     with pytest.raises(SchemaTooNew, match="upgrade"):
         await make_store("v.db").open()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # files from before PostgreSQL was supported
 async def test_version_1_file_is_migrated_with_eight_hour_rollups(
     make_store: Callable[..., Store], tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -171,6 +173,7 @@ async def test_version_1_file_is_migrated_with_eight_hour_rollups(
     assert summary["p95_ms"] == expected.get_value_at_percentile(95) / 1000
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # PostgreSQL's faults: test_fleet.py
 async def test_locked_database_keeps_the_backlog_and_catches_up(
     make_store: Callable[..., Store], tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -193,6 +196,7 @@ async def test_locked_database_keeps_the_backlog_and_catches_up(
     assert len((await store.logs("demo", limit=200)).entries) == 50
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's page cap stands in for a full disk
 async def test_full_database_drops_oldest_logs_past_the_cap_then_recovers(
     make_store: Callable[..., Store], clock: FakeClock
 ) -> None:
@@ -235,14 +239,14 @@ asyncio.run(main())
 
 
 async def test_two_processes_merge_to_the_percentiles_of_the_union(
-    make_store: Callable[..., Store], tmp_path: Path, clock: FakeClock
+    make_store: Callable[..., Store], database: Callable[[str], str], clock: FakeClock
 ) -> None:
-    """Two processes write one file; the merged percentiles equal those of the union of their values."""
-    db = tmp_path / "shared.db"
+    """Two processes write one database; the merged percentiles equal those of the union of their values."""
+    db = database("shared.db")
     rng = np.random.default_rng(3)
     fast = [int(v) + 1 for v in rng.lognormal(np.log(5_000), 0.3, 4_000)]
     slow = [int(v) + 1 for v in rng.lognormal(np.log(80_000), 0.3, 1_000)]
-    script = WRITER_SCRIPT.format(tests=str(Path(__file__).parent), db=str(db))
+    script = WRITER_SCRIPT.format(tests=str(Path(__file__).parent), db=db)
     procs = [
         await asyncio.create_subprocess_exec(sys.executable, "-c", script, json.dumps(values), name)
         for values, name in ((fast, "worker-a"), (slow, "worker-b"))
@@ -258,8 +262,7 @@ async def test_two_processes_merge_to_the_percentiles_of_the_union(
         assert summary[f"p{q}_ms"] == union.get_value_at_percentile(q) / 1000
         theirs = np.percentile(fast + slow, q, method="inverted_cdf")
         assert abs(summary[f"p{q}_ms"] * 1000 - theirs) / theirs < 0.01
-    with sqlite3.connect(db) as raw:
-        writers = {row[0] for row in raw.execute("SELECT writer FROM buckets")}
+    writers = {row["writer"] for row in await store.db.fetch_all("SELECT writer FROM buckets")}
     assert writers == {"worker-a", "worker-b"}
 
 
@@ -317,3 +320,50 @@ async def test_overlapping_flushes_write_each_log_entry_once(
     assert await asyncio.gather(writer.flush(), writer.flush()) == [True, True]
     page = await store.logs("demo", limit=200)
     assert sorted(entry["request_id"] for entry in page.entries) == sorted(f"r{i}" for i in range(50))
+
+
+async def test_the_fleet_is_every_writing_process_and_traffic_splits_by_host(
+    make_store: Callable[..., Store], clock: FakeClock
+) -> None:
+    """Three processes on two hosts write one database: each has its row (last seen moving with its flushes, idle
+    ones too), the deployment's traffic splits by host exactly, and a host's summary is its own."""
+    from yolowatch.records import ProcessInfo
+
+    store = make_store("fleet.db")
+    writers = {
+        "a1": StoreWriter(
+            store, Recorder(clock=clock), "a1", process=ProcessInfo("host-a", 11, "sidecar", "eu-west-1")
+        ),
+        "a2": StoreWriter(
+            store, Recorder(clock=clock), "a2", process=ProcessInfo("host-a", 12, "sidecar", "eu-west-1")
+        ),
+        "b1": StoreWriter(store, Recorder(clock=clock), "b1", process=ProcessInfo("host-b", 21, "serve", "us-east-1")),
+    }
+    latencies = {"a1": [1_000] * 30, "a2": [3_000] * 20, "b1": [90_000] * 10}
+    start = int(clock.now) - int(clock.now) % 60
+    for name, values in latencies.items():
+        for value in values:
+            writers[name].recorder.record_request("demo", "POST", "/predict", 200, value, "r")
+        assert await writers[name].flush()
+    clock.advance(60)
+    for writer in writers.values():
+        assert await writer.flush()  # closes the minute
+    clock.advance(30)
+    assert await writers["b1"].flush()  # nothing new, and seen 30 s ago: not rewritten yet
+    clock.advance(SEEN_EVERY_S)
+    assert await writers["b1"].flush()  # idle, but its row says it is still there
+    processes = {p["writer"]: p for p in await store.fleet_processes()}
+    assert {w: (p["host"], p["kind"], p["region"]) for w, p in processes.items()} == {
+        "a1": ("host-a", "sidecar", "eu-west-1"),
+        "a2": ("host-a", "sidecar", "eu-west-1"),
+        "b1": ("host-b", "serve", "us-east-1"),
+    }
+    assert (
+        processes["b1"]["seen_s"] == int(clock.now) and processes["a1"]["seen_s"] == int(clock.now) - 30 - SEEN_EVERY_S
+    )
+    hosts = await store.host_windows("demo", start, start + 120)
+    assert {host: bucket.requests for host, bucket in hosts.items()} == {"host-a": 50, "host-b": 10}
+    assert hosts["host-b"].latency.get_value_at_percentile(50) == pytest.approx(90_000, rel=0.01)
+    assert (await store.summary("demo", "1h", host="host-a"))["requests"] == 50
+    assert (await store.summary("demo", "1h"))["requests"] == 60
+    assert sum(p["requests"] for p in await store.series("demo", "1h", host="host-b")) == 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -59,6 +60,25 @@ def redacted_url(url: str) -> str:
         return str(httpx.URL(url.rstrip("/")).copy_with(userinfo=b""))
     except httpx.InvalidURL:
         return "<an invalid URL>"
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: object) -> bool:
+    """A database target is a PostgreSQL URL, or else an SQLite file's path."""
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
+
+
+def shown_db(target: object) -> str:
+    """A database target as messages and logs show it: a URL's password as ***, a path as it is."""
+    if not is_postgres_url(target):
+        return str(target)
+    parts = urlsplit(str(target))
+    if parts.password is None:
+        return str(target)
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + parts.netloc.rsplit("@", 1)[-1]))
 
 
 def http_url(text: str, what: str, example: str) -> httpx.URL:

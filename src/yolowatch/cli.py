@@ -17,13 +17,13 @@ from typing import Any
 import uvicorn
 
 from yolowatch import __version__
-from yolowatch._util import http_url, iso_time, parse_time, redacted_url
+from yolowatch._util import http_url, is_postgres_url, iso_time, parse_time, redacted_url, shown_db
 from yolowatch.compose import alert_rules, run_on, server_stack
 from yolowatch.config import Settings, export_to_workers, settings_from_env
 from yolowatch.logformat import configure_logging
 from yolowatch.sidecar import serve_sidecar
 from yolowatch.signals import drift_windows
-from yolowatch.store import Store
+from yolowatch.store import STORE_ERRORS, Store
 
 DESCRIPTION = """\
 yolowatch monitors self-hosted YOLO object-detection endpoints.
@@ -37,6 +37,12 @@ Every setting can also come from a YOLOWATCH_<NAME> environment variable
 (for example YOLOWATCH_PORT=9000); command-line flags win over the environment.
 Run 'yolowatch COMMAND --help' for the flags of one command.
 """
+
+
+DB_HELP = (
+    "SQLite file, or a postgresql://user:password@host:5432/db URL that a fleet of processes shares (default "
+    "./yolowatch.db; a URL is better given as YOLOWATCH_DB, since flags show in process lists)"
+)
 
 
 def _positive_int(text: str) -> int:
@@ -55,7 +61,16 @@ def _port(text: str) -> int:
 
 def _monitoring_arguments(command: argparse.ArgumentParser) -> None:
     """The flags serve and sidecar share: where and how requests are recorded, and who may read them."""
-    command.add_argument("--db", type=Path, help="SQLite file for metrics and logs (default ./yolowatch.db)")
+    command.add_argument(
+        "--db",
+        help="where metrics and logs go: an " + DB_HELP,
+    )
+    command.add_argument(
+        "--db-pool-size", type=_positive_int, help="PostgreSQL connections per process, at most (default 4)"
+    )
+    command.add_argument(
+        "--instance", help="this host's name in the fleet view (default: the machine's hostname, a pod's name)"
+    )
     command.add_argument("--deployment", help="name the requests are recorded under (default demo; sidecar: sidecar)")
     command.add_argument(
         "--latency-budget-ms", type=float, help="slower requests count as slow and log WARNING (default 500)"
@@ -177,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--endpoint", help="the deployment's predict URL, e.g. http://127.0.0.1:8000/predict")
     source.add_argument("--model", type=Path, help="a local .pt file, scored with ultralytics val")
     holdout.add_argument("--imgsz", type=_positive_int, default=640, help="inference size (default 640)")
-    holdout.add_argument("--db", type=Path, help="SQLite file to store the score in (default ./yolowatch.db)")
+    holdout.add_argument("--db", help="where to store the score: an " + DB_HELP)
 
     baseline = commands.add_parser(
         "baseline",
@@ -191,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--start", help="baseline start, e.g. 2026-11-01T00:00:00Z")
     baseline.add_argument("--end", help="baseline end (after --start)")
     baseline.add_argument("--clear", action="store_true", help="unpin: use the first 7 days of traffic again")
-    baseline.add_argument("--db", type=Path, help="SQLite file (default ./yolowatch.db)")
+    baseline.add_argument("--db", help="the database: an " + DB_HELP)
 
     demo_data = commands.add_parser(
         "demo-data",
@@ -258,6 +273,11 @@ def _checked(settings: Settings, command: str) -> Settings:
     return settings
 
 
+def resolved_db(db: str) -> str:
+    """An SQLite path made absolute (worker processes may start elsewhere); a URL as it is."""
+    return db if is_postgres_url(db) else str(Path(db).resolve())
+
+
 def _anchored(settings: Settings) -> Settings:
     """With a sped-up clock, one anchor for every worker process (else each would run its own time)."""
     if settings.time_scale != 1 and not settings.time_anchor:
@@ -270,6 +290,8 @@ def _monitoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "host": args.host,
         "port": args.port,
         "db": args.db,
+        "db_pool_size": args.db_pool_size,
+        "instance": args.instance,
         "deployment": args.deployment,
         "latency_budget_ms": args.latency_budget_ms,
         "log_format": args.log_format,
@@ -291,12 +313,12 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         max_image_pixels=args.max_image_pixels,
         **_monitoring_overrides(args),
     )
-    settings = _anchored(_checked(settings, "serve").with_overrides(db=settings.db.resolve()))
+    settings = _anchored(_checked(settings, "serve").with_overrides(db=resolved_db(settings.db)))
     configure_logging(settings.log_level, settings.log_format)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
     print(
         f"yolowatch: serving {settings.model.name} on http://{settings.host}:{settings.port}/predict{workers}, "
-        f"recording deployment '{settings.deployment}' into {settings.db}",
+        f"recording deployment '{settings.deployment}' into {shown_db(settings.db)}",
         flush=True,
     )
     # yolowatch logs every request itself (logger yolowatch.requests), so uvicorn's access log is off.
@@ -335,7 +357,7 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"yolowatch: proxying http://{settings.host}:{settings.port} to {redacted_url(settings.upstream)}; "
         f"admin API, /health and /metrics on http://{settings.host}:{settings.admin_port}; recording deployment "
-        f"'{settings.deployment}' into {settings.db}",
+        f"'{settings.deployment}' into {shown_db(settings.db)}",
         flush=True,
     )
     stack = server_stack()
@@ -419,7 +441,11 @@ def run_holdout(args: argparse.Namespace, settings: Settings) -> int:
                 await store.register_deployment(args.deployment)
             await store.save_holdout(args.deployment, dataset.name, holdout.digest(dataset), source, result)
 
-    asyncio.run(save())
+    try:
+        asyncio.run(save())
+    except STORE_ERRORS as exc:
+        print(f"yolowatch: cannot store the score in {shown_db(args.db or settings.db)}: {exc}", file=sys.stderr)
+        return 1
     print(
         json.dumps(
             {
@@ -471,7 +497,11 @@ def run_baseline(args: argparse.Namespace, settings: Settings) -> int:
         start, end = windows[0].start_s, windows[0].end_s
         return f"{args.deployment}: drift baseline {iso_time(start)} .. {iso_time(end)} (default: the first 7 days)"
 
-    print(asyncio.run(apply()))
+    try:
+        print(asyncio.run(apply()))
+    except STORE_ERRORS as exc:
+        print(f"yolowatch: cannot use the database {shown_db(args.db or settings.db)}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,7 +6,10 @@ Nothing here imports the predict app (OpenCV, ultralytics), so the sidecar runs 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import importlib.util
+import os
+import socket
 import time
 from collections.abc import Coroutine
 from typing import Any, NamedTuple
@@ -23,6 +26,7 @@ from yolowatch.asgi.routes import HEALTH_PATH, Dispatch
 from yolowatch.config import Settings
 from yolowatch.health import HealthSchedule, Probe
 from yolowatch.monitor import Monitor
+from yolowatch.records import ProcessInfo
 from yolowatch.sinks import log_sink, webhook_sink
 from yolowatch.store import Store
 
@@ -84,8 +88,28 @@ def alert_rules(settings: Settings) -> list[Rule] | None:
     return rules or None
 
 
+def this_process(settings: Settings, kind: str, clock: Clock) -> ProcessInfo:
+    """How this process appears in the fleet view."""
+    try:
+        version = importlib.metadata.version("yolowatch")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        version = ""
+    return ProcessInfo(
+        settings.instance or socket.gethostname(),
+        os.getpid(),
+        kind,
+        region=settings.region or None,
+        version=version,
+        started_s=int(clock()),
+    )
+
+
 def create_monitor(
-    settings: Settings, probe: Probe | None = None, endpoint: str | None = None, model: str | None = None
+    settings: Settings,
+    probe: Probe | None = None,
+    endpoint: str | None = None,
+    model: str | None = None,
+    kind: str = "serve",
 ) -> Monitor:
     clock = scaled_clock(settings.time_scale, settings.time_anchor)
     store = Store(
@@ -93,6 +117,7 @@ def create_monitor(
         metrics_retention_days=settings.metrics_retention_days,
         logs_retention_days=settings.logs_retention_days,
         clock=clock,
+        pool_size=settings.db_pool_size,
     )
     return Monitor(
         store,
@@ -110,6 +135,7 @@ def create_monitor(
         alert_sinks=alert_sinks(settings),
         # Other writers' rows of a closed minute are in within two of their one-second flushes.
         alert_settle_s=max(5.0, 2.0 * settings.time_scale),
+        process=this_process(settings, kind, clock),
     )
 
 

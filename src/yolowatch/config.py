@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from yolowatch._util import http_url, parse_bool
+from yolowatch._util import http_url, is_postgres_url, parse_bool, shown_db
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -32,7 +33,12 @@ class Settings:
     port: int = 8000
     model: Path = field(default_factory=default_model_path)
     deployment: str = "demo"
-    db: Path = Path("yolowatch.db")
+    # An SQLite file's path (one host), or a postgresql://user:password@host:5432/db URL that every process of a
+    # fleet shares. Never printed with the settings: the URL may hold a password (messages show it as ***).
+    db: str = field(default="yolowatch.db", repr=False)
+    db_pool_size: int = 4  # PostgreSQL connections per process, at most (the writer's and the admin API's reads)
+    # The host this process reports in the fleet view (default: the machine's hostname; a pod's name in Kubernetes).
+    instance: str = ""
     latency_budget_ms: float = 500.0
     metrics_retention_days: float = 30.0
     logs_retention_days: float = 7.0
@@ -98,6 +104,10 @@ class Settings:
                 raise ValueError(f"--port and --admin-port are both {self.port}; give them different ports")
             if self.probe_image and not Path(self.probe_image).is_file():
                 raise ValueError(f"--probe-image {self.probe_image} is not a file")
+        if self.db_pool_size < 1:
+            raise ValueError(f"--db-pool-size must be at least 1; got {self.db_pool_size}")
+        if is_postgres_url(self.db) and not urlsplit(self.db).hostname:
+            raise ValueError(f"--db {shown_db(self.db)} names no host: use postgresql://user:password@host:5432/db")
         if self.upstream_connections < 1:
             raise ValueError(f"--upstream-connections must be at least 1; got {self.upstream_connections}")
         if self.upstream_timeout_s <= 0:

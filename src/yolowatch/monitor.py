@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from yolowatch._types import Clock
 from yolowatch.alerts import Rule, Sink
 from yolowatch.health import HealthChecker, HealthSchedule, Probe
 from yolowatch.recorder import Recorder, default_writer_id
+from yolowatch.records import ProcessInfo
 from yolowatch.signals import alert_evaluator
 from yolowatch.sinks import log_sink
 from yolowatch.store import Store, StoreWriter
@@ -25,8 +28,9 @@ class Monitor:
     """What a WatchMiddleware records into. Starting opens the store and the writer task; stopping flushes.
 
     A store that cannot be opened or written is logged, never raised: monitoring must not keep the
-    predict app from serving. The writer keeps a bounded backlog and retries every second. Pass a `recorder`
-    of your own (a test's, say) instead of the one built from the settings here.
+    predict app from serving. The writer keeps a bounded backlog and retries, backing off while it fails. Pass
+    a `recorder` of your own (a test's, say) instead of the one built from the settings here, and a `process`
+    to say how this process appears in the fleet view (default: this host's name, a middleware).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class Monitor:
         alert_sinks: dict[str, Sink] | None = None,
         alert_settle_s: float = 5.0,
         recorder: Recorder | None = None,
+        process: ProcessInfo | None = None,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store, clock=clock)
         self.deployment = deployment
@@ -65,6 +70,7 @@ class Monitor:
             writer_id or default_writer_id(),
             interval_s=flush_interval_s,
             on_connect=self._register,
+            process=process or ProcessInfo(socket.gethostname(), os.getpid(), region=region, started_s=int(clock())),
         )
         # With a probe, the deployment's health is checked in the background while the monitor runs.
         self.health = (

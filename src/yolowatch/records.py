@@ -249,6 +249,22 @@ class Notification:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One process of the fleet, as the fleet view shows it: the host it runs on (a pod, in Kubernetes), what it is
+    (serve, sidecar, or a middleware in someone's app), where (a region and its coordinates, for the map), and
+    since when. The writer stores it with its writer id and refreshes `seen_s` while it runs."""
+
+    host: str
+    pid: int
+    kind: str = "middleware"
+    region: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    version: str = ""
+    started_s: int = 0
+
+
 class MinuteCount(NamedTuple):
     """One minute of one deployment, all writers summed: plain sums that need no histogram decoded."""
 

@@ -45,7 +45,7 @@ def create_sidecar(settings: Settings) -> tuple[ASGIApp, ASGIApp, Monitor]:
         probe = predict_probe(upstream + settings.probe_path, image.read_bytes(), image.name)
     else:
         probe = http_probe(upstream + settings.health_path)
-    monitor = create_monitor(settings, probe=probe, endpoint=redacted_url(upstream))
+    monitor = create_monitor(settings, probe=probe, endpoint=redacted_url(upstream), kind="sidecar")
     traffic = WatchMiddleware(
         ProxyApp(upstream, timeout_s=settings.upstream_timeout_s, max_connections=settings.upstream_connections),
         monitor=monitor,

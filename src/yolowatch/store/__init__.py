@@ -1,8 +1,8 @@
 """Storage: `Store` (queries, schema, retention) and `StoreWriter` (the batched writer task)."""
 
+from yolowatch.store.database import STORE_ERRORS
 from yolowatch.store.logs import LogPage
 from yolowatch.store.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
-from yolowatch.store.sqlite import STORE_ERRORS
 from yolowatch.store.store import Store
 from yolowatch.store.writer import StoreWriter, WriterStats
 

@@ -85,7 +85,7 @@ class AlertQueries(StoreBase):
         """True for exactly one caller per (key, minute), across every process on the database: who evaluates it."""
         changed = await self.db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value "
-            "WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+            "WHERE CAST(meta.value AS BIGINT) < CAST(excluded.value AS BIGINT)",
             (key, str(minute_end)),
         )
         return changed == 1
@@ -113,7 +113,8 @@ class AlertQueries(StoreBase):
             rule = json.loads(row["definition"])
             await tx.execute(
                 "INSERT INTO alert_notifications (rule, deployment, status, starts_at, ends_at, value, severity, "
-                "runbook, created_s) SELECT rule, deployment, 'resolved', active_since, ?, value, ?, ?, ? "
+                "runbook, created_s) SELECT rule, deployment, 'resolved', active_since, CAST(? AS BIGINT), value, "
+                "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT) "
                 "FROM alert_state WHERE rule = ? AND state = 'firing'",
                 (now, rule.get("severity", "warning"), rule.get("runbook", ""), now, name),
             )

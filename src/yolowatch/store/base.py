@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from yolowatch._types import Clock
-from yolowatch.store.sqlite import Database
+from yolowatch.store.database import Database
 
 
 class StoreBase:

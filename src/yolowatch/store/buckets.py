@@ -14,8 +14,8 @@ from typing import Any
 from yolowatch.metrics import RangePoints, bucket_metrics, merged, range_points, series_points
 from yolowatch.records import Bucket, MinuteCount
 from yolowatch.store.base import StoreBase
+from yolowatch.store.database import Tx
 from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, Row, buckets_from_rows, insert_sql
-from yolowatch.store.sqlite import Tx
 
 UPSERT_BUCKET = insert_sql("buckets", BUCKET_COLUMNS, BUCKET_KEY)
 TOTALS_COLUMNS = ("writer", "deployment", "updated_s", "totals")
@@ -91,17 +91,20 @@ class BucketQueries(StoreBase):
         )
         return await asyncio.to_thread(_merge_rows, rows, distributions)
 
-    async def _range_rows(self, deployment: str, range_name: str) -> tuple[list[Row], RangePoints]:
+    async def _range_rows(
+        self, deployment: str, range_name: str, host: str | None = None
+    ) -> tuple[list[Row], RangePoints]:
         points = range_points(range_name, self.clock())
-        rows = await self.db.fetch_all(
-            "SELECT * FROM buckets WHERE deployment = ? AND tier_s = ? AND start_s >= ?",
-            (deployment, points.tier_s, points.first_s),
-        )
-        return rows, points
+        sql = "SELECT * FROM buckets WHERE deployment = ? AND tier_s = ? AND start_s >= ?"
+        params: tuple[Any, ...] = (deployment, points.tier_s, points.first_s)
+        if host is not None:
+            sql += " AND writer IN (SELECT writer FROM processes WHERE host = ?)"
+            params += (host,)
+        return await self.db.fetch_all(sql, params), points
 
-    async def summary(self, deployment: str, range_name: str = "24h") -> dict[str, Any]:
-        """Merged metrics over the range (aligned to its sparkline step)."""
-        rows, points = await self._range_rows(deployment, range_name)
+    async def summary(self, deployment: str, range_name: str = "24h", host: str | None = None) -> dict[str, Any]:
+        """Merged metrics over the range (aligned to its sparkline step): the fleet's, or one host's."""
+        rows, points = await self._range_rows(deployment, range_name, host)
         aggregate = await asyncio.to_thread(_merge_rows, rows, False)
         return {"range": range_name, "start_s": points.first_s, **bucket_metrics(aggregate)}
 
@@ -110,7 +113,7 @@ class BucketQueries(StoreBase):
         rows, _ = await self._range_rows(deployment, range_name)
         return await asyncio.to_thread(_merge_rows, rows, distributions)
 
-    async def series(self, deployment: str, range_name: str = "24h") -> list[dict[str, Any]]:
-        """Evenly spaced points over the range, oldest first."""
-        rows, points = await self._range_rows(deployment, range_name)
+    async def series(self, deployment: str, range_name: str = "24h", host: str | None = None) -> list[dict[str, Any]]:
+        """Evenly spaced points over the range, oldest first: the fleet's, or one host's."""
+        rows, points = await self._range_rows(deployment, range_name, host)
         return await asyncio.to_thread(lambda: series_points(buckets_from_rows(rows, False), points))

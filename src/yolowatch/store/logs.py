@@ -9,8 +9,8 @@ from typing import Any
 
 from yolowatch.records import SEVERITY_LEVELS
 from yolowatch.store.base import StoreBase
+from yolowatch.store.database import Tx
 from yolowatch.store.rows import LOG_COLUMNS, insert_sql
-from yolowatch.store.sqlite import Tx
 
 INSERT_LOG = insert_sql("logs", LOG_COLUMNS)
 

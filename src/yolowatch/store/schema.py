@@ -1,8 +1,9 @@
 """The schema: its migrations, in order, and the runner that brings any older database up to date.
 
 Version n's entry holds what brings a database from n-1 to n: SQL statements, or a function over the
-transaction for data. Every process runs the runner when it opens its writer connection, inside one
-transaction, so processes sharing the database never see half a migration.
+transaction for data. Every process runs the runner when it first connects, inside one transaction (on
+PostgreSQL under an advisory lock), so processes sharing the database never see half a migration. The
+statements are written in SQLite's types; `Tx.ddl` gives PostgreSQL's.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import json
 from collections.abc import Awaitable, Callable
 
 from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, Bucket
+from yolowatch.store.database import Tx
 from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, bucket_from_row, bucket_row, insert_sql
-from yolowatch.store.sqlite import Tx
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 EIGHT_HOURS = 8 * 3600
 
 
@@ -134,6 +135,14 @@ MIGRATIONS: dict[int, tuple[str | Callable[[Tx], Awaitable[None]], ...]] = {
         # The monitor's live snapshot window (its state, active/paused/archived, has been there since 1).
         "ALTER TABLE deployments ADD COLUMN snapshot_window TEXT NOT NULL DEFAULT '1h'",
     ),
+    # The fleet: every process that writes (its writer id is the key of its bucket rows), its host and region.
+    8: (
+        """CREATE TABLE processes (
+            writer TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, kind TEXT NOT NULL, region TEXT,
+            latitude REAL, longitude REAL, version TEXT NOT NULL, started_s INTEGER NOT NULL,
+            seen_s INTEGER NOT NULL)""",
+        "CREATE INDEX processes_by_host ON processes (host)",
+    ),
 }
 
 
@@ -149,7 +158,7 @@ async def migrate(tx: Tx, shown: str) -> None:
     for version in range(current + 1, SCHEMA_VERSION + 1):
         for step in MIGRATIONS[version]:
             if isinstance(step, str):
-                await tx.execute(step)
+                await tx.execute(tx.ddl(step))
             else:
                 await step(tx)
         await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))

@@ -1,7 +1,5 @@
-"""The SQLite dialect: connections (aiosqlite, WAL), the transaction helper and the fetch helpers.
+"""The SQLite dialect (the embedded default): connections (aiosqlite, WAL), transactions and fetch helpers.
 
-Everything else in the store speaks to a `Database` through these few calls with `?` placeholders and
-portable SQL (`ON CONFLICT ... DO UPDATE/NOTHING`), so a second dialect is a second module of this shape.
 aiosqlite runs each connection on its own thread: one writer connection (batched transactions) and one
 reader connection, so reads never queue behind a write. Coroutines take turns on the writer connection (a
 lock held for a whole transaction): a statement of one must never land inside another's transaction.
@@ -20,11 +18,11 @@ import aiosqlite
 
 from yolowatch.store.rows import Row
 
-# What the store's callers catch: the database refused (locked, read-only, full, corrupt) or the disk did.
-STORE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+# The database refused (locked, read-only, full, corrupt) or the disk did.
+ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 
 
-class Tx:
+class SQLiteTx:
     """Statements on one connection (inside a transaction, or in autocommit mode outside one)."""
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
@@ -46,8 +44,14 @@ class Tx:
         cursor = await self.connection.execute(sql, params)
         return cast("Row | None", await cursor.fetchone())
 
+    def ddl(self, statement: str) -> str:
+        return statement  # the schema is written in SQLite's types
 
-class Database:
+    async def try_lock(self, name: str) -> bool:
+        return True  # a transaction holds the file's write lock already (BEGIN IMMEDIATE)
+
+
+class SQLiteDatabase:
     """One SQLite file: a writer connection and a reader connection, each opened on first use.
 
     `prepare` runs once on every new writer connection, inside a transaction (the schema migrations), so
@@ -57,7 +61,7 @@ class Database:
     dialect = "sqlite"
 
     def __init__(
-        self, path: str | Path, prepare: Callable[[Tx], Awaitable[None]], max_pages: int | None = None
+        self, path: str | Path, prepare: Callable[[SQLiteTx], Awaitable[None]], max_pages: int | None = None
     ) -> None:
         self.path = Path(path)
         self.prepare = prepare
@@ -82,7 +86,7 @@ class Database:
             raise
         return connection
 
-    async def writer(self) -> Tx:
+    async def writer(self) -> SQLiteTx:
         if self._write is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = await self._connect()
@@ -99,23 +103,28 @@ class Database:
                 self._write = connection
             else:  # another task connected while this one waited: keep one, close the other
                 await connection.close()
-        return Tx(self._write)
+        return SQLiteTx(self._write)
 
-    async def reader(self) -> Tx:
+    async def open(self) -> None:
+        """Connect now (raises if the file cannot be used)."""
+        await self.writer()
+        await self.reader()
+
+    async def reader(self) -> SQLiteTx:
         if self._read is None:
             if self._write is None:
                 # The schema must be current before anything reads it; a file we cannot write is read as it is.
-                with contextlib.suppress(*STORE_ERRORS):
+                with contextlib.suppress(*ERRORS):
                     await self.writer()
             connection = await self._connect()
             if self._read is None:
                 self._read = connection
             else:  # another task connected while this one waited: keep one, close the other
                 await connection.close()
-        return Tx(self._read)
+        return SQLiteTx(self._read)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self) -> AsyncIterator[SQLiteTx]:
         """`async with db.transaction() as tx:` on the writer connection: committed at the end of the block,
         rolled back if it raises."""
         async with self._writing:
@@ -160,11 +169,11 @@ class Database:
 
 
 @contextlib.asynccontextmanager
-async def _transaction(connection: aiosqlite.Connection) -> AsyncIterator[Tx]:
+async def _transaction(connection: aiosqlite.Connection) -> AsyncIterator[SQLiteTx]:
     # IMMEDIATE takes the write lock now, so two writers wait for each other at BEGIN rather than deadlock later.
     await connection.execute("BEGIN IMMEDIATE")
     try:
-        yield Tx(connection)
+        yield SQLiteTx(connection)
         await connection.execute("COMMIT")
     except BaseException:
         # Unconditionally: a task cancelled while awaiting BEGIN has not seen it run yet, but aiosqlite runs a

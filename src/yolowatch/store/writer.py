@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from yolowatch.recorder import Recorder
-from yolowatch.records import LogEntry
+from yolowatch.records import LogEntry, ProcessInfo
+from yolowatch.store.database import STORE_ERRORS
+from yolowatch.store.fleet import process_row
 from yolowatch.store.rows import bucket_row, log_row
-from yolowatch.store.sqlite import STORE_ERRORS
 from yolowatch.store.store import Store
 
 log = logging.getLogger("yolowatch.store")
@@ -25,6 +26,8 @@ SLICE_S = 0.0005  # the longest the writer holds the event loop at a time, about
 # is at most FOLD_TAIL requests, which `collect` folds in one piece; a larger rest waits for the next round.
 FOLD_PASSES = 4
 FOLD_TAIL = 64
+SEEN_EVERY_S = 15.0  # an idle process still refreshes its row in the fleet view this often (store clock)
+MAX_BACKOFF_S = 8.0  # while the database refuses, rounds wait 1, 2, 4, 8, 8, ... intervals' worth of seconds
 
 
 async def _pause_if_spent(started: float) -> float:
@@ -66,8 +69,11 @@ class StoreWriter:
         max_backlog_logs: int = 50_000,
         retention_every_s: float = 600.0,
         on_connect: Callable[[], Awaitable[None]] | None = None,
+        process: ProcessInfo | None = None,
     ) -> None:
         self.store = store
+        self.process = process
+        self._process_seen = float("-inf")  # when the process row was last written (store clock)
         self.on_connect = on_connect
         self.recorder = recorder
         self.writer_id = writer_id
@@ -82,6 +88,7 @@ class StoreWriter:
         self._stopping = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._failing = False
+        self._failure_streak = 0
         self._connected = False
         self._last_retention = float("-inf")
         self._written_totals: dict[str, str] = {}  # deployment -> the totals JSON last written
@@ -144,13 +151,16 @@ class StoreWriter:
         await self._take()
         rows, logs = list(self._rows.values()), [log_row(entry) for entry in self._logs]
         totals = self._changed_totals()
+        process = None
+        if self.process is not None and (rows or logs or totals or taken_at - self._process_seen >= SEEN_EVERY_S):
+            process = process_row(self.writer_id, self.process, int(taken_at))
         try:
             if not self._connected:
                 if self.on_connect is not None:
                     await self.on_connect()
                 self._connected = True
-            if rows or logs or totals:
-                await self.store.write(rows, logs, totals)
+            if rows or logs or totals or process:
+                await self.store.write(rows, logs, totals, process)
         except STORE_ERRORS as exc:
             self._note_failure(exc)
             self._connected = False
@@ -165,11 +175,14 @@ class StoreWriter:
                 len(logs),
             )
         self._failing = False
+        self._failure_streak = 0
         self.stats.rows_written += len(rows)
         self.stats.logs_written += len(logs)
         self._rows.clear()
         self._logs.clear()
         self._written_totals.update((deployment, text) for _, deployment, _, text in totals)
+        if process is not None:
+            self._process_seen = taken_at
         self.flushed_through = taken_at
         return True
 
@@ -197,6 +210,7 @@ class StoreWriter:
 
     def _note_failure(self, exc: BaseException) -> None:
         self.stats.failures += 1
+        self._failure_streak += 1
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
         if not self._failing:  # once per outage, not once per second
             log.warning(
@@ -237,7 +251,15 @@ class StoreWriter:
                 log.log(logging.DEBUG if failing else logging.ERROR, "store writer round failed", exc_info=True)
                 failing = True
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.interval_s)
+                await asyncio.wait_for(stopping.wait(), self.next_round_s())
+
+    def next_round_s(self) -> float:
+        """The wait before the next round: the interval, backing off while the database refuses (a server that
+        is down is not asked every second by every process of the fleet); the backlog keeps what comes in."""
+        if not self._failing:
+            return self.interval_s
+        streak = min(self._failure_streak, 8)
+        return min(max(MAX_BACKOFF_S, self.interval_s), self.interval_s * 2.0 ** (streak - 1))
 
     def start(self) -> None:
         if self._task is None:
