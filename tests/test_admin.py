@@ -35,7 +35,7 @@ REFUSED = json.dumps({"error": "file is not an image; send JPEG or PNG"}).encode
 PREDICT_LATENCIES_US = (41_000, 38_500, 44_200, 52_000, 39_900, 61_300)
 
 
-async def _record_served_traffic(path: Path) -> None:
+async def _record_served_traffic(path: str) -> None:
     """What one `serve --region test-region` recorded for 6 good predictions and 2 refused uploads, and its
     last health probe (healthy)."""
     clock = FakeClock(RECORDED_AT)
@@ -55,9 +55,10 @@ async def _record_served_traffic(path: Path) -> None:
 
 
 @pytest.fixture
-def admin(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
-    """A factory of admin clients (router options as keywords) over the recorded store, each closed after the test."""
-    path = tmp_path / "admin.db"
+def admin(database: Callable[[str], str]) -> Iterator[Callable[..., TestClient]]:
+    """A factory of admin clients (router options as keywords) over the recorded store (on each backend), each
+    closed after the test."""
+    path = database("admin.db")
     asyncio.run(_record_served_traffic(path))
     with contextlib.ExitStack() as clients:
 

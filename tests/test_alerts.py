@@ -180,15 +180,15 @@ async def test_rules_read_closed_minutes_from_the_store(make_store: Callable[...
     assert [(n.rule, n.status) for n in quiet] == [("HighErrorRate", "resolved")]
 
 
-def _admin_client(path: Path) -> tuple[Monitor, TestClient]:
+def _admin_client(path: str) -> tuple[Monitor, TestClient]:
     """A monitor running the default rules, and a test client of its admin router (the store closes with it)."""
     monitor = Monitor(path, "prod", alert_rules=default_rules())
     return monitor, admin_client(monitor.store, monitors=[monitor])
 
 
-def test_alerts_route_lists_rules_and_history(tmp_path: Path) -> None:
+def test_alerts_route_lists_rules_and_history(database: Callable[[str], str]) -> None:
     """/api/alerts lists every default rule, all inactive, and an empty history."""
-    _, client = _admin_client(tmp_path / "r.db")
+    _, client = _admin_client(database("r.db"))
     with client:
         body = client.get("/api/alerts").json()
     assert [r["rule"] for r in body["rules"]] == [r.name for r in default_rules()]
@@ -287,9 +287,9 @@ async def test_the_holdout_rule_fires_when_map_falls_a_point(
     assert made == ["firing", "resolved"]  # 0.5 points down: quiet; 3 points down: fires; back: resolves
 
 
-def test_rules_are_created_listed_and_deleted_through_the_api(tmp_path: Path) -> None:
+def test_rules_are_created_listed_and_deleted_through_the_api(database: Callable[[str], str]) -> None:
     """API rules live in the file (every process applies them); deleting a firing one resolves it."""
-    monitor, client = _admin_client(tmp_path / "r.db")
+    monitor, client = _admin_client(database("r.db"))
     flaky = {"name": "AnyError", "metric": "error_rate", "comparison": "above", "threshold": 0, "for": 0,
              "runbook": "one failure is one too many"}  # fmt: skip
     with client:

@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from starlette.testclient import TestClient
@@ -20,16 +20,17 @@ DAY = 86400
 YOLOWATCH = [sys.executable, "-m", "yolowatch"]
 
 
-async def _record_two_weeks(path: Path, clock: FakeClock) -> None:
+async def _record_two_weeks(path: str, clock: FakeClock) -> None:
     """Days 0-6 normal for both deployments; days 7-13 drifted for 'drifting' only. 80 requests a day each."""
     await record_fortnight(path, clock, steady=("steady",), drifting=("drifting",), idle=("quiet",))
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> TestClient:
-    """An admin client (not yet entered) over two weeks of recorded traffic; each `with` block closes its store."""
+def client(database: Callable[[str], str]) -> TestClient:
+    """An admin client (not yet entered) over two weeks of recorded traffic (on each backend); each `with` block
+    closes its store."""
     clock = FakeClock(1_800_000_000 - 1_800_000_000 % DAY)
-    path = tmp_path / "drift.db"
+    path = database("drift.db")
     asyncio.run(_record_two_weeks(path, clock))
     return admin_client(Store(path, clock=clock))  # fresh connections, for the test client's own event loop
 
@@ -86,7 +87,9 @@ def test_pinned_windows_and_bad_ones(client: TestClient) -> None:
         assert client.get("/api/deployments/nope/drift").status_code == 404
 
 
-def test_a_pinned_baseline_persists_and_moves_the_comparison(client: TestClient, tmp_path: Path) -> None:
+def test_a_pinned_baseline_persists_and_moves_the_comparison(
+    client: TestClient, database: Callable[[str], str]
+) -> None:
     """A baseline pinned through the API moves the comparison, survives in the file for the CLI to show and clear,
     and bad pins are refused without changing it."""
     start = 1_800_000_000 - 1_800_000_000 % DAY
@@ -118,7 +121,7 @@ def test_a_pinned_baseline_persists_and_moves_the_comparison(client: TestClient,
         assert client.put(url, content=b"{nope").status_code == 400
         assert client.get(url).json()["pinned"] is True  # the refused calls changed nothing
     # Kept in the file: another process (the CLI) sees the pin, and can clear it.
-    db = next(iter(tmp_path.glob("drift.db")))
+    db = database("drift.db")
     shown = subprocess.run([*YOLOWATCH, "baseline", "--deployment", "drifting", "--db", str(db)],
                            capture_output=True, text=True, check=True)  # fmt: skip
     assert "(pinned)" in shown.stdout
@@ -134,11 +137,11 @@ def test_a_pinned_baseline_persists_and_moves_the_comparison(client: TestClient,
     assert bad.returncode == 2 and "unknown deployment" in bad.stderr
 
 
-def test_the_daily_drift_rule_fires_for_drift_only(tmp_path: Path) -> None:
+def test_the_daily_drift_rule_fires_for_drift_only(database: Callable[[str], str]) -> None:
     """The default ConfidenceDrift rule, evaluated at midnight on the stored histograms, fires for the deployment
     whose confidences moved and stays quiet for the steady one; at any other minute it is not evaluated."""
     clock = FakeClock(1_800_000_000 - 1_800_000_000 % DAY)
-    path = tmp_path / "drift.db"
+    path = database("drift.db")
     asyncio.run(_record_two_weeks(path, clock))
 
     async def evaluate() -> dict[str, list[tuple[str, str]]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_endpoint_and_val_agree_and_the_drop_is_stored(data: Path, tmp_path: Path) -> None:
+def test_endpoint_and_val_agree_and_the_drop_is_stored(data: Path, database: Callable[[str], str]) -> None:
     """Scored through the endpoint and by ultralytics' val, the model agrees, loses points on the drifted set, and
-    every run is stored."""
-    db = tmp_path / "h.db"
+    every run is stored (on each backend)."""
+    db = database("h.db")
     scores = {}
     with run_server(["--db", str(db)]) as base:
         for split in ("holdout", "holdout-drifted"):

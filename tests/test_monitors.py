@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,7 +21,7 @@ async def predict(request: Request) -> Response:
     return JSONResponse({"images": []})
 
 
-def _app(path: Path, clock: Callable[[], float] = time.time) -> tuple[Monitor, Starlette]:
+def _app(path: str, clock: Callable[[], float] = time.time) -> tuple[Monitor, Starlette]:
     monitor = Monitor(path, "prod", clock=clock, flush_interval_s=0.2)
     app = Starlette(
         routes=[
@@ -33,10 +32,10 @@ def _app(path: Path, clock: Callable[[], float] = time.time) -> tuple[Monitor, S
     return monitor, app
 
 
-def test_a_paused_monitor_records_nothing_and_an_archived_one_is_hidden(tmp_path: Path) -> None:
+def test_a_paused_monitor_records_nothing_and_an_archived_one_is_hidden(database: Callable[[str], str]) -> None:
     """A paused monitor still serves but records nothing, a resumed one records again, an archived one is hidden
     from the lists (not gone), bad changes are refused, and the choice survives a restart."""
-    monitor, app = _app(tmp_path / "m.db")
+    monitor, app = _app(database("m.db"))
     with TestClient(WatchMiddleware(app, monitor=monitor)) as client:
 
         def requests() -> int:
@@ -76,17 +75,17 @@ def test_a_paused_monitor_records_nothing_and_an_archived_one_is_hidden(tmp_path
         assert client.patch("/api/deployments/nope", json={"state": "paused"}).status_code == 404
 
     # A restart keeps what the user chose: the state and window live in the file, not in the process.
-    monitor, app = _app(tmp_path / "m.db")
+    monitor, app = _app(database("m.db"))
     with TestClient(WatchMiddleware(app, monitor=monitor)) as client:
         row = client.get("/api/deployments/prod").json()
         assert (row["state"], row["snapshotWindow"]) == ("archived", "5m")
 
 
-def test_the_snapshot_window_sets_the_health_state(tmp_path: Path) -> None:
+def test_the_snapshot_window_sets_the_health_state(database: Callable[[str], str]) -> None:
     """The health state is judged on the snapshot window: errors ten minutes ago are out of a 5m snapshot
     and inside a 1d one."""
     clock = FakeClock()
-    monitor, app = _app(tmp_path / "s.db", clock)
+    monitor, app = _app(database("s.db"), clock)
     with TestClient(WatchMiddleware(app, monitor=monitor)) as client:
 
         def snapshot() -> dict:
