@@ -172,7 +172,7 @@ class PostgresDatabase:
         """After a failure: every pooled connection is replaced before its next use (the server may have
         restarted under them)."""
         if self._pool is not None:
-            self._pool.expire_connections()
+            await self._pool.expire_connections()
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
