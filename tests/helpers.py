@@ -205,7 +205,7 @@ def uvicorn_in_thread(app: Any, **config: Any) -> Iterator[str]:
 class WebhookReceiver:
     """A real local webhook receiver on a free port: keeps every JSON body; answers 500 while `failing`."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.bodies: list[dict[str, Any]] = []
         self.failing = False
         self.attempts = 0
@@ -225,8 +225,8 @@ class WebhookReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self._server = HTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self._server.server_address[1]}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> WebhookReceiver:

@@ -76,6 +76,8 @@ class Cluster:
             [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", USER, f"--pwfile={password_file}",
              "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync"]
         )  # fmt: skip
+        with (self.data / "pg_hba.conf").open("a") as hba:  # other hosts too (a fleet's), always with the password
+            hba.write("host all all 0.0.0.0/0 scram-sha-256\n")
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.work} -c listen_addresses={self.host} -c fsync=off -c max_connections=300"
