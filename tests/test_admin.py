@@ -19,7 +19,7 @@ from helpers import FakeClock, admin_client
 from yolowatch.admin import admin_router
 from yolowatch.admin.routes import admin_document
 from yolowatch.recorder import Recorder
-from yolowatch.records import HealthResult
+from yolowatch.records import HealthResult, ProcessInfo
 from yolowatch.store import Store, StoreWriter
 
 KEY = "test-admin-key-7f3c"
@@ -239,3 +239,122 @@ def test_openapi_document_names_the_statuses_the_handlers_answer() -> None:
     assert "204" in statuses("/api/alerts/rules/{name}", "delete")
     assert "content" not in paths["/api/alerts/rules/{name}"]["delete"]["responses"]["204"]
     assert paths["/health"]["get"]["security"] == [] and set(paths["/health"]["get"]["responses"]) == {"200", "503"}
+
+
+async def _record_fleet(path: str, clock: FakeClock) -> None:
+    """One deployment served from two hosts: host-a in eu-west-1 (located by name) answers 30 requests well;
+    host-b at a custom place answers 20, two of them 500s (10 % server errors). A third process, on host-c, last
+    wrote two hours earlier."""
+    async with Store(path, clock=clock) as store:
+        await store.register_deployment("demo")
+        old = ProcessInfo("host-c", 7, "serve", "us-east-1", started_s=int(clock()) - 7300)
+        clock.advance(-7200)
+        assert await StoreWriter(store, Recorder(clock=clock), "c", process=old).flush()
+        clock.advance(7200)
+        writers = [
+            StoreWriter(store, Recorder(clock=clock), "a", process=ProcessInfo("host-a", 11, "sidecar", "eu-west-1")),
+            StoreWriter(
+                store,
+                Recorder(clock=clock),
+                "b",
+                process=ProcessInfo("host-b", 21, "serve", "factory-3", latitude=52.37, longitude=4.9),
+            ),
+        ]
+        for i in range(30):
+            writers[0].recorder.record_request("demo", "POST", "/predict", 200, 10_000 + 100 * i, f"a{i}")
+        for i in range(20):
+            writers[1].recorder.record_request("demo", "POST", "/predict", 500 if i < 2 else 200, 40_000, f"b{i}")
+        for writer in writers:
+            assert await writer.flush()
+
+
+@pytest.fixture
+def fleet(database: Callable[[str], str]) -> Iterator[tuple[TestClient, FakeClock]]:
+    """An admin client over the fleet's store (on each backend), a minute after the traffic, and its clock."""
+    path = database("fleet.db")
+    clock = FakeClock(RECORDED_AT)
+    asyncio.run(_record_fleet(path, clock))
+    clock.advance(60)
+    with admin_client(Store(path, clock=clock)) as client:
+        yield client, clock
+
+
+def test_fleet_lists_processes_hosts_and_regions(fleet: tuple[TestClient, FakeClock]) -> None:
+    """Each live process is listed with its host and region; the deployment's hosts split its requests exactly
+    (shares, per-host percentiles equal to the host-filtered metrics); host-b's 10 % server errors make it and its
+    region unhealthy; a process last seen before the range is left out."""
+    client, _ = fleet
+    body = client.get("/api/fleet").json()
+    assert body["range"] == "1h"
+    processes = {p["writer"]: p for p in body["processes"]}
+    assert set(processes) == {"a", "b"}  # c last wrote two hours ago
+    assert (processes["a"]["host"], processes["a"]["kind"], processes["a"]["region"]) == (
+        "host-a",
+        "sidecar",
+        "eu-west-1",
+    )
+    assert (processes["a"]["latitude"], processes["a"]["longitude"]) == (53.35, -6.26)  # from the region's name
+    assert (processes["b"]["latitude"], processes["b"]["longitude"]) == (52.37, 4.9)
+    assert all(p["alive"] for p in processes.values())
+    (deployment,) = body["deployments"]
+    hosts = {h["host"]: h for h in deployment["hosts"]}
+    assert [h["host"] for h in deployment["hosts"]] == ["host-a", "host-b"]  # busiest first
+    assert (hosts["host-a"]["requests"], hosts["host-a"]["share"], hosts["host-a"]["healthy"]) == (30, 0.6, True)
+    assert (hosts["host-b"]["requests"], hosts["host-b"]["share"], hosts["host-b"]["healthy"]) == (20, 0.4, False)
+    assert hosts["host-b"]["serverErrorRate"] == 0.1 and hosts["host-b"]["errorRate"] == 0.1
+    assert hosts["host-a"]["processes"] == hosts["host-b"]["processes"] == 1
+    for name, host in hosts.items():
+        summary = client.get(f"/api/deployments/demo/metrics?range=1h&host={name}").json()["summary"]
+        assert summary["requests"] == host["requests"]
+        for q in ("p50", "p95", "p99"):
+            assert host[f"{q}LatencyMs"] == pytest.approx(summary[f"{q}Ms"], abs=0.001)
+    assert hosts["host-a"]["p50LatencyMs"] == pytest.approx(11.4, rel=0.01)  # the HDR median of 10.0 .. 12.9 ms
+    regions = {r["region"]: r for r in body["regions"]}
+    assert regions["eu-west-1"] == {
+        "region": "eu-west-1", "latitude": 53.35, "longitude": -6.26, "hosts": 1, "requests": 30,
+        "p95LatencyMs": hosts["host-a"]["p95LatencyMs"], "healthy": True,
+    }  # fmt: skip
+    assert (regions["factory-3"]["requests"], regions["factory-3"]["healthy"]) == (20, False)
+    assert set(regions) == {"eu-west-1", "factory-3"}
+
+
+def test_fleet_hosts_turn_unhealthy_when_their_processes_go_quiet(fleet: tuple[TestClient, FakeClock]) -> None:
+    """Past 90 s without a write every process is dead, so every host and region is unhealthy; over 6h the
+    process that went away two hours ago is back in the list."""
+    client, clock = fleet
+    clock.advance(60)  # 120 s since the last write
+    body = client.get("/api/fleet").json()
+    assert not any(p["alive"] for p in body["processes"])
+    assert [h["healthy"] for h in body["deployments"][0]["hosts"]] == [False, False]
+    assert [h["processes"] for h in body["deployments"][0]["hosts"]] == [0, 0]
+    assert not any(r["healthy"] for r in body["regions"])
+    six_hours = client.get("/api/fleet?range=6h").json()
+    assert {p["host"] for p in six_hours["processes"]} == {"host-a", "host-b", "host-c"}
+    assert {r["region"]: r["hosts"] for r in six_hours["regions"]}["us-east-1"] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "expected"),
+    [
+        ("/api/fleet?range=2h", 400, "range must be one of 1h, 6h, 24h, 7d, 30d"),
+        ("/api/deployments/demo/metrics?host=host-z", 404, "unknown host 'host-z'; known: host-a, host-b, host-c"),
+        ("/api/deployments/demo/metrics?host=", 400, "host must be a host name"),
+    ],
+)
+def test_fleet_and_host_parameters_say_what_is_allowed(
+    fleet: tuple[TestClient, FakeClock], query: str, status: int, expected: str
+) -> None:
+    """A bad range or an unknown host is refused saying what is allowed."""
+    response = fleet[0].get(query)
+    assert response.status_code == status and expected in response.json()["error"]
+
+
+def test_metrics_of_one_host_and_of_the_fleet(fleet: tuple[TestClient, FakeClock]) -> None:
+    """Without `host` the metrics are the fleet's (50 requests); with it, that host's, sparkline included."""
+    client, _ = fleet
+    whole = client.get("/api/deployments/demo/metrics?range=1h&sparkline=true").json()
+    assert whole["host"] is None and whole["summary"]["requests"] == 50
+    one = client.get("/api/deployments/demo/metrics?range=1h&sparkline=true&host=host-b").json()
+    assert one["host"] == "host-b" and one["summary"]["serverErrors"] == 2
+    assert sum(p["requests"] for p in one["sparkline"]) == 20
+    assert one["summary"]["healthState"] == "critical"  # 10 % errors in its own snapshot window

@@ -11,11 +11,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from yolowatch._util import iso_time
+from yolowatch.admin.fleet import fleet_view
 from yolowatch.admin.params import (
     decode_page_token,
     encode_page_token,
     json_body,
     parse_bool,
+    parse_host,
     parse_limit,
     parse_range,
     parse_severities,
@@ -28,6 +30,7 @@ from yolowatch.admin.views import (
     camel_keys,
     deployment_json,
     drift_json,
+    fleet_json,
     health_json,
     holdout_run_json,
     log_json,
@@ -39,12 +42,13 @@ from yolowatch.asgi.auth import KeyCheck
 from yolowatch.errors import RequestError
 from yolowatch.exporters import CONTENT_TYPE, exposition
 from yolowatch.health import StateThresholds, deployment_state
-from yolowatch.metrics import bucket_metrics, merged
+from yolowatch.metrics import bucket_metrics, merged, range_points
 from yolowatch.monitor import Monitor
 from yolowatch.quality import DriftRule
 from yolowatch.records import MONITOR_STATES, SNAPSHOT_WINDOWS
 from yolowatch.signals import drift_report, drift_windows
 from yolowatch.store import Store
+from yolowatch.store.fleet import UNKNOWN_HOST
 
 log = logging.getLogger("yolowatch.admin")
 
@@ -77,12 +81,17 @@ class Admin:
             raise RequestError(404, f"unknown deployment {deployment_id!r}; known: {known}")
         return row
 
-    async def _snapshot(self, row: dict[str, Any]) -> dict[str, Any]:
-        """The monitor's live snapshot: its window's figures, and the Healthy/Warning/Critical state they give."""
+    async def _snapshot(self, row: dict[str, Any], host: str | None = None) -> dict[str, Any]:
+        """The monitor's live snapshot: its window's figures (the fleet's, or one host's), and the
+        Healthy/Warning/Critical state they give."""
         window = row.get("snapshot_window") or "1h"
         now = int(self.store.clock())
         end = now - now % 60 + 60  # through the minute in progress
-        bucket = await self.store.window(row["id"], end - SNAPSHOT_WINDOWS[window], end, False)
+        start = end - SNAPSHOT_WINDOWS[window]
+        if host is None:
+            bucket = await self.store.window(row["id"], start, end, False)
+        else:
+            bucket = (await self.store.host_windows(row["id"], start, end)).get(host) or merged(())
         metrics = bucket_metrics(bucket)
         return {
             "window": window,
@@ -93,8 +102,18 @@ class Admin:
             "healthState": deployment_state(metrics["error_rate"], metrics["p99_ms"], self.thresholds),
         }
 
-    async def _state(self, row: dict[str, Any]) -> str:
-        return str((await self._snapshot(row))["healthState"])
+    async def _state(self, row: dict[str, Any], host: str | None = None) -> str:
+        return str((await self._snapshot(row, host))["healthState"])
+
+    async def _known_host(self, request: Request) -> str | None:
+        """The `host` asked for, if any: one that a process registered, or the rows of unregistered writers."""
+        host = parse_host(request)
+        if host is None:
+            return None
+        hosts = sorted({process["host"] for process in await self.store.fleet_processes()})
+        if host not in hosts and host != UNKNOWN_HOST:
+            raise RequestError(404, f"unknown host {host!r}; known: {', '.join(hosts) or 'none yet'}")
+        return host
 
     def _health(self, deployment: str, stored: dict[str, Any]) -> dict[str, Any] | None:
         monitor = self.monitors.get(deployment)
@@ -174,18 +193,31 @@ class Admin:
         range_name = parse_range(request)
         sparkline = parse_bool(request, "sparkline")
         row = await self._known(request)
-        summary = await self.store.summary(row["id"], range_name)
+        host = await self._known_host(request)
+        summary = await self.store.summary(row["id"], range_name, host)
         body: dict[str, Any] = {
             "deployment": row["id"],
             "range": range_name,
+            "host": host,
             "summary": {
                 **summary_json({k: v for k, v in summary.items() if k not in ("range", "start_s")}),
-                "healthState": await self._state(row),
+                "healthState": await self._state(row, host),
             },
         }
         if sparkline:
-            body["sparkline"] = [point_json(p) for p in await self.store.series(row["id"], range_name)]
+            body["sparkline"] = [point_json(p) for p in await self.store.series(row["id"], range_name, host)]
         return JSONResponse(body)
+
+    async def fleet(self, request: Request) -> Response:
+        """The processes, each deployment's hosts and the regions over a range (default 1h): the fleet view."""
+        range_name = parse_range(request, "1h")
+        now = int(self.store.clock())
+        points = range_points(range_name, now)
+        start, end = points.first_s, points.first_s + points.count * points.step_s
+        deployments = [row for row in await self.store.deployments() if row["state"] != "archived"]
+        windows = [(row, await self.store.host_windows(row["id"], start, end)) for row in deployments]
+        fleet = fleet_view(await self.store.fleet_processes(), windows, now, start)
+        return JSONResponse(fleet_json(fleet, range_name, now))
 
     async def logs(self, request: Request) -> Response:
         limit = parse_limit(request)

@@ -113,6 +113,7 @@ SCHEMAS: dict[str, Schema] = {
         {
             "deployment": STRING,
             "range": {"enum": list(RANGES)},
+            "host": nullable(STRING),
             "summary": obj(
                 {
                     "requests": INTEGER,
@@ -148,6 +149,72 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
         optional=("sparkline",),
+    ),
+    "Fleet": obj(
+        {
+            "range": {"enum": list(RANGES)},
+            "now": STRING,
+            "processes": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "writer": STRING,
+                        "host": STRING,
+                        "pid": INTEGER,
+                        "kind": STRING,
+                        "region": nullable(STRING),
+                        "latitude": nullable(NUMBER),
+                        "longitude": nullable(NUMBER),
+                        "version": STRING,
+                        "startedAt": STRING,
+                        "lastSeenAt": STRING,
+                        "alive": BOOLEAN,
+                    }
+                ),
+            },
+            "deployments": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "id": STRING,
+                        "name": STRING,
+                        "hosts": {
+                            "type": "array",
+                            "items": obj(
+                                {
+                                    "host": STRING,
+                                    "region": nullable(STRING),
+                                    "processes": INTEGER,
+                                    "lastSeenAt": nullable(STRING),
+                                    "requests": INTEGER,
+                                    "share": NUMBER,
+                                    "p50LatencyMs": nullable(NUMBER),
+                                    "p95LatencyMs": nullable(NUMBER),
+                                    "p99LatencyMs": nullable(NUMBER),
+                                    "errorRate": NUMBER,
+                                    "serverErrorRate": NUMBER,
+                                    "healthy": BOOLEAN,
+                                }
+                            ),
+                        },
+                    }
+                ),
+            },
+            "regions": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "region": STRING,
+                        "latitude": nullable(NUMBER),
+                        "longitude": nullable(NUMBER),
+                        "hosts": INTEGER,
+                        "requests": INTEGER,
+                        "p95LatencyMs": nullable(NUMBER),
+                        "healthy": BOOLEAN,
+                    }
+                ),
+            },
+        }
     ),
     "Logs": obj(
         {

@@ -21,12 +21,23 @@ from yolowatch.records import SEVERITY_LEVELS
 
 MAX_LOG_LIMIT = 200
 DEFAULT_LOG_LIMIT = 50
+MAX_HOST_LENGTH = 255
 
 
 def parse_range(request: Request, default: str = "24h") -> str:
     value = request.query_params.get("range", default)
     if value not in RANGES:
         raise RequestError(400, f"range must be one of {RANGE_NAMES}; got {value!r}")
+    return value
+
+
+def parse_host(request: Request) -> str | None:
+    """`host`: one host of the fleet (as the fleet view names it), or None for all of them."""
+    value = request.query_params.get("host")
+    if value is None:
+        return None
+    if not value or len(value) > MAX_HOST_LENGTH or not value.isprintable():
+        raise RequestError(400, f"host must be a host name from /api/fleet (1 to {MAX_HOST_LENGTH} characters)")
     return value
 
 

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from yolowatch.admin.endpoints import Admin
 from yolowatch.admin.openapi import Operation, Param, openapi_document
-from yolowatch.admin.params import MAX_LOG_LIMIT
+from yolowatch.admin.params import MAX_HOST_LENGTH, MAX_LOG_LIMIT
 from yolowatch.admin.views import health_json
 from yolowatch.asgi.auth import KeyCheck, unauthorized
 from yolowatch.asgi.headers import SecurityHeaders
@@ -39,6 +39,10 @@ DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
 
 DEPLOYMENT = Param("deployment", "path", {"type": "string"}, "the deployment's id")
 ARCHIVED = Param("archived", "query", {"type": "boolean", "default": False}, "include archived deployments")
+HOST = Param(
+    "host", "query", {"type": "string", "minLength": 1, "maxLength": MAX_HOST_LENGTH},
+    "only this host's requests (a host of /api/fleet); all hosts when absent",
+)  # fmt: skip
 
 
 def _window_params() -> tuple[Param, ...]:
@@ -63,10 +67,16 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
                   (DEPLOYMENT,)),
         Operation("PATCH", d, "update_deployment", "Pause, resume or archive its monitor; set its snapshot window",
                   {200: "DeploymentDetail"}, (DEPLOYMENT,), body="DeploymentPatch"),
-        Operation("GET", f"{d}/metrics", "metrics", "Summary and sparkline over a range", {200: "Metrics"}, (
+        Operation("GET", "/api/fleet", "fleet",
+                  "Processes, each deployment's hosts (request share, percentiles, health) and regions for the map",
+                  {200: "Fleet"},
+                  (Param("range", "query", {"enum": list(RANGES), "default": "1h"}, "time range"),)),
+        Operation("GET", f"{d}/metrics", "metrics", "Summary and sparkline over a range, of the fleet or one host",
+                  {200: "Metrics"}, (
             DEPLOYMENT,
             Param("range", "query", {"enum": list(RANGES), "default": "24h"}, "time range"),
             Param("sparkline", "query", {"type": "boolean", "default": False}, "include 60-100 points"),
+            HOST,
         )),
         Operation("GET", f"{d}/logs", "logs", "Request logs, newest first", {200: "Logs"}, (
             DEPLOYMENT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from yolowatch._util import iso_time
+from yolowatch.admin.fleet import Fleet, FleetProcess, FleetRegion, HostTraffic
 from yolowatch.alerts import Rule, rule_json
 from yolowatch.quality import ConfidenceChange, DriftReport, DriftSignal, VolumeChange
 from yolowatch.records import SEVERITY_NAMES, AlertState, HealthResult
@@ -183,4 +184,62 @@ def holdout_run_json(run: dict[str, Any]) -> dict[str, Any]:
         "map50to95": round(run["map50_95"], 5),
         "images": run["images"],
         "details": run["details"],
+    }
+
+
+def fleet_json(fleet: Fleet, range_name: str, now_s: int) -> dict[str, Any]:
+    return {
+        "range": range_name,
+        "now": iso_time(now_s),
+        "processes": [process_json(process) for process in fleet.processes],
+        "deployments": [
+            {"id": d.id, "name": d.name, "hosts": [host_traffic_json(host) for host in d.hosts]}
+            for d in fleet.deployments
+        ],
+        "regions": [region_json(region) for region in fleet.regions],
+    }
+
+
+def process_json(process: FleetProcess) -> dict[str, Any]:
+    return {
+        "writer": process.writer,
+        "host": process.host,
+        "pid": process.pid,
+        "kind": process.kind,
+        "region": process.region,
+        "latitude": process.latitude,
+        "longitude": process.longitude,
+        "version": process.version,
+        "startedAt": iso_time(process.started_s),
+        "lastSeenAt": iso_time(process.seen_s),
+        "alive": process.alive,
+    }
+
+
+def host_traffic_json(host: HostTraffic) -> dict[str, Any]:
+    return {
+        "host": host.host,
+        "region": host.region,
+        "processes": host.processes,
+        "lastSeenAt": None if host.seen_s is None else iso_time(host.seen_s),
+        "requests": host.requests,
+        "share": round(host.share, 6),
+        "p50LatencyMs": _maybe_round(host.p50_ms, 3),
+        "p95LatencyMs": _maybe_round(host.p95_ms, 3),
+        "p99LatencyMs": _maybe_round(host.p99_ms, 3),
+        "errorRate": round(host.error_rate, 6),
+        "serverErrorRate": round(host.server_error_rate, 6),
+        "healthy": host.healthy,
+    }
+
+
+def region_json(region: FleetRegion) -> dict[str, Any]:
+    return {
+        "region": region.region,
+        "latitude": region.latitude,
+        "longitude": region.longitude,
+        "hosts": region.hosts,
+        "requests": region.requests,
+        "p95LatencyMs": _maybe_round(region.p95_ms, 3),
+        "healthy": region.healthy,
     }
