@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from helpers import FakeClock, admin_client
 from yolowatch.admin import admin_router
+from yolowatch.admin.fleet import located
 from yolowatch.admin.routes import admin_document
 from yolowatch.recorder import Recorder
 from yolowatch.records import HealthResult, ProcessInfo
@@ -358,3 +359,24 @@ def test_metrics_of_one_host_and_of_the_fleet(fleet: tuple[TestClient, FakeClock
     assert one["host"] == "host-b" and one["summary"]["serverErrors"] == 2
     assert sum(p["requests"] for p in one["sparkline"]) == 20
     assert one["summary"]["healthState"] == "critical"  # 10 % errors in its own snapshot window
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"region": "eu-west-1"}, ("eu-west-1", 53.35, -6.26)),
+        ({"region": "EU-West-1", "latitude": None, "longitude": None}, ("eu-west-1", 53.35, -6.26)),
+        ({"region": "factory-9@1.5,2.5"}, ("factory-9", 1.5, 2.5)),
+        ({"region": "-33.9,18.4"}, ("-33.90,18.40", -33.9, 18.4)),
+        ({"region": "lab", "latitude": 3.0, "longitude": 4.0}, ("lab", 3.0, 4.0)),
+        ({"region": "somewhere-else"}, ("somewhere-else", None, None)),
+        ({"region": None}, (None, None, None)),
+        ({"region": ""}, (None, None, None)),
+    ],
+)
+def test_a_process_is_placed_by_its_coordinates_or_its_region_text(
+    row: dict[str, object], expected: tuple[object, ...]
+) -> None:
+    """Coordinates stored with the process win; otherwise its --region text places it (a known name, LAT,LON or
+    NAME@LAT,LON); a region it cannot place is listed without a pin."""
+    assert located(row) == expected

@@ -6,23 +6,28 @@ Screenshots land in tests/artifacts/ (git-ignored).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from playwright import sync_api as playwright_api
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from helpers import FakeClock, free_port, record_fortnight, stop_process, wait_healthy, wait_until
+from helpers import FakeClock, free_port, record_fortnight, stop_process, uvicorn_in_thread, wait_healthy, wait_until
+from yolowatch.admin import admin_router
 from yolowatch.recorder import Recorder
-from yolowatch.records import AlertState, HealthResult, Notification
+from yolowatch.records import AlertState, HealthResult, Notification, ProcessInfo
 from yolowatch.store import Store, StoreWriter
 
 pytestmark = pytest.mark.slow
@@ -457,3 +462,83 @@ def test_metrics_and_quality_charts_follow_the_window_width(browser, quality_ser
         timeout=10_000,
     )
     context.close()
+
+
+async def _fleet_traffic(db: Path) -> None:
+    """'vision' served now from two hosts in two regions: host-eu (eu-west-1) answers 30 requests well, host-us
+    (us-central1) 10, half of them 500s."""
+    store = Store(db)
+    try:
+        await store.register_deployment("vision")
+        for writer, host, region, requests_made, failed in (("eu", "host-eu", "eu-west-1", 30, 0),
+                                                            ("us", "host-us", "us-central1", 10, 5)):  # fmt: skip
+            recorder = Recorder()
+            process = ProcessInfo(host, 100, "sidecar", region, started_s=int(time.time()))
+            for i in range(requests_made):
+                status = 500 if i < failed else 200
+                recorder.record_request("vision", "POST", "/predict", status, 20_000, f"{writer}{i}")
+            assert await StoreWriter(store, recorder, writer, process=process).flush()
+    finally:
+        await store.close()
+
+
+@contextlib.contextmanager
+def _admin_served(db: Path) -> Iterator[str]:
+    """The admin router and dashboard over `db`, in a real uvicorn in this process (no model needed)."""
+    store = Store(db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
+    with uvicorn_in_thread(Starlette(routes=[Mount("/", admin_router(store))], lifespan=lifespan)) as base:
+        yield base
+
+
+def test_fleet_map_pins_each_region_in_its_health_colour(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The Fleet section pins each region where the API places it, green when healthy and red when not, larger
+    with more requests; the hosts table shows each host's health; every request the page makes stays on its
+    origin (the map's geometry is the vendored one) and the CSP refuses nothing."""
+    db = tmp_path / "fleet.db"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _fleet_traffic(db)).result()
+    with _admin_served(db) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 1100})
+        page = context.new_page()
+        requested: list[str] = []
+        refused: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("console", lambda message: refused.append(message.text) if "Content Security" in message.text else None)
+        page.goto(f"{base}/dashboard/")
+        page.wait_for_selector("#fleet-map svg .land")
+        regions = {r["region"]: r for r in requests.get(f"{base}/api/fleet", timeout=10).json()["regions"]}
+        assert {name: r["healthy"] for name, r in regions.items()} == {"eu-west-1": True, "us-central1": False}
+        pins = page.locator("#fleet-map circle.pin")
+        assert pins.count() == 2
+        shown = {}
+        for name in regions:
+            pin = page.locator(f"#fleet-map circle.pin[data-region='{name}']")
+            shown[name] = pin.evaluate(
+                "c => ({cls: c.getAttribute('class'), fill: getComputedStyle(c).fill, r: +c.getAttribute('r'),"
+                " x: +c.getAttribute('cx'), y: +c.getAttribute('cy'), title: c.querySelector('title').textContent})"
+            )
+            # Equirectangular: x is longitude + 180, y is 84 - latitude (the map's top edge is 84 N).
+            assert shown[name]["x"] == pytest.approx(regions[name]["longitude"] + 180, abs=0.01)
+            assert shown[name]["y"] == pytest.approx(84 - regions[name]["latitude"], abs=0.01)
+            assert shown[name]["title"].startswith(f"{name}: ")
+        assert shown["eu-west-1"]["cls"] == "pin healthy" and shown["eu-west-1"]["fill"] == "rgb(18, 161, 80)"
+        assert shown["us-central1"]["cls"] == "pin unhealthy" and shown["us-central1"]["fill"] == "rgb(217, 45, 32)"
+        assert shown["eu-west-1"]["r"] > shown["us-central1"]["r"]  # 30 requests against 10
+        assert "unhealthy" in shown["us-central1"]["title"] and "10 requests" in shown["us-central1"]["title"]
+        rows = page.locator(".fleet-deployment[data-id=vision] tr[data-host]")
+        assert rows.evaluate_all("rows => rows.map(r => r.dataset.host)") == ["host-eu", "host-us"]
+        assert page.locator("tr[data-host=host-us] .pill").text_content() == "unhealthy"
+        assert "75.0%" in page.locator("tr[data-host=host-eu] td.share").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("section.fleet").screenshot(path=str(ARTIFACTS / "dashboard-fleet.png"))
+        context.close()
+    origins = {urlsplit(url)._replace(path="", query="", fragment="").geturl() for url in requested}
+    assert origins == {base}, requested
+    assert f"{base}/dashboard/vendor/world-atlas/land-110m.json" in requested
+    assert refused == []

@@ -81,15 +81,17 @@ class Fleet:
     regions: list[FleetRegion]
 
 
-def located(row: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    """A process row's coordinates: its own, else those of its region's name when that is a known one."""
+def located(row: Mapping[str, Any]) -> tuple[str | None, float | None, float | None]:
+    """A process row's region and coordinates: its own, else what its region's text says (a known region's name,
+    LAT,LON or NAME@LAT,LON, as `--region` takes them)."""
+    region = row.get("region") or None
     if row.get("latitude") is not None and row.get("longitude") is not None:
-        return float(row["latitude"]), float(row["longitude"])
-    if row.get("region"):
+        return region, float(row["latitude"]), float(row["longitude"])
+    if region is not None:
         with contextlib.suppress(ValueError):  # a name the table does not know: listed, not on the map
-            region = parse_region(row["region"])
-            return region.latitude, region.longitude
-    return None, None
+            parsed = parse_region(region)
+            return parsed.name, parsed.latitude, parsed.longitude
+    return region, None, None
 
 
 def fleet_processes(rows: Iterable[Mapping[str, Any]], now_s: int, start_s: int) -> list[FleetProcess]:
@@ -98,14 +100,14 @@ def fleet_processes(rows: Iterable[Mapping[str, Any]], now_s: int, start_s: int)
     for row in rows:
         if row["seen_s"] < start_s:
             continue
-        latitude, longitude = located(row)
+        region, latitude, longitude = located(row)
         processes.append(
             FleetProcess(
                 writer=row["writer"],
                 host=row["host"],
                 pid=int(row["pid"]),
                 kind=row["kind"],
-                region=row["region"] or None,
+                region=region,
                 latitude=latitude,
                 longitude=longitude,
                 version=row["version"] or "",

@@ -5,6 +5,7 @@ import { isApiDown, listenForAdminKey, RETRY_EVERY_MS } from "./api.js";
 import { loadNotifications } from "./alerts.js";
 import { refreshMetrics, renderTab } from "./deployment.js";
 import { $, highlight, showStatus } from "./dom.js";
+import { loadFleet } from "./fleet.js";
 import { loadOverview, renderList } from "./overview.js";
 
 const OVERVIEW_EVERY_MS = 30_000;
@@ -21,6 +22,7 @@ async function refreshAll() {
   try {
     await loadOverview(state);
     await loadNotifications();
+    await loadFleet();
     showStatus(`updated ${new Date().toLocaleTimeString()}`);
     if (state.view === "cards") for (const d of state.deployments.values()) if (d.node) refreshMetrics(d);
   } catch { /* banner or key prompt already shown */ }
