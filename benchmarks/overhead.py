@@ -15,6 +15,12 @@ exits non-zero. Readiness is polled on /health, which the middleware does not re
 
     python benchmarks/overhead.py                 # trivial JSON endpoint (small detection body)
     python benchmarks/overhead.py --predict       # the real predict app with the demo model (yolo extra)
+    python benchmarks/overhead.py --postgres --variants bare wrapped wrappedpg   # also on PostgreSQL
+
+With `--postgres`, variant `wrappedpg` is `wrapped` writing to a PostgreSQL 15 server the script starts
+(Debian's binaries, fsync on; on this 2-core machine it shares the cores with the server and wrk, which a
+production database on its own machine does not) instead of an SQLite file: the request path must not notice
+the backend.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ wrk.headers["Content-Type"] = "multipart/form-data; boundary=benchboundary"
 class Server:
     base: str
     pid: int
-    db: Path
+    db: str  # an SQLite file, or a PostgreSQL database's URL
     runs: list[WrkRun] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
     counted: int = 0  # requests wrk counted, warm-up included
@@ -58,14 +64,14 @@ class Server:
 
 
 @contextlib.contextmanager
-def _server(factory: str, workdir: Path, stack: str) -> Iterator[Server]:
+def _server(factory: str, workdir: Path, stack: str, db: str | None = None) -> Iterator[Server]:
     port = free_port()
-    db = workdir / f"{factory}-{port}.db"
+    db = db or str(workdir / f"{factory}-{port}.db")
     loop, http = ("uvloop", "httptools") if stack == "fast" else ("asyncio", "h11")
     command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory", f"overhead_apps:{factory}",
                "--app-dir", str(HERE), "--port", str(port), "--loop", loop, "--http", http,
                "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    env = {**os.environ, "BENCH_DB": str(db)}
+    env = {**os.environ, "BENCH_DB": db}
     # Every app answers GET /health, which WatchMiddleware leaves out: the probe is not among the stored requests.
     with process(command, f"http://127.0.0.1:{port}/health", env=env) as started:
         server = Server(f"http://127.0.0.1:{port}", _uvicorn_pid(started.pid), db)
@@ -84,7 +90,7 @@ def _uvicorn_pid(pid: int) -> int:
     return pid
 
 
-def _stored_requests(db: Path) -> int:
+def _stored_requests(db: str) -> int:
     """Requests the wrapped server recorded, from its own totals in the database (the store's API, not SQL)."""
     from yolowatch.store import Store
 
@@ -107,7 +113,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=None, help="wrk duration per round")
     parser.add_argument("--connections", type=int, default=None)
-    parser.add_argument("--variants", nargs="+", choices=["bare", "minimal", "wrapped", "parseall"], default=None)
+    parser.add_argument(
+        "--variants", nargs="+", choices=["bare", "minimal", "wrapped", "parseall", "wrappedpg"], default=None
+    )
+    parser.add_argument("--postgres", action="store_true", help="add wrappedpg: wrapped, on a PostgreSQL server")
     args = parser.parse_args()
     if args.predict and args.variants and not set(args.variants) <= {"bare", "wrapped"}:
         parser.error("--predict has only the variants bare and wrapped")
@@ -117,6 +126,10 @@ def main() -> None:
     variants = args.variants or (["bare", "wrapped"] if args.predict else ["bare", "minimal", "wrapped", "parseall"])
     if "bare" not in variants:
         variants = ["bare", *variants]
+    if args.postgres and "wrappedpg" not in variants:
+        variants.append("wrappedpg")
+    if "wrappedpg" in variants and not args.postgres:
+        parser.error("wrappedpg needs --postgres")
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -131,30 +144,44 @@ def main() -> None:
             )
             script = workdir / "post.lua"
             script.write_text(LUA_POST.format(body=body))
-        with contextlib.ExitStack() as stack:
-            servers = {name: stack.enter_context(_server(f"{name}_{kind}", workdir, args.stack)) for name in variants}
-            for server in servers.values():  # warm up (model load, first requests)
-                warm = wrk(server.base, 2, connections, script)
-                server.counted += warm.requests
-                server.runs_made += 1
-            for round_ in range(args.rounds):
-                order = list(servers.items()) if round_ % 2 == 0 else list(reversed(servers.items()))
-                for name, server in order:
-                    before = cpu_seconds(server.pid)
-                    run = wrk(server.base, seconds, connections, script)
-                    cpu_us = (cpu_seconds(server.pid) - before) / run.requests * 1e6
-                    server.runs.append(run)
-                    server.cpu_us.append(cpu_us)
-                    server.counted += run.requests
-                    server.runs_made += 1
-                    print(
-                        f"round {round_ + 1} {name:<9} {run.rps:9.1f} req/s  p50 {run.p50_ms:6.2f} ms  "
-                        f"p99 {run.p99_ms:6.2f} ms  CPU {cpu_us:6.1f} us/request",
-                        flush=True,
+        with contextlib.ExitStack() as outer:
+            databases: dict[str, str] = {}
+            if args.postgres:
+                sys.path.insert(0, str(HERE.parent / "tests"))
+                from postgres import Cluster, admin, database_url  # the tests' own PostgreSQL helper
+
+                cluster = outer.enter_context(Cluster(durable=True))  # outlives the servers: the check reads it
+                admin(cluster.url, "CREATE DATABASE overhead")
+                databases["wrappedpg"] = database_url(cluster.url, "overhead")
+            with contextlib.ExitStack() as stack:
+                servers = {
+                    name: stack.enter_context(
+                        _server(f"{name.removesuffix('pg')}_{kind}", workdir, args.stack, databases.get(name))
                     )
-        # The servers have stopped (their shutdown flushed the store); the databases are still in `workdir`.
-        _report(servers, kind, args, seconds, connections)
-        _check_recorded(servers, connections)
+                    for name in variants
+                }
+                for server in servers.values():  # warm up (model load, first requests)
+                    warm = wrk(server.base, 2, connections, script)
+                    server.counted += warm.requests
+                    server.runs_made += 1
+                for round_ in range(args.rounds):
+                    order = list(servers.items()) if round_ % 2 == 0 else list(reversed(servers.items()))
+                    for name, server in order:
+                        before = cpu_seconds(server.pid)
+                        run = wrk(server.base, seconds, connections, script)
+                        cpu_us = (cpu_seconds(server.pid) - before) / run.requests * 1e6
+                        server.runs.append(run)
+                        server.cpu_us.append(cpu_us)
+                        server.counted += run.requests
+                        server.runs_made += 1
+                        print(
+                            f"round {round_ + 1} {name:<9} {run.rps:9.1f} req/s  p50 {run.p50_ms:6.2f} ms  "
+                            f"p99 {run.p99_ms:6.2f} ms  CPU {cpu_us:6.1f} us/request",
+                            flush=True,
+                        )
+            # The servers have stopped (their shutdown flushed the store); the databases are still in `workdir`.
+            _report(servers, kind, args, seconds, connections)
+            _check_recorded(servers, connections)
 
 
 @dataclass

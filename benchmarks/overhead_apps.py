@@ -43,8 +43,9 @@ async def health(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def _db() -> Path:
-    return Path(os.environ.get("BENCH_DB") or Path(tempfile.mkdtemp()) / "bench.db")
+def _db() -> str:
+    """An SQLite file or a PostgreSQL URL (overhead.py's wrappedpg)."""
+    return os.environ.get("BENCH_DB") or str(Path(tempfile.mkdtemp()) / "bench.db")
 
 
 def bare_trivial() -> ASGIApp:

@@ -46,9 +46,13 @@ def _as_owner(command: list[str], owner: str | None) -> list[str]:
 class Cluster:
     """A server of our own: `start()`, `stop()` (a fast shutdown, as a crash or a restart looks to clients), and
     `url` (its `postgres` database, user and password included). With `netns`, it runs in that network
-    namespace and listens on `host` there. A context manager: stopped and removed at the end."""
+    namespace and listens on `host` there; `durable` keeps fsync on (tests turn it off, benchmarks do not).
+    A context manager: stopped and removed at the end."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None, durable: bool = False
+    ) -> None:
+        self.durable = durable  # fsync as a production server does (benchmarks); tests run without it
         self.bin_dir = binaries()
         self.owner = "postgres" if os.geteuid() == 0 else None
         self.host, self.port = host, port or free_port()
@@ -80,7 +84,10 @@ class Cluster:
             hba.write("host all all 0.0.0.0/0 scram-sha-256\n")
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.work} -c listen_addresses={self.host} -c fsync=off -c max_connections=300"
+        fsync = "on" if self.durable else "off"
+        options = (
+            f"-p {self.port} -k {self.work} -c listen_addresses={self.host} -c fsync={fsync} -c max_connections=300"
+        )
         self._run(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"]
         )

@@ -50,6 +50,9 @@ def test_empty_environment_values_mean_the_default() -> None:
         ("serve", {"log_format": "xml"}, "text or json"),
         ("serve", {"host": "0.0.0.0"}, "refusing to bind 0.0.0.0 with no admin API key"),
         ("serve", {"api_key_file": "/nonexistent/keys"}, "cannot read the API key file"),
+        ("serve", {"region": "eu-wst-1"}, "eu-west-1"),
+        ("serve", {"db_pool_size": 0}, "--db-pool-size must be at least 1"),
+        ("serve", {"db": "postgresql://yolowatch:hunter2@/db"}, "names no host: use postgresql://user"),
     ],
 )
 def test_validate_says_what_is_wrong(command: str, fields: dict[str, object], message: str) -> None:
@@ -66,6 +69,11 @@ def test_validate_accepts_what_is_allowed(tmp_path: Path) -> None:
     Settings(host="0.0.0.0", api_key_file=str(keys)).validate("serve")
     Settings(host="0.0.0.0", allow_no_auth=True).validate("serve")
     Settings(upstream="http://127.0.0.1:9000").validate("sidecar")
+    Settings(db="postgresql://u:p@db.internal:5432/yolowatch", region="factory-3@52.37,4.90").validate("serve")
+    assert "hunter2" not in repr(Settings(db="postgresql://u:hunter2@db/x"))
+    with pytest.raises(ValueError) as refused:
+        Settings(db="postgresql://yolowatch:hunter2@/db").validate("serve")
+    assert "hunter2" not in str(refused.value) and "yolowatch:***@" in str(refused.value)
     assert Settings(api_key_file=str(keys), api_key="k-0").admin_keys() == ("k-0", "k-1")
     empty = tmp_path / "empty"
     empty.write_text("# nothing yet\n")

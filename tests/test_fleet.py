@@ -199,3 +199,26 @@ def _locked(url: str, *tables: str) -> Iterator[None]:
     finally:
         release.set()
         thread.join()
+
+
+@pytest.mark.yolo  # PyYAML comes with the yolo extra (ultralytics)
+def test_the_readme_kubernetes_example_runs_a_sidecar_the_cli_accepts() -> None:
+    """The README's Deployment parses; its sidecar command is one `yolowatch sidecar` accepts; the database URL and
+    key come from a Secret, the probes and the scrape annotation point at the admin port."""
+    import yaml
+
+    from yolowatch.cli import build_parser
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    example = next(block.split("```", 1)[0] for block in readme.split("```yaml\n")[1:] if "kind: Deployment" in block)
+    deployment, service = yaml.safe_load_all(example)
+    pod = deployment["spec"]["template"]
+    sidecar = next(c for c in pod["spec"]["containers"] if c["name"] == "yolowatch")
+    args = build_parser().parse_args(sidecar["command"][1:])
+    assert args.command == "sidecar" and args.upstream == "http://127.0.0.1:9000" and args.admin_port == 8001
+    env = {e["name"]: e["valueFrom"] for e in sidecar["env"]}
+    assert "secretKeyRef" in env["YOLOWATCH_DB"] and "secretKeyRef" in env["YOLOWATCH_API_KEY"]
+    ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/health", "port": "admin"} and ports["admin"] == 8001
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(ports["admin"])
+    assert service["spec"]["ports"][0]["targetPort"] == "traffic" and ports["traffic"] == int(args.port)

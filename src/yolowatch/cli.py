@@ -75,7 +75,11 @@ def _monitoring_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--latency-budget-ms", type=float, help="slower requests count as slow and log WARNING (default 500)"
     )
-    command.add_argument("--region", help="a region label shown with the deployment (e.g. eu-west-1)")
+    command.add_argument(
+        "--region",
+        help="where this process runs, for the fleet map: a cloud region (eu-west-1, us-central1, westeurope), "
+        "LAT,LON, or NAME@LAT,LON",
+    )
     command.add_argument(
         "--api-key-file", help="file with admin API keys, one per line (or set YOLOWATCH_API_KEY; never a flag)"
     )

@@ -27,6 +27,7 @@ from yolowatch.config import Settings
 from yolowatch.health import HealthSchedule, Probe
 from yolowatch.monitor import Monitor
 from yolowatch.records import ProcessInfo
+from yolowatch.regions import parse_region
 from yolowatch.sinks import log_sink, webhook_sink
 from yolowatch.store import Store
 
@@ -94,11 +95,14 @@ def this_process(settings: Settings, kind: str, clock: Clock) -> ProcessInfo:
         version = importlib.metadata.version("yolowatch")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
         version = ""
+    region = parse_region(settings.region) if settings.region else None  # validated with the settings
     return ProcessInfo(
         settings.instance or socket.gethostname(),
         os.getpid(),
         kind,
-        region=settings.region or None,
+        region=region.name if region else None,
+        latitude=region.latitude if region else None,
+        longitude=region.longitude if region else None,
         version=version,
         started_s=int(clock()),
     )

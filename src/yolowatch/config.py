@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from yolowatch._util import http_url, is_postgres_url, parse_bool, shown_db
+from yolowatch.regions import parse_region
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -47,7 +48,9 @@ class Settings:
     # Predict responses whose detections are read per second; past it a spread-out sample is read (and the rest
     # counted), so a saturated server spends its time serving. Detections per request stay unbiased. 0: read all.
     detection_parses_per_second: int = 500
-    region: str = ""  # a label shown with the deployment (e.g. "eu-west-1"); nothing is done with it
+    # Where this process runs, for the fleet map: a cloud region (eu-west-1, us-central1, westeurope), LAT,LON, or
+    # NAME@LAT,LON (yolowatch.regions); also shown with the deployment. Unset: no pin.
+    region: str = ""
     # Admin API keys: YOLOWATCH_API_KEY, and/or a file with one key per line. Unset: the admin API is open,
     # and serve/sidecar refuse a non-loopback host unless --allow-no-auth.
     api_key: str = field(default="", repr=False)  # never printed with the settings
@@ -104,6 +107,8 @@ class Settings:
                 raise ValueError(f"--port and --admin-port are both {self.port}; give them different ports")
             if self.probe_image and not Path(self.probe_image).is_file():
                 raise ValueError(f"--probe-image {self.probe_image} is not a file")
+        if self.region:
+            parse_region(self.region)  # its ValueError names the closest known regions
         if self.db_pool_size < 1:
             raise ValueError(f"--db-pool-size must be at least 1; got {self.db_pool_size}")
         if is_postgres_url(self.db) and not urlsplit(self.db).hostname:
