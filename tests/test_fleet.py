@@ -27,7 +27,6 @@ from starlette.routing import Route
 from helpers import FakeClock, free_port, running, stop_process, uvicorn_in_thread, wait_until
 from postgres import PASSWORD, Cluster, admin, create_database
 from yolowatch import WatchMiddleware
-from yolowatch.monitor import Monitor
 from yolowatch.recorder import Recorder
 from yolowatch.records import ProcessInfo
 from yolowatch.store import Store, StoreWriter
@@ -156,14 +155,13 @@ async def predict(request: Request) -> Response:
 def test_a_slow_database_delays_no_request(database: Callable[[str], str], postgres_server: str) -> None:
     """While another session holds the tables the writer writes (its inserts wait), requests through the
     middleware answer as fast as before; once the lock goes, everything is stored."""
-    url = database("slow")
-    monitor = Monitor(url, "prod", flush_interval_s=0.2)
-    app = WatchMiddleware(Starlette(routes=[Route("/predict", predict, methods=["POST"])]), monitor=monitor)
+    app = WatchMiddleware(Starlette(routes=[Route("/predict", predict, methods=["POST"])]), store=database("slow"))
+    monitor, url = app.monitor, database("slow")  # as a user wraps an app: store="postgresql://..."
     with uvicorn_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         assert client.post("/predict").status_code == 200
         wait_until(lambda: monitor.writer.flushed_through, "the first flush")
         with _locked(url, "buckets", "logs"):
-            time.sleep(0.5)  # the writer's next round is now waiting for the lock
+            time.sleep(1.5)  # the writer's next round (one a second) is now waiting for the lock
             slowest = 0.0
             for _ in range(100):
                 started = time.perf_counter()

@@ -69,7 +69,9 @@ class WatchMiddleware:
     ) -> None:
         if monitor is None:
             if store is None:
-                raise TypeError("WatchMiddleware needs store= (a path or Store) or monitor=")
+                raise TypeError(
+                    "WatchMiddleware needs store= (an SQLite path, a postgresql:// URL or a Store) or monitor="
+                )
             monitor = Monitor(store, deployment)
         self.app = app
         self.monitor = monitor
