@@ -380,3 +380,30 @@ def test_a_process_is_placed_by_its_coordinates_or_its_region_text(
     """Coordinates stored with the process win; otherwise its --region text places it (a known name, LAT,LON or
     NAME@LAT,LON); a region it cannot place is listed without a pin."""
     assert located(row) == expected
+
+
+def test_a_rolled_out_host_does_not_turn_its_region_red() -> None:
+    """After a rollout the old pod's host is gone from the region (not seen for minutes) but still in the range: the
+    region is as healthy as its live hosts; a region whose hosts are all gone is not."""
+    from yolowatch.admin.fleet import fleet_view
+    from yolowatch.records import Bucket
+
+    now = 1_800_000_000
+
+    def process(writer: str, host: str, region: str, seen_s: int) -> dict[str, object]:
+        return {"writer": writer, "host": host, "pid": 1, "kind": "sidecar", "region": region, "latitude": None,
+                "longitude": None, "version": "", "started_s": now - 3000, "seen_s": seen_s}  # fmt: skip
+
+    def traffic(requests: int) -> Bucket:
+        bucket = Bucket("edge", 60, now - 600)
+        bucket.requests, bucket.status_classes = requests, [0, requests, 0, 0, 0]
+        return bucket
+
+    rows = [
+        process("old", "pod-old", "eu-west-1", now - 1200),  # rolled out 20 minutes ago
+        process("new", "pod-new", "eu-west-1", now - 5),
+        process("gone", "pod-gone", "us-east-1", now - 1500),
+    ]
+    windows = {"pod-old": traffic(40), "pod-new": traffic(60), "pod-gone": traffic(10)}
+    fleet = fleet_view(rows, [({"id": "edge", "name": "edge"}, windows)], now, now - 3600)
+    assert {r.region: r.healthy for r in fleet.regions} == {"eu-west-1": True, "us-east-1": False}

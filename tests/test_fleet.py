@@ -9,6 +9,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from starlette.routing import Route
 from helpers import FakeClock, free_port, running, stop_process, uvicorn_in_thread, wait_until
 from postgres import PASSWORD, Cluster, admin, create_database
 from yolowatch import WatchMiddleware
+from yolowatch.monitor import Monitor
 from yolowatch.recorder import Recorder
 from yolowatch.records import ProcessInfo
 from yolowatch.store import Store, StoreWriter
@@ -220,3 +222,22 @@ def test_the_readme_kubernetes_example_runs_a_sidecar_the_cli_accepts() -> None:
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/health", "port": "admin"} and ports["admin"] == 8001
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(ports["admin"])
     assert service["spec"]["ports"][0]["targetPort"] == "traffic" and ports["traffic"] == int(args.port)
+
+
+@pytest.mark.anyio
+async def test_a_database_that_never_answers_does_not_hold_up_the_start() -> None:
+    """A server that takes connections and never answers (a hung host): the monitor starts within about a second,
+    saying the store is not writable, while the first connection attempt goes on in the background."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nothing ever speaks
+        url = f"postgresql://yolowatch:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/db"
+        monitor = Monitor(url, "prod")
+        started = time.perf_counter()
+        await monitor.start()
+        took = time.perf_counter() - started
+        try:
+            assert took < 2.0, f"start-up waited {took:.1f} s for a database that does not answer"
+            assert monitor.writer.running
+        finally:
+            await monitor.stop()

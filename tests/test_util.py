@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from yolowatch._util import FALSE_WORDS, TRUE_WORDS, floor_to, http_url, iso_time, parse_bool, parse_time, redacted_url
+from yolowatch._util import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    floor_to,
+    http_url,
+    iso_time,
+    parse_bool,
+    parse_time,
+    redacted_url,
+    shown_db,
+)
 
 
 @pytest.mark.parametrize("word", sorted(TRUE_WORDS | {"TRUE", " On ", "Yes"}))
@@ -68,3 +78,22 @@ def test_urls_are_checked_once_and_shown_without_credentials() -> None:
         http_url("gopher://ops:s3cret@host/", "--alert-webhook", "http://receiver.internal:5001/hook")
     assert "s3cret" not in str(refused.value)
     assert redacted_url("http://ops:s3cret@hooks.internal:5001/hook/") == "http://hooks.internal:5001/hook"
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("postgresql://u:pw@h:5432/db?sslmode=require", "postgresql://u:***@h:5432/db?sslmode=require"),
+        ("postgresql://u:p/ss@h/db", "postgresql://u:***@h/db"),  # an unencoded / would fool urlsplit
+        ("postgresql://u:pa#ss?@h/db", "postgresql://u:***@h/db"),
+        ("postgres://:pw@h/db", "postgres://:***@h/db"),
+        (
+            "postgresql://u@h/db?password=s3cret&application_name=x",
+            "postgresql://u@h/db?password=***&application_name=x",
+        ),
+        ("postgresql://h/db", "postgresql://h/db"),
+        ("/var/lib/yolowatch/y.db", "/var/lib/yolowatch/y.db"),
+    ],
+)
+def test_a_database_url_never_shows_its_password(target: str, shown: str) -> None:
+    assert shown_db(target) == shown

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -71,14 +71,20 @@ def is_postgres_url(target: object) -> bool:
 
 
 def shown_db(target: object) -> str:
-    """A database target as messages and logs show it: a URL's password as ***, a path as it is."""
-    if not is_postgres_url(target):
-        return str(target)
-    parts = urlsplit(str(target))
-    if parts.password is None:
-        return str(target)
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + parts.netloc.rsplit("@", 1)[-1]))
+    """A database target as messages and logs show it: a URL's password as ***, a path as it is.
+
+    Read by hand, not with urlsplit: a password with an unencoded / # or ? would end urlsplit's netloc early and
+    be shown whole. Everything up to the last @ is the user and password; a `password=` parameter is hidden too."""
+    text = str(target)
+    if not is_postgres_url(text):
+        return text
+    scheme, rest = text.split("://", 1)
+    if "@" in rest:
+        userinfo, rest = rest.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        rest = f"{user}:***@{rest}" if ":" in userinfo else f"{user}@{rest}"
+    shown = f"{scheme}://{rest}"
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", shown, flags=re.IGNORECASE)
 
 
 def http_url(text: str, what: str, example: str) -> httpx.URL:

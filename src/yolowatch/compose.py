@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import socket
 import time
@@ -30,6 +31,8 @@ from yolowatch.records import ProcessInfo
 from yolowatch.regions import parse_region
 from yolowatch.sinks import log_sink, webhook_sink
 from yolowatch.store import Store
+
+log = logging.getLogger("yolowatch")
 
 
 class ServerStack(NamedTuple):
@@ -95,12 +98,17 @@ def this_process(settings: Settings, kind: str, clock: Clock) -> ProcessInfo:
         version = importlib.metadata.version("yolowatch")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
         version = ""
-    region = parse_region(settings.region) if settings.region else None  # validated with the settings
+    region = None
+    if settings.region:
+        try:
+            region = parse_region(settings.region)
+        except ValueError as exc:  # a label of the user's own (as --region was before the map): kept, not pinned
+            log.warning("--region %s has no place on the fleet map: %s", settings.region, exc)
     return ProcessInfo(
         settings.instance or socket.gethostname(),
         os.getpid(),
         kind,
-        region=region.name if region else None,
+        region=region.name if region else settings.region or None,
         latitude=region.latitude if region else None,
         longitude=region.longitude if region else None,
         version=version,

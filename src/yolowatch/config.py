@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from yolowatch._util import http_url, is_postgres_url, parse_bool, shown_db
-from yolowatch.regions import parse_region
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -49,7 +48,7 @@ class Settings:
     # counted), so a saturated server spends its time serving. Detections per request stay unbiased. 0: read all.
     detection_parses_per_second: int = 500
     # Where this process runs, for the fleet map: a cloud region (eu-west-1, us-central1, westeurope), LAT,LON, or
-    # NAME@LAT,LON (yolowatch.regions); also shown with the deployment. Unset: no pin.
+    # NAME@LAT,LON (yolowatch.regions); also shown with the deployment. Unset, or a name it does not know: no pin.
     region: str = ""
     # Admin API keys: YOLOWATCH_API_KEY, and/or a file with one key per line. Unset: the admin API is open,
     # and serve/sidecar refuse a non-loopback host unless --allow-no-auth.
@@ -107,12 +106,17 @@ class Settings:
                 raise ValueError(f"--port and --admin-port are both {self.port}; give them different ports")
             if self.probe_image and not Path(self.probe_image).is_file():
                 raise ValueError(f"--probe-image {self.probe_image} is not a file")
-        if self.region:
-            parse_region(self.region)  # its ValueError names the closest known regions
         if self.db_pool_size < 1:
             raise ValueError(f"--db-pool-size must be at least 1; got {self.db_pool_size}")
-        if is_postgres_url(self.db) and not urlsplit(self.db).hostname:
-            raise ValueError(f"--db {shown_db(self.db)} names no host: use postgresql://user:password@host:5432/db")
+        if is_postgres_url(self.db):
+            netloc = urlsplit(self.db).netloc
+            if "@" in self.db.split("://", 1)[1] and "@" not in netloc:
+                raise ValueError(
+                    f"--db {shown_db(self.db)}: a / # or ? in the user or password must be percent-encoded "
+                    "(%2F %23 %3F)"
+                )
+            if not urlsplit(self.db).hostname:
+                raise ValueError(f"--db {shown_db(self.db)} names no host: use postgresql://user:password@host:5432/db")
         if self.upstream_connections < 1:
             raise ValueError(f"--upstream-connections must be at least 1; got {self.upstream_connections}")
         if self.upstream_timeout_s <= 0:

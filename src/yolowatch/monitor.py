@@ -21,6 +21,7 @@ from yolowatch.store import Store, StoreWriter
 
 log = logging.getLogger("yolowatch")
 
+START_WAIT_S = 1.0  # the longest start-up waits for the store (it is retried in the background after)
 MAX_CATCH_UP_S = 3600  # minutes missed while the loop stalled are evaluated late, up to this far back
 
 
@@ -88,6 +89,7 @@ class Monitor:
         self.clock = clock
         self.started = False
         self._starting: asyncio.Task[None] | None = None
+        self._first: asyncio.Future[bool] | None = None
 
     async def _register(self) -> None:
         await self.store.register_deployment(self.deployment, **self.info)
@@ -97,7 +99,7 @@ class Monitor:
         if self.started:
             return
         self.started = True
-        if not await self.writer.flush():
+        if not await self._first_flush():
             log.error(
                 "monitoring store %s is not writable (%s); serving anyway and retrying",
                 self.store.shown,
@@ -108,6 +110,16 @@ class Monitor:
             self.health.start()
         if self.alerts is not None:
             self._alert_task = asyncio.get_running_loop().create_task(self._alert_loop(), name="yolowatch-alerts")
+
+    async def _first_flush(self) -> bool:
+        """The first flush, waited for at most START_WAIT_S: a database host that does not answer (a connection
+        attempt may take 5 s) must not hold up the server's start; the flush goes on in the background."""
+        flush = self._first = asyncio.ensure_future(self.writer.flush())  # kept: a task nobody holds may vanish
+        try:
+            return await asyncio.wait_for(asyncio.shield(flush), START_WAIT_S)
+        except asyncio.TimeoutError:
+            self.writer.stats.last_error = self.writer.stats.last_error or "no answer yet"
+            return False
 
     async def _alert_loop(self) -> None:
         """After each flush of the writer: evaluate every minute that closed (and settled) before it, in order,

@@ -215,7 +215,7 @@ class Admin:
         points = range_points(range_name, now)
         start, end = points.first_s, points.first_s + points.count * points.step_s
         deployments = [row for row in await self.store.deployments() if row["state"] != "archived"]
-        windows = [(row, await self.store.host_windows(row["id"], start, end)) for row in deployments]
+        windows = [(row, await self.store.host_windows(row["id"], start, end, points.tier_s)) for row in deployments]
         fleet = fleet_view(await self.store.fleet_processes(), windows, now, start)
         return JSONResponse(fleet_json(fleet, range_name, now))
 

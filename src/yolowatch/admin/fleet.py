@@ -195,7 +195,9 @@ def _regions(hosts: dict[str, _Host], traffic: dict[str, list[Bucket]]) -> list[
                 hosts=len(names),
                 requests=overall.requests,
                 p95_ms=bucket_metrics(overall)["p95_ms"],
-                healthy=all(_healthy(hosts[name], buckets[name]) for name in names),
+                # Hosts gone from the range (a rolled-out pod's) do not turn a region red; one with none left does.
+                healthy=any(hosts[n].alive for n in names)
+                and all(_healthy(hosts[n], buckets[n]) for n in names if hosts[n].alive),
             )
         )
     return regions

@@ -38,13 +38,14 @@ class FleetQueries(StoreBase):
         rows = await self.db.fetch_all("SELECT * FROM processes ORDER BY host, started_s, writer")
         return [dict(row) for row in rows]
 
-    async def host_windows(self, deployment: str, start_s: int, end_s: int) -> dict[str, Bucket]:
-        """The deployment's traffic in the minutes starting in [start_s, end_s), merged per host (histograms
-        included, so each host's percentiles are exact too)."""
+    async def host_windows(self, deployment: str, start_s: int, end_s: int, tier_s: int = 60) -> dict[str, Bucket]:
+        """The deployment's traffic in the periods of `tier_s` (a minute, or a range's rollups: a 30-day range reads
+        eight-hour rows) starting in [start_s, end_s), merged per host (histograms included, so each host's
+        percentiles are exact too)."""
         rows = await self.db.fetch_all(
             "SELECT b.*, p.host AS host FROM buckets b LEFT JOIN processes p ON p.writer = b.writer "
-            "WHERE b.deployment = ? AND b.tier_s = 60 AND b.start_s >= ? AND b.start_s < ?",
-            (deployment, start_s, end_s),
+            "WHERE b.deployment = ? AND b.tier_s = ? AND b.start_s >= ? AND b.start_s < ?",
+            (deployment, tier_s, start_s, end_s),
         )
         by_host: dict[str, list[Any]] = {}
         for row in rows:
