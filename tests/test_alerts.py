@@ -353,3 +353,23 @@ async def test_without_scipy_the_drift_rule_is_skipped_and_the_others_still_run(
     states = await store.alert_states("prod")
     assert states["HighErrorRate"].state == "pending" and "ConfidenceDrift" not in states
     assert "drift alert rules need scipy" in caplog.text
+
+
+async def test_the_next_minute_waits_for_the_last_one_to_be_saved(
+    make_store: Callable[..., Store], clock: FakeClock
+) -> None:
+    """Two processes catching up at once: while one evaluates minute n (claimed, not yet saved), the other cannot
+    claim n+1 (it would read states from before n); once n is finished it can. A claim whose process died (never
+    finished) stops blocking after two minutes; a minute is never claimed twice."""
+    a, b = make_store("claims.db"), make_store("claims.db")
+    key, n = "alerts-evaluated:prod", 1_800_000_000
+    assert await a.claim_minute(key, n)
+    assert not await b.claim_minute(key, n + 60)  # n is still being evaluated
+    assert not await b.claim_minute(key, n)  # and n is taken
+    await a.finish_minute(key, n)
+    assert await b.claim_minute(key, n + 60)
+    assert not await a.claim_minute(key, n + 60)
+    clock.advance(119)  # b "dies" without finishing n+60
+    assert not await a.claim_minute(key, n + 120)
+    clock.advance(2)
+    assert await a.claim_minute(key, n + 120)

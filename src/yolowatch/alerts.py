@@ -244,6 +244,8 @@ class AlertStore(Protocol):
 
     async def claim_minute(self, key: str, minute_end: int) -> bool: ...
 
+    async def finish_minute(self, key: str, minute_end: int) -> None: ...
+
     async def undelivered(self, sink: str, within_s: int = 86400) -> list[Notification]: ...
 
     async def claim_deliveries(self, sink: str, ids: Sequence[int]) -> list[int]: ...
@@ -316,13 +318,16 @@ class Evaluator:
         """Read the minute's figures and advance every due rule on them, unless another process sharing the
         database (a worker, a second sidecar) has already evaluated this minute."""
         end = minute_start + MINUTE_S
-        if not await self.store.claim_minute(f"alerts-evaluated:{deployment}", end):
+        key = f"alerts-evaluated:{deployment}"
+        if not await self.store.claim_minute(key, end):
             return []
         rules = [r for r in await self.all_rules() if r.applies_to(deployment) and r.due(end)]
-        if not rules:
-            return []
-        values, baselines = await self.values(deployment, minute_start, rules)
-        return await self.evaluate(deployment, end, values, baselines, rules)
+        made = []
+        if rules:
+            values, baselines = await self.values(deployment, minute_start, rules)
+            made = await self.evaluate(deployment, end, values, baselines, rules)
+        await self.store.finish_minute(key, end)  # not reached if it raised: the claim goes stale, then is retaken
+        return made
 
     async def deliver(self) -> int:
         """Send every undelivered notification to every sink; mark each sink's deliveries. Returns how many went."""

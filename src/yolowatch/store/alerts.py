@@ -25,6 +25,17 @@ CLAIM_DELIVERY = insert_sql(
 )
 
 
+CLAIM_STALE_S = 120.0  # an unfinished claim older than this (clock seconds) was left by a process that died
+
+
+def _claim(value: str) -> tuple[int, bool, float]:
+    """(minute end, finished, claimed at) of a stored claim; a bare number is a claim of before, finished."""
+    parsed = json.loads(value)
+    if isinstance(parsed, list):
+        return int(parsed[0]), bool(parsed[1]), float(parsed[2])
+    return int(parsed), True, 0.0
+
+
 class AlertQueries(StoreBase):
     async def alert_states(self, deployment: str | None = None) -> dict[str, AlertState]:
         """Rule -> state for one deployment; with None, every deployment's, keyed "deployment\\0rule"."""
@@ -81,14 +92,35 @@ class AlertQueries(StoreBase):
             "DELETE FROM alert_deliveries WHERE notification = ? AND sink = ?", [(i, sink) for i in ids]
         )
 
-    async def claim_minute(self, key: str, minute_end: int) -> bool:
-        """True for exactly one caller per (key, minute), across every process on the database: who evaluates it."""
-        changed = await self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value "
-            "WHERE CAST(meta.value AS BIGINT) < CAST(excluded.value AS BIGINT)",
-            (key, str(minute_end)),
-        )
-        return changed == 1
+    async def claim_minute(self, key: str, minute_end: int, stale_s: float = CLAIM_STALE_S) -> bool:
+        """True for exactly one caller per (key, minute), across every process on the database: who evaluates it.
+
+        Minutes are claimed in order, and only once the previous claim was finished (`finish_minute`): a process
+        that evaluates minute n+1 reads the states that minute n saved, even when every process catches up at
+        once. A claim left unfinished for `stale_s` (its process died) no longer blocks the next."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            await tx.lock(key)  # the read and the write below, one process at a time
+            row = await tx.fetch_one("SELECT value FROM meta WHERE key = ?", (key,))
+            if row is not None:
+                claimed_end, finished, claimed_at = _claim(row["value"])
+                if claimed_end >= minute_end or (not finished and now - claimed_at < stale_s):
+                    return False
+            await tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps([minute_end, False, now])),
+            )
+        return True
+
+    async def finish_minute(self, key: str, minute_end: int) -> None:
+        """The claim of this minute is done (its states saved): the next minute may be claimed."""
+        async with self.db.transaction() as tx:
+            await tx.lock(key)
+            row = await tx.fetch_one("SELECT value FROM meta WHERE key = ?", (key,))
+            if row is not None and _claim(row["value"])[0] == minute_end:
+                await tx.execute(
+                    "UPDATE meta SET value = ? WHERE key = ?", (json.dumps([minute_end, True, self.clock()]), key)
+                )
 
     async def alert_rules(self) -> list[dict[str, Any]]:
         rows = await self.db.fetch_all("SELECT definition FROM alert_rules ORDER BY created_s, name")

@@ -35,6 +35,10 @@ class Tx(Protocol):
         """A schema statement written in SQLite's types, in this dialect's."""
         ...
 
+    async def lock(self, name: str) -> None:
+        """Wait for the lock named `name`, held until the transaction ends (across every process and host)."""
+        ...
+
     async def try_lock(self, name: str) -> bool:
         """Take a lock named `name` until the transaction ends, unless another session holds it: one process at a
         time across every host on the database (retention, say)."""

@@ -50,6 +50,9 @@ class SQLiteTx:
     async def try_lock(self, name: str) -> bool:
         return True  # a transaction holds the file's write lock already (BEGIN IMMEDIATE)
 
+    async def lock(self, name: str) -> None:
+        """Nothing to take: a transaction holds the file's write lock already (BEGIN IMMEDIATE)."""
+
 
 class SQLiteDatabase:
     """One SQLite file: a writer connection and a reader connection, each opened on first use.
