@@ -367,3 +367,9 @@ async def test_the_fleet_is_every_writing_process_and_traffic_splits_by_host(
     assert (await store.summary("demo", "1h", host="host-a"))["requests"] == 50
     assert (await store.summary("demo", "1h"))["requests"] == 60
     assert sum(p["requests"] for p in await store.series("demo", "1h", host="host-b")) == 10
+    anonymous = StoreWriter(store, Recorder(clock=clock), "old-writer")  # no process row: written before the fleet
+    for _ in range(5):
+        anonymous.recorder.record_request("demo", "POST", "/predict", 200, 1_000, "r")
+    assert await anonymous.flush()
+    assert (await store.summary("demo", "1h", host="unknown"))["requests"] == 5
+    assert (await store.summary("demo", "1h"))["requests"] == 65

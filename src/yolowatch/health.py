@@ -97,6 +97,7 @@ class HealthChecker:
         self.latest: HealthResult | None = None
         self._running: asyncio.Task[HealthResult] | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._save_failing = False  # saving the result fails (the store is down): logged once per outage
 
     @property
     def checking(self) -> bool:
@@ -133,8 +134,15 @@ class HealthChecker:
         if self.store is not None:
             try:
                 await self.store.save_health(self.deployment, result)
-            except STORE_ERRORS as exc:
-                log.warning("could not save the health of %s: %s", self.deployment, exc)
+                self._save_failing = False
+            except STORE_ERRORS as exc:  # once per outage: the writer's own warning says the rest
+                log.log(
+                    logging.DEBUG if self._save_failing else logging.WARNING,
+                    "could not save the health of %s: %s",
+                    self.deployment,
+                    exc,
+                )
+                self._save_failing = True
         return result
 
     def _note(self, result: HealthResult) -> None:

@@ -137,7 +137,7 @@ class Monitor:
                 level = logging.DEBUG if delivery_failing else logging.ERROR
                 log.log(level, "alert delivery failed", exc_info=True)
                 delivery_failing = True
-            await asyncio.sleep(self.writer.interval_s)
+            await asyncio.sleep(self.writer.next_round_s())  # backs off with the writer while the store refuses
             through = self.writer.flushed_through
             if through is None:
                 continue

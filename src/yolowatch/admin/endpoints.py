@@ -48,7 +48,7 @@ from yolowatch.quality import DriftRule
 from yolowatch.records import MONITOR_STATES, SNAPSHOT_WINDOWS
 from yolowatch.signals import drift_report, drift_windows
 from yolowatch.store import Store
-from yolowatch.store.fleet import UNKNOWN_HOST
+from yolowatch.store.buckets import UNKNOWN_HOST
 
 log = logging.getLogger("yolowatch.admin")
 

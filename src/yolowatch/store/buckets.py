@@ -17,6 +17,7 @@ from yolowatch.store.base import StoreBase
 from yolowatch.store.database import Tx
 from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, Row, buckets_from_rows, insert_sql
 
+UNKNOWN_HOST = "unknown"  # how rows of writers that never said who they are (written before the fleet view) group
 UPSERT_BUCKET = insert_sql("buckets", BUCKET_COLUMNS, BUCKET_KEY)
 TOTALS_COLUMNS = ("writer", "deployment", "updated_s", "totals")
 UPSERT_TOTALS = insert_sql("process_totals", TOTALS_COLUMNS, ("writer", "deployment"))
@@ -97,7 +98,9 @@ class BucketQueries(StoreBase):
         points = range_points(range_name, self.clock())
         sql = "SELECT * FROM buckets WHERE deployment = ? AND tier_s = ? AND start_s >= ?"
         params: tuple[Any, ...] = (deployment, points.tier_s, points.first_s)
-        if host is not None:
+        if host == UNKNOWN_HOST:  # rows of writers that never said who they are, as the fleet view groups them
+            sql += " AND writer NOT IN (SELECT writer FROM processes)"
+        elif host is not None:
             sql += " AND writer IN (SELECT writer FROM processes WHERE host = ?)"
             params += (host,)
         return await self.db.fetch_all(sql, params), points

@@ -10,6 +10,7 @@ from typing import Any
 from yolowatch.metrics import merged
 from yolowatch.records import Bucket, ProcessInfo
 from yolowatch.store.base import StoreBase
+from yolowatch.store.buckets import UNKNOWN_HOST
 from yolowatch.store.database import Tx
 from yolowatch.store.rows import buckets_from_rows, insert_sql
 
@@ -17,7 +18,6 @@ PROCESS_COLUMNS = (
     "writer", "host", "pid", "kind", "region", "latitude", "longitude", "version", "started_s", "seen_s",
 )  # fmt: skip
 UPSERT_PROCESS = insert_sql("processes", PROCESS_COLUMNS, ("writer",))
-UNKNOWN_HOST = "unknown"  # rows of writers that never said who they are (written before the fleet view existed)
 
 
 def process_row(writer: str, process: ProcessInfo, seen_s: int) -> tuple[Any, ...]:
