@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
@@ -209,8 +210,9 @@ async def main() -> None:
         await child(args.child, args.seconds, args.rate)
         return
     counts = [int(n) for n in args.writers.split(",")]
-    with tempfile.TemporaryDirectory() as tmp, Cluster(durable=True) as server:
-        server_url = args.postgres or server.url
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        wants_server = args.backend != "sqlite" or args.processes
+        server_url = args.postgres or (stack.enter_context(Cluster(durable=True)).url if wants_server else "")
         for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
             for writers in counts:
                 if backend == "sqlite":

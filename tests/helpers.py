@@ -107,6 +107,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def upstream_command(port: int, *extra: str, host: str = "127.0.0.1") -> list[str]:
+    """tests/upstream_app.py (a predict server yolowatch cannot change) under uvicorn on host:port."""
+    return [sys.executable, "-m", "uvicorn", "upstream_app:app", "--app-dir", str(TESTS_DIR), "--host", host,
+            "--port", str(port), "--log-level", "warning", *extra]  # fmt: skip
+
+
+def status_of(url: str) -> int | None:
+    """The status `GET url` answers, or None while nothing answers there."""
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError:
+        return None
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (a server flushes its store on the way out), then SIGKILL if it takes more than 20 s."""
     process.terminate()

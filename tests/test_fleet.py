@@ -25,15 +25,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from helpers import FakeClock, free_port, running, stop_process, uvicorn_in_thread, wait_until
+from helpers import (
+    FakeClock,
+    free_port,
+    running,
+    status_of,
+    stop_process,
+    upstream_command,
+    uvicorn_in_thread,
+    wait_until,
+)
 from postgres import PASSWORD, Cluster, admin, create_database
 from yolowatch import WatchMiddleware
 from yolowatch.monitor import Monitor
 from yolowatch.recorder import Recorder
 from yolowatch.records import ProcessInfo
 from yolowatch.store import Store, StoreWriter
-
-TESTS = Path(__file__).parent
 
 
 @pytest.mark.anyio
@@ -74,11 +81,6 @@ def _sidecar(upstream: str, port: int, admin_port: int, db: str) -> list[str]:
             "--admin-port", str(admin_port), "--deployment", "edge", "--instance", "pod-1", "--db", db]  # fmt: skip
 
 
-def _upstream(port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "upstream_app:app", "--app-dir", str(TESTS), "--port", str(port),
-            "--log-level", "warning"]  # fmt: skip
-
-
 @contextlib.contextmanager
 def _logged(command: list[str], output: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     with output.open("wb") as sink:
@@ -96,11 +98,11 @@ def test_a_sidecar_starts_while_the_database_is_down_and_writes_once_it_is_up(tm
     url = f"postgresql://yolowatch:{PASSWORD}@127.0.0.1:{pg_port}/fleet"
     env = {**os.environ, "YOLOWATCH_HEALTH_INTERVAL_S": "0.3", "YOLOWATCH_HEALTH_RETRY_S": "0.3"}
     with (
-        running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health"),
+        running(upstream_command(upstream_port), f"http://127.0.0.1:{upstream_port}/health"),
         _logged(_sidecar(f"http://127.0.0.1:{upstream_port}", port, admin_port, url), tmp_path / "out", env),
     ):
         wait_until(
-            lambda: _get_status(f"http://127.0.0.1:{admin_port}/health"),
+            lambda: status_of(f"http://127.0.0.1:{admin_port}/health"),
             "the sidecar's admin port to answer",
             accept=lambda status: status is not None,
             timeout_s=60,
@@ -122,13 +124,6 @@ def test_a_sidecar_starts_while_the_database_is_down_and_writes_once_it_is_up(tm
     assert "serving anyway" in said and "yolowatch:***@127.0.0.1" in said
     assert PASSWORD not in said and PASSWORD not in metrics and PASSWORD not in rows
     assert "pod-1" in rows  # the fleet row: this is the text that was searched
-
-
-def _get_status(url: str) -> int | None:
-    try:
-        return httpx.get(url, timeout=5).status_code
-    except httpx.HTTPError:
-        return None
 
 
 def _all_text(url: str) -> str:
@@ -154,7 +149,7 @@ async def predict(request: Request) -> Response:
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_a_slow_database_delays_no_request(database: Callable[[str], str], postgres_server: str) -> None:
+def test_a_slow_database_delays_no_request(database: Callable[[str], str]) -> None:
     """While another session holds the tables the writer writes (its inserts wait), requests through the
     middleware answer as fast as before; once the lock goes, everything is stored."""
     app = WatchMiddleware(Starlette(routes=[Route("/predict", predict, methods=["POST"])]), store=database("slow"))

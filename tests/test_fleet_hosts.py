@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import WebhookReceiver, stop_process, wait_until
+from helpers import WebhookReceiver, status_of, stop_process, upstream_command, wait_until
 from netns import Hosts
 from postgres import PASSWORD, Cluster, admin, database_url
 from yolowatch.records import new_latency_histogram
@@ -41,7 +41,6 @@ pytestmark = [
     ),
 ]
 
-TESTS = Path(__file__).parent
 SCALE = 60.0
 KEY = "fleet-admin-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -155,8 +154,7 @@ def test_two_hosts_one_database(tmp_path: Path) -> None:
         }
         sidecars = {}
         for name, region in (("a", "eu-west-1"), ("b", "us-east-1")):
-            upstream = [sys.executable, "-m", "uvicorn", "upstream_app:app", "--app-dir", str(TESTS), "--host",
-                        "127.0.0.1", "--port", str(UPSTREAM_PORT), "--log-level", "warning"]  # fmt: skip
+            upstream = upstream_command(UPSTREAM_PORT)
             stack.enter_context(_process(hosts.command(name, upstream), env, tmp_path / f"upstream-{name}.log"))
             sidecar = [sys.executable, "-m", "yolowatch", "sidecar", "--upstream", f"http://127.0.0.1:{UPSTREAM_PORT}",
                        "--host", hosts.address[name], "--port", str(SIDECAR_PORT), "--admin-port", str(ADMIN_PORT),
@@ -165,7 +163,7 @@ def test_two_hosts_one_database(tmp_path: Path) -> None:
         admins = {name: f"http://{hosts.address[name]}:{ADMIN_PORT}" for name in ("a", "b")}
         for name, admin_url in admins.items():
             wait_until(
-                lambda admin_url=admin_url: _status(f"{admin_url}/health"),
+                lambda admin_url=admin_url: status_of(f"{admin_url}/health"),
                 f"host {name}'s sidecar to be healthy",
                 accept=lambda status: status == 200,
                 timeout_s=90,
@@ -254,10 +252,3 @@ def _sent(receiver: WebhookReceiver, status: str) -> bool:
         for b in receiver.bodies
         for a in b["alerts"]
     )
-
-
-def _status(url: str) -> int | None:
-    try:
-        return httpx.get(url, timeout=5).status_code
-    except httpx.HTTPError:
-        return None

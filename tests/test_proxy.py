@@ -25,7 +25,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from helpers import free_port, running, uvicorn_in_thread, wait_until
+from helpers import free_port, running, upstream_command, uvicorn_in_thread, wait_until
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.asgi.proxy import ProxyApp
 from yolowatch.config import Settings
@@ -33,8 +33,6 @@ from yolowatch.monitor import Monitor
 from yolowatch.sidecar import create_sidecar
 
 pytestmark = pytest.mark.slow
-
-TESTS = Path(__file__).parent
 
 
 class LoopSpy:
@@ -80,8 +78,7 @@ class Side:
 @pytest.fixture
 def upstream() -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "upstream_app:app", "--app-dir", str(TESTS), "--port", str(port),
-               "--log-level", "warning", "--timeout-keep-alive", "1"]  # fmt: skip
+    command = upstream_command(port, "--timeout-keep-alive", "1")
     url = f"http://127.0.0.1:{port}"
     with running(command, f"{url}/health"):
         yield url

@@ -13,19 +13,13 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import free_port, running, stop_process, wait_until
+from helpers import free_port, running, stop_process, upstream_command, wait_until
 
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).parent
 EXAMPLE = TESTS.parent / "examples" / "shapes.jpg"
 FAST_HEALTH = {"YOLOWATCH_HEALTH_INTERVAL_S": "0.3", "YOLOWATCH_HEALTH_RETRY_S": "0.3"}
-
-
-def _upstream(port: int) -> list[str]:
-    """The command of tests/upstream_app.py under uvicorn on `port`."""
-    return [sys.executable, "-m", "uvicorn", "upstream_app:app", "--app-dir", str(TESTS), "--port", str(port),
-            "--log-level", "warning"]  # fmt: skip
 
 
 def _sidecar(upstream: str, port: int, admin_port: int, db: Path, *extra: str) -> list[str]:
@@ -60,7 +54,7 @@ class Sidecar:
 def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
     """A sidecar (1 s upstream timeout, fast health checks) in front of tests/upstream_app.py."""
     upstream_port, port, admin_port = free_port(), free_port(), free_port()
-    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health") as upstream:
+    with running(upstream_command(upstream_port), f"http://127.0.0.1:{upstream_port}/health") as upstream:
         command = _sidecar(f"http://127.0.0.1:{upstream_port}", port, admin_port, tmp_path / "s.db", "--timeout-s", "1")
         with running(command, f"http://127.0.0.1:{admin_port}/health", env=FAST_HEALTH) as process:
             traffic, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
@@ -141,7 +135,7 @@ def test_timeout_is_504_and_an_unreachable_upstream_is_502_then_health_recovers(
         "/api/deployments/edge/logs?severity=CRITICAL,ERROR", lambda r: len(r.json()["entries"]) >= 2
     ).json()["entries"]
     assert {(e["status"], e["severity"]) for e in logs} == {(502, "CRITICAL"), (504, "ERROR")}
-    with running(_upstream(sidecar.upstream_port), f"http://127.0.0.1:{sidecar.upstream_port}/health"):
+    with running(upstream_command(sidecar.upstream_port), f"http://127.0.0.1:{sidecar.upstream_port}/health"):
         healthy = sidecar.wait_for("/health", lambda r: r.status_code == 200)
         assert healthy.status_code == 200 and healthy.json()["status"] == 200
         assert requests.get(f"{sidecar.traffic}/echo/again", timeout=10).status_code == 200
@@ -174,7 +168,7 @@ def test_two_processes_on_one_database_add_up_in_metrics(tmp_path: Path) -> None
     upstream_port = free_port()
     ports = [(free_port(), free_port()) for _ in range(2)]
     db = tmp_path / "shared.db"
-    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health"):
+    with running(upstream_command(upstream_port), f"http://127.0.0.1:{upstream_port}/health"):
         upstream = f"http://127.0.0.1:{upstream_port}"
         with (
             running(_sidecar(upstream, *ports[0], db), f"http://127.0.0.1:{ports[0][1]}/health"),
@@ -218,7 +212,7 @@ def test_credentials_in_the_upstream_url_never_show(tmp_path: Path) -> None:
 def test_probe_by_a_real_prediction(tmp_path: Path, probe_path: str, healthy: bool) -> None:
     """--probe-image POSTs an image to the upstream: healthy when it predicts, unhealthy when it cannot."""
     upstream_port, port, admin_port = free_port(), free_port(), free_port()
-    with running(_upstream(upstream_port), f"http://127.0.0.1:{upstream_port}/health") as upstream:
+    with running(upstream_command(upstream_port), f"http://127.0.0.1:{upstream_port}/health") as upstream:
         command = _sidecar(
             f"http://127.0.0.1:{upstream_port}", port, admin_port, tmp_path / "p.db",
             "--probe-image", str(EXAMPLE), "--probe-path", probe_path,
