@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from helpers import FakeClock, WebhookReceiver, admin_client
-from yolowatch.alerts import Evaluator, Rule, advance, default_rules, load_rules_file, rule_from_json
+from yolowatch.alerts import Evaluator, Rule, advance, default_rules, load_rules_file, rule_from_json, rule_json
 from yolowatch.monitor import Monitor
 from yolowatch.recorder import Recorder
 from yolowatch.records import AlertState
@@ -23,6 +23,9 @@ from yolowatch.store import Store, StoreWriter
 pytestmark = pytest.mark.anyio
 
 ERRORS = Rule("HighErrorRate", "error_rate", "above", 0.01, for_s=300, severity="critical", runbook="read the logs")
+# The README's class-scoped example: detections of person below half their baseline rate for 10 minutes.
+PERSON_DROP = {"name": "PersonDrop", "metric": "detection_rate", "class": "person", "comparison": "below",
+               "threshold": 0.5, "for": "10m"}  # fmt: skip
 
 
 def _run(rule: Rule, values: list[float | None], keep: AlertState | None = None) -> tuple[list[str], list[str]]:
@@ -373,3 +376,51 @@ async def test_the_next_minute_waits_for_the_last_one_to_be_saved(
     assert not await a.claim_minute(key, n + 120)
     clock.advance(2)
     assert await a.claim_minute(key, n + 120)
+
+
+def test_a_class_scoped_rule_round_trips_and_bad_classes_are_refused() -> None:
+    """A rule with "class" reads its metric as `metric[class]` and survives a JSON round trip; a class on a metric
+    that has none, or a bad class name, is refused saying why."""
+    rule = rule_from_json(PERSON_DROP)
+    assert (rule.class_name, rule.key, rule.for_s) == ("person", "detection_rate[person]", 600)
+    assert rule_json(rule)["class"] == "person" and rule_from_json(rule_json(rule)) == rule
+    assert "class" not in rule_json(ERRORS) and ERRORS.key == "error_rate"
+    assert Rule("LowCarConfidence", "mean_confidence", "below", 0.4, class_name="car").key == "mean_confidence[car]"
+    for change, says in (
+        ({"metric": "p95_ms", "comparison": "above", "threshold": 500}, "class applies only to metric detection_rate"),
+        ({"class": ""}, "class must not be empty"),
+        ({"class": "x" * 129}, "1 to 128 characters"),
+        ({"class": "person\n"}, "without control characters"),
+        ({"class": "   "}, "class must be a class name"),
+        ({"class": 7}, "class must be a string"),
+    ):
+        with pytest.raises(ValueError, match=says):
+            rule_from_json({**PERSON_DROP, **change})
+    assert rule_from_json({**PERSON_DROP, "class": "traffic light"}).key == "detection_rate[traffic light]"
+
+
+async def test_a_class_scoped_rule_fires_on_its_class_while_the_deployment_is_fine(
+    make_store: Callable[..., Store], clock: FakeClock
+) -> None:
+    """PersonDrop fires on `detection_rate[person]` at a fifth of its baseline; DetectionRateDrop, reading the
+    deployment's detection rate (at its baseline), stays quiet."""
+    clock.now -= clock.now % 60
+    store = make_store("class.db")
+    asked: list[list[str]] = []
+
+    async def values(
+        deployment: str, minute_start: int, rules: list[Rule]
+    ) -> tuple[dict[str, float | None], dict[str, float | None]]:
+        asked.append(sorted(rule.key for rule in rules))
+        return {"detection_rate": 1.0, "detection_rate[person]": 0.2}, {"detection_rate[person]": 1.0}
+
+    rules = [rule_from_json(PERSON_DROP), *(r for r in default_rules() if r.name == "DetectionRateDrop")]
+    evaluator = Evaluator(store, rules, {}, values)
+    made = []
+    for minute in range(12):
+        start = int(clock.now) + minute * 60
+        made += [(minute, n.rule, n.status, n.value) for n in await evaluator.evaluate_closed_minute("prod", start)]
+    assert made == [(10, "PersonDrop", "firing", 0.2)]  # held from minute 0; 600 s later it fires
+    assert asked[0] == ["detection_rate", "detection_rate[person]"]
+    states = await store.alert_states("prod")
+    assert states["DetectionRateDrop"].state == "inactive" and states["PersonDrop"].value == 0.2

@@ -356,3 +356,47 @@ async def test_a_failing_writer_round_is_logged_with_its_traceback_and_the_write
     failures = [r for r in caplog.records if "store writer round failed" in r.getMessage()]
     assert [r.levelno for r in failures[:3]] == [logging.ERROR, logging.DEBUG, logging.DEBUG]
     assert failures[0].exc_info is not None and "fold bug" in caplog.text and "Traceback" in caplog.text
+
+
+# Known stage times (ms): what a pipeline app sleeps in each stage.
+KNOWN_STAGES_MS = {"decode": 12.0, "queue": 20.0, "preprocess": 10.0, "inference": 45.0, "postprocess": 15.0}
+
+
+def staged_app() -> Starlette:
+    """A predict app that sleeps a known time in each stage, on a worker thread as a real pipeline computes, and
+    reports each stage's measured time in Ultralytics' `speed` object."""
+
+    def sleep_ms(ms: float) -> float:
+        started = time.perf_counter()
+        time.sleep(ms / 1000)
+        return (time.perf_counter() - started) * 1000
+
+    async def staged(request: Request) -> Response:
+        speed = {}
+        for stage, ms in KNOWN_STAGES_MS.items():
+            speed[stage] = await asyncio.to_thread(sleep_ms, ms)
+        return JSONResponse({"images": [{**DETECTIONS["images"][0], "speed": speed}]})
+
+    return Starlette(routes=[Route("/predict", staged, methods=["POST"])])
+
+
+def test_stage_percentiles_match_the_times_each_stage_took(tmp_path: Path) -> None:
+    """Through a real uvicorn server, each stage's P50 is within 5 % of the time the app spent in it."""
+    db = tmp_path / "stages.db"
+    app = WatchMiddleware(staged_app(), monitor=Monitor(db, "staged"))
+    with uvicorn_in_thread(app) as base, httpx.Client(timeout=10) as client:
+        for _ in range(40):
+            assert client.post(f"{base}/predict", content=b"img").status_code == 200
+
+    async def read() -> dict[str, float]:
+        store = Store(db)
+        try:
+            total, _ = await store.signals("staged", "1h")
+        finally:
+            await store.close()
+        return {stage: histogram.get_value_at_percentile(50) / 1000 for stage, histogram in total.stages.items()}
+
+    p50 = asyncio.run(read())
+    assert set(p50) == set(KNOWN_STAGES_MS)
+    for stage, known in KNOWN_STAGES_MS.items():
+        assert abs(p50[stage] - known) / known < 0.05, (stage, p50[stage], known)

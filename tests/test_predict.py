@@ -54,10 +54,13 @@ def test_response_has_the_ultralytics_shape(client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["metadata"]["imageCount"] == 1 and body["metadata"]["task"] == "detect"
-    assert body["metadata"]["model"] == "shapes-yolo.pt"
+    assert body["metadata"]["model"] == "shapes-yolo.pt" and len(body["metadata"]["modelHash"]) == 12
+    assert body["metadata"]["params"] == {"conf": 0.25, "iou": 0.7, "imgsz": 640}  # echoed, for the monitors
     (image,) = body["images"]
     assert image["shape"] == [320, 320]
-    assert set(image["speed"]) == {"preprocess", "inference", "postprocess"}
+    assert list(image["speed"]) == ["decode", "queue", "preprocess", "inference", "postprocess"]
+    assert all(ms >= 0 for ms in image["speed"].values())
+    assert set(image["properties"]) == {"brightness", "contrast", "sharpness"}
     assert image["results"], "the demo model should find the shapes in its own kind of image"
     for result in image["results"]:
         assert set(result) == {"class", "name", "confidence", "box"}

@@ -10,14 +10,26 @@ from scipy.stats import ks_2samp
 
 from yolowatch.quality import (
     ChangeRule,
+    DriftReport,
     DriftRule,
     KsResult,
+    Window,
+    compare_windows,
     confidence_change,
     ks_from_histograms,
     verdict,
     volume_change,
 )
-from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, MinuteCount, area_bin, confidence_bin
+from yolowatch.records import (
+    AREA_BIN_COUNT,
+    CONFIDENCE_BINS,
+    Bucket,
+    DetectionSummary,
+    MinuteCount,
+    area_bin,
+    confidence_bin,
+    params_key,
+)
 
 RULE = DriftRule()
 
@@ -174,3 +186,75 @@ def test_mean_confidence_shift_beyond_two_sigma() -> None:
     assert usual.flagged is False and usual.sigmas is not None and abs(usual.sigmas) < 2
     silent = confidence_change(baseline, _minutes([0] * 10), rule)
     assert silent.flagged is False and "needs" in silent.reason
+
+
+def _window(values: np.ndarray, box_areas: np.ndarray, conf: float | None, imgsz: int = 640) -> Bucket:
+    """A window's bucket from raw confidences and box sizes, cut at `conf` as YOLO cuts them, with its parameters
+    (None: the responses did not say them)."""
+    bucket = Bucket("d", 0, 0)
+    kept = values >= (conf or 0.0)
+    bucket.confidence_hist = confidence_histogram(values[kept])
+    bucket.area_hist = area_histogram(box_areas[kept])
+    bucket.confidence_count = int(kept.sum())
+    bucket.confidence_sum = float(values[kept].sum())
+    if conf is not None:
+        bucket.params = {params_key(conf, 0.7, imgsz): 1000}
+    return bucket
+
+
+def _compare(before: Bucket, after: Bucket) -> DriftReport:
+    baseline = _baseline_minutes(np.random.default_rng(3))
+    return compare_windows("d", (Window(0, 1), Window(1, 2)), (before, after), baseline, _minutes([40] * 10), RULE,
+                           ChangeRule())  # fmt: skip
+
+
+def test_a_conf_change_is_reported_as_one_not_as_drift() -> None:
+    """The same model and images at conf 0.25 and then 0.5: confidence compared above 0.5 shows no drift, box size
+    is not comparable, the mean-confidence check stays quiet, and the change is reported; without the parameters
+    the very same histograms are flagged (what every other tool reports)."""
+    rng = np.random.default_rng(11)
+    raw = rng.beta(4, 2.5, 20_000)  # many detections between 0.25 and 0.5: the cut moves the distribution a lot
+    small_when_weak = np.clip(0.002 + 0.05 * raw**2 * rng.lognormal(0, 0.3, raw.size), 1e-6, 1.0)
+    before = _window(raw[:10_000], small_when_weak[:10_000], 0.25)
+    after = _window(raw[10_000:], small_when_weak[10_000:], 0.5)
+    report = _compare(before, after)
+    assert report.params is not None and report.params.changed and report.params.conf_floor == 0.5
+    assert "conf from 0.25 to 0.5" in report.params.reason
+    confidence, box = report.signal("confidence"), report.signal("boxSize")
+    assert confidence.comparable and not confidence.drifted, confidence
+    assert not box.comparable and not box.drifted and box.reason.startswith("not comparable")
+    assert not report.confidence.flagged, report.confidence
+    assert not report.drifted
+
+    # The same detections with no parameters in the responses: the cut looks like drift.
+    cut = raw[10_000:] >= 0.5
+    blind = _compare(
+        _window(raw[:10_000], small_when_weak[:10_000], None),
+        _window(raw[10_000:][cut], small_when_weak[10_000:][cut], None),
+    )
+    assert blind.params is not None and not blind.params.changed
+    assert blind.signal("confidence").drifted and blind.signal("boxSize").drifted
+
+
+def test_real_drift_at_unchanged_parameters_is_still_flagged() -> None:
+    """At the same conf, darker scenes (lower confidences) are drift, and nothing says the parameters changed."""
+    rng = np.random.default_rng(12)
+    before = _window(confidences(rng, 5000, 8, 2), areas(rng, 5000, 0.02), 0.25)
+    after = _window(confidences(rng, 5000, 5, 2.5), areas(rng, 5000, 0.02), 0.25)
+    report = _compare(before, after)
+    assert report.params is not None and not report.params.changed
+    assert report.signal("confidence").drifted and report.signal("confidence").comparable
+
+
+def test_image_properties_are_tested_for_drift() -> None:
+    """Darker images drift in brightness; a property measured the same on both sides does not."""
+    rng = np.random.default_rng(13)
+    before, after = Bucket("d", 0, 0), Bucket("d", 0, 0)
+    for bucket, brightness in ((before, rng.normal(120, 20, 2000)), (after, rng.normal(70, 20, 2000))):
+        for value, sharp in zip(brightness, rng.lognormal(np.log(300), 0.5, 2000), strict=True):
+            measured = {"brightness": float(value), "sharpness": float(sharp)}
+            bucket.add_detections(DetectionSummary(1, 0, (), (), (), (), (), (), (measured,)))
+    report = _compare(before, after)
+    assert report.signal("brightness").drifted
+    assert not report.signal("sharpness").drifted
+    assert report.histograms["brightness"].edges[0] == 0.0 and len(report.histograms["brightness"].baseline) == 64

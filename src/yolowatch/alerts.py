@@ -16,6 +16,7 @@ import math
 import re
 import sys
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ METRICS = (
 )  # fmt: skip
 # above/below: the value against the threshold; drop/rise: the value's change from its baseline against it.
 COMPARISONS = ("above", "below", "drop", "rise")
+# The metrics a rule may scope to one class: computed over that class's detections only.
+CLASS_METRICS = ("detection_rate", "mean_confidence")
+CLASS_NAME_MAX = 128
 MINUTE_S = 60
 MONDAY_S = 4 * 86400  # 1970-01-05, the first Monday of the epoch
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -54,6 +58,7 @@ class Rule:
     runbook: str = ""
     every_s: int = MINUTE_S  # evaluated on minutes that end on a multiple of this (1 day: 00:00 UTC; 1 week: Mondays)
     deployment: str = ""  # only this deployment; empty: every deployment
+    class_name: str = ""  # only this class's detections (JSON "class"); empty: all of them
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", self.name):
@@ -70,6 +75,13 @@ class Rule:
             raise ValueError(f"every must be a whole number of minutes; got {self.every_s} s")
         if not math.isfinite(self.threshold):
             raise ValueError("threshold must be a finite number")
+        if self.class_name:
+            _check_class(self.class_name, self.metric)
+
+    @property
+    def key(self) -> str:
+        """What the rule reads in a minute's values and baselines: the metric, or `metric[class]` for one class."""
+        return f"{self.metric}[{self.class_name}]" if self.class_name else self.metric
 
     def holds(self, value: float | None, baseline: float | None = None) -> bool:
         if value is None:
@@ -91,6 +103,15 @@ class Rule:
         return not self.deployment or self.deployment == deployment
 
 
+def _check_class(name: str, metric: str) -> None:
+    if metric not in CLASS_METRICS:
+        raise ValueError(f"class applies only to metric {' or '.join(CLASS_METRICS)}; got metric {metric!r}")
+    if not name.strip() or len(name) > CLASS_NAME_MAX or any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValueError(
+            f"class must be a class name of 1 to {CLASS_NAME_MAX} characters without control characters; got {name!r}"
+        )
+
+
 def parse_duration(value: Any, what: str) -> int:
     """Seconds from a number of seconds or a string such as "90s", "5m", "1h", "1d", "1w"."""
     if isinstance(value, bool):
@@ -104,7 +125,7 @@ def parse_duration(value: Any, what: str) -> int:
 
 
 RULE_FIELDS = {"name", "metric", "comparison", "threshold", "for", "keepFiring", "every", "severity", "runbook",
-               "deployment"}  # fmt: skip
+               "deployment", "class"}  # fmt: skip
 
 
 def rule_from_json(body: Any) -> Rule:
@@ -120,9 +141,11 @@ def rule_from_json(body: Any) -> Rule:
     threshold = body["threshold"]
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise ValueError(f"threshold must be a number; got {threshold!r}")
-    for key in ("name", "metric", "comparison", "severity", "runbook", "deployment"):
+    for key in ("name", "metric", "comparison", "severity", "runbook", "deployment", "class"):
         if key in body and not isinstance(body[key], str):
             raise ValueError(f"{key} must be a string")
+    if body.get("class") == "":  # the Rule would read it as every class: refuse it instead
+        raise ValueError('class must not be empty; leave "class" out for a rule over every class')
     return Rule(
         name=body["name"],
         metric=body["metric"],
@@ -134,11 +157,14 @@ def rule_from_json(body: Any) -> Rule:
         severity=body.get("severity", "warning"),
         runbook=body.get("runbook", ""),
         deployment=body.get("deployment", ""),
+        class_name=body.get("class", ""),
     )
 
 
 def rule_json(rule: Rule) -> dict[str, Any]:
-    return {
+    """The shape `rule_from_json` reads. "class" only on a class-scoped rule, so the other rules this stores still
+    load in a yolowatch that predates the field."""
+    body: dict[str, Any] = {
         "name": rule.name,
         "metric": rule.metric,
         "comparison": rule.comparison,
@@ -150,6 +176,9 @@ def rule_json(rule: Rule) -> dict[str, Any]:
         "runbook": rule.runbook,
         "deployment": rule.deployment,
     }
+    if rule.class_name:
+        body["class"] = rule.class_name
+    return body
 
 
 def load_rules_file(path: str | Path, defaults: list[Rule]) -> list[Rule]:
@@ -305,7 +334,7 @@ class Evaluator:
                 continue
             state = states.get(rule.name) or AlertState(rule.name, deployment)
             before = asdict(state)
-            notification = advance(rule, state, minute_end, values.get(rule.metric), baselines.get(rule.metric))
+            notification = advance(rule, state, minute_end, values.get(rule.key), baselines.get(rule.key))
             if asdict(state) != before:
                 changed.append(state)
             if notification is not None:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from yolowatch.records import DetectionSummary
+from yolowatch.records import IMAGE_PROPERTIES, STAGES, DetectionSummary
+
+MAX_MODEL_CHARS = 128
+_MEASURED = tuple(name for name in IMAGE_PROPERTIES if name not in ("aspect", "megapixels"))
 
 
 def _number(value: Any) -> float | None:
@@ -51,7 +55,7 @@ class _Unusual(Exception):
     """A result group the fast path does not take; the careful path reads it instead."""
 
 
-def _read_group_fast(results: list[Any], shape: Any) -> tuple[list[float], list[float], list[int], list[str]]:
+def _read_group_fast(results: list[Any], shape: Any) -> Group:
     """The common case, well-formed Ultralytics results with a shape, at a fraction of the careful path's cost."""
     try:
         height, width = shape
@@ -81,14 +85,18 @@ def _read_group_fast(results: list[Any], shape: Any) -> tuple[list[float], list[
         raise _Unusual from None
     if not all(map(math.isfinite, areas)):
         raise _Unusual
-    return confidences, areas, class_ids, names
+    return confidences, areas, class_ids, names, confidences
 
 
-def _read_group_carefully(results: list[Any], shape: Any) -> tuple[list[float], list[float], list[int], list[str]]:
+Group = tuple[list[float], list[float], list[int], list[str], list[float]]
+
+
+def _read_group_carefully(results: list[Any], shape: Any) -> Group:
     confidences: list[float] = []
     areas: list[float] = []
     class_ids: list[int] = []
     names: list[str] = []
+    class_confidences: list[float] = []
     for item in results:
         if not _is_result(item):
             continue
@@ -101,15 +109,21 @@ def _read_group_carefully(results: list[Any], shape: Any) -> tuple[list[float], 
             class_ids.append(cls)
             name = item.get("name")
             names.append(name if isinstance(name, str) else str(cls))
-    return confidences, areas, class_ids, names
+            class_confidences.append(confidences[-1])
+    return confidences, areas, class_ids, names, class_confidences
 
 
-def summarize_results(groups: list[tuple[list[Any], Any]]) -> DetectionSummary:
-    """Summarize (results, shape) pairs, one per image; items that are not result dicts are skipped."""
+def summarize_results(
+    groups: list[tuple[list[Any], Any]], images: Sequence[dict[str, Any]] = (), metadata: Any = None
+) -> DetectionSummary:
+    """Summarize (results, shape) pairs, one per image; items that are not result dicts are skipped. `images`
+    (the response's image objects) and `metadata` give the stage times, image properties, parameters and model
+    where the response says them."""
     confidences: list[float] = []
     areas: list[float] = []
     class_ids: list[int] = []
     names: list[str] = []
+    class_confidences: list[float] = []
     for results, shape in groups:
         try:
             group = _read_group_fast(results, shape)
@@ -119,9 +133,77 @@ def summarize_results(groups: list[tuple[list[Any], Any]]) -> DetectionSummary:
         areas += group[1]
         class_ids += group[2]
         names += group[3]
+        class_confidences += group[4]
+    stages = tuple(times for image in images if (times := stage_times(image.get("speed"))))
+    properties = tuple(found for image in images if (found := image_properties(image)))
+    metadata = metadata if isinstance(metadata, dict) else {}
     return DetectionSummary(
-        len(groups), len(confidences), tuple(confidences), tuple(areas), tuple(class_ids), tuple(names)
+        len(groups),
+        len(confidences),
+        tuple(confidences),
+        tuple(areas),
+        tuple(class_ids),
+        tuple(names),
+        tuple(class_confidences),
+        stages,
+        properties,
+        request_params(metadata.get("params")),
+        model_version(metadata),
     )
+
+
+def stage_times(speed: Any) -> dict[str, float]:
+    """Milliseconds per known stage from an Ultralytics `speed` object (other keys, and non-numbers, skipped)."""
+    if not isinstance(speed, dict):
+        return {}
+    times = {}
+    for stage in STAGES:
+        value = _number(speed.get(stage))
+        if value is not None and value >= 0:
+            times[stage] = value
+    return times
+
+
+def image_properties(image: dict[str, Any]) -> dict[str, float]:
+    """Aspect ratio and megapixels from the image's `shape` [H, W], and brightness, contrast and sharpness from
+    its `properties` when the app measured them."""
+    found: dict[str, float] = {}
+    shape = image.get("shape")
+    if isinstance(shape, (list, tuple)) and len(shape) >= 2:
+        height, width = _number(shape[0]), _number(shape[1])
+        if height and width and height > 0 and width > 0:
+            found["aspect"] = width / height
+            found["megapixels"] = width * height / 1e6
+    measured = image.get("properties")
+    if isinstance(measured, dict):
+        for name in _MEASURED:
+            value = _number(measured.get(name))
+            if value is not None and value >= 0:
+                found[name] = value
+    return found
+
+
+def request_params(params: Any) -> tuple[float | None, float | None, int | None] | None:
+    """(conf, iou, imgsz) as the response's metadata echoes them; None when it says none of them."""
+    if not isinstance(params, dict):
+        return None
+    conf, iou, imgsz = (_number(params.get(name)) for name in ("conf", "iou", "imgsz"))
+    if conf is None and iou is None and imgsz is None:
+        return None
+    return conf, iou, None if imgsz is None else int(imgsz)
+
+
+def model_version(metadata: dict[str, Any]) -> str | None:
+    """The model that answered: `metadata.model`, with `@` and the first 12 characters of `metadata.modelHash`
+    when the app gives one (the bundled app does: a new weights file is a new version even under the same name)."""
+    name = metadata.get("model")
+    if not isinstance(name, str) or not name.strip():
+        return None
+    version = " ".join(name.split())[:MAX_MODEL_CHARS]
+    digest = metadata.get("modelHash")
+    if isinstance(digest, str) and (shown := "".join(ch for ch in digest if ch.isalnum())[:12]):
+        version += "@" + shown
+    return version
 
 
 def summarize_detections(body: bytes | str | Any) -> DetectionSummary | None:
@@ -135,12 +217,11 @@ def summarize_detections(body: bytes | str | Any) -> DetectionSummary | None:
             except (ValueError, UnicodeDecodeError):
                 return None
     if isinstance(body, dict) and isinstance(body.get("images"), list):
-        groups = [
-            (image["results"], image.get("shape"))
-            for image in body["images"]
-            if isinstance(image, dict) and isinstance(image.get("results"), list)
+        images = [
+            image for image in body["images"] if isinstance(image, dict) and isinstance(image.get("results"), list)
         ]
-        return summarize_results(groups) if groups else None
+        groups = [(image["results"], image.get("shape")) for image in images]
+        return summarize_results(groups, images, body.get("metadata")) if groups else None
     if isinstance(body, list) and all(_is_result(item) for item in body):
         return summarize_results([(body, None)])
     return None

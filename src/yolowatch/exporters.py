@@ -4,6 +4,11 @@ Each process (a uvicorn worker, a sidecar) writes its counters since start to th
 file about once a second; `/metrics` sums them over processes, so with `--workers N` any worker
 answers for all of them and counters only go up (a restarted worker adds a new row; its old row
 keeps its final values until retention removes it, which Prometheus sees as a counter reset).
+
+Besides requests, durations and detections, it exports the YOLO stage times (decode, queue, preprocess,
+inference, postprocess) as one histogram per stage, and detections and confidence sums per class: the
+`class` label is bounded to the top `max_classes` classes by detections, the rest summed under
+class="other" (see `_bounded_classes` for what that costs).
 """
 
 from __future__ import annotations
@@ -14,24 +19,31 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from yolowatch.records import DURATION_BOUNDS_S, HealthResult
+from yolowatch.records import DURATION_BOUNDS_S, STAGE_BOUNDS_S, STAGES, HealthResult
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 PROMETHEUS_CONFIDENCE_BUCKETS = 20
+MAX_CLASSES = 20
+OTHER_CLASS = "other"
+
+
+def _add_into(into: dict[str, Any], totals: dict[str, Any]) -> None:
+    """Element-wise: numbers add, lists add per element, dicts (per class, per stage) add per key."""
+    for name, value in totals.items():
+        if isinstance(value, dict):
+            _add_into(into.setdefault(name, {}), value)
+        elif isinstance(value, list):
+            into[name] = [a + b for a, b in zip(into.get(name, [0] * len(value)), value, strict=True)]
+        else:
+            into[name] = into.get(name, 0) + value
 
 
 def _sum_totals(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per deployment, the element-wise sum of every process's totals."""
     merged: dict[str, dict[str, Any]] = {}
     for row in rows:
-        totals = row["totals"]
-        into = merged.setdefault(row["deployment"], {})
-        for name, value in totals.items():
-            if isinstance(value, list):
-                into[name] = [a + b for a, b in zip(into.get(name, [0] * len(value)), value, strict=True)]
-            else:
-                into[name] = into.get(name, 0) + value
+        _add_into(merged.setdefault(row["deployment"], {}), row["totals"])
     return merged
 
 
@@ -44,12 +56,40 @@ def _cumulative(counts: list[int], bounds: Iterable[float]) -> list[tuple[str, f
     return buckets
 
 
+def _bounded_classes(totals: dict[str, Any], max_classes: int) -> list[tuple[str, int, float]]:
+    """(class label, detections, confidence sum) of the top `max_classes` classes by detections (ties by name),
+    then "other" with the rest; nothing for a deployment that has seen no class.
+
+    A class named "other" is folded into "other" too. "other" is there from the first class on (0 while nothing
+    is folded), so its first increase is not lost to rate(). The known cost: membership of the top N can change
+    between scrapes. A class that drops out ends its series and adds its whole count to "other" (a jump); a
+    class that climbs in starts a series at its whole count and takes it out of "other", which Prometheus sees
+    as a counter reset. Both distort rate() of "other" for a scrape or two; the per-class series stay right.
+    """
+    classes: dict[str, int] = totals.get("classes", {})
+    if not classes:
+        return []
+    sums: dict[str, float] = totals.get("class_confidence", {})
+    ranked = sorted((name for name in classes if name != OTHER_CLASS), key=lambda name: (-classes[name], name))
+    top = ranked[:max_classes]
+    named = set(top)
+    other = (
+        OTHER_CLASS,
+        sum(count for name, count in classes.items() if name not in named),
+        sum(total for name, total in sums.items() if name not in named),
+    )
+    return [*((name, classes[name], sums.get(name, 0.0)) for name in top), other]
+
+
 class _Snapshot:
     """A prometheus_client collector over one read of the store."""
 
-    def __init__(self, totals: dict[str, dict[str, Any]], health: dict[str, HealthResult]) -> None:
+    def __init__(
+        self, totals: dict[str, dict[str, Any]], health: dict[str, HealthResult], max_classes: int = MAX_CLASSES
+    ) -> None:
         self.totals = totals
         self.health = health
+        self.max_classes = max_classes
 
     def collect(self) -> Iterator[Metric]:
         labels = ["deployment"]
@@ -89,6 +129,22 @@ class _Snapshot:
             "Rows and log entries waiting to be written, summed over processes.",
             labels=labels,
         )
+        stages = HistogramMetricFamily(
+            "yolowatch_stage_duration_seconds",
+            "Time per image in each predict stage, as the responses report it.",
+            labels=["deployment", "stage"],
+        )
+        class_labels = ["deployment", "class"]
+        class_detections = CounterMetricFamily(
+            "yolowatch_class_detections",
+            f'Detections per class: the top {self.max_classes} by detections, the rest as class="other".',
+            labels=class_labels,
+        )
+        class_confidence = CounterMetricFamily(
+            "yolowatch_class_confidence_sum",
+            "Sum of the confidences of each class's detections (over yolowatch_class_detections: the mean).",
+            labels=class_labels,
+        )
         for deployment, totals in sorted(self.totals.items()):
             for name, count in zip(STATUS_CLASSES, totals["status_classes"], strict=True):
                 requests.add_metric([deployment, name], count)
@@ -106,6 +162,15 @@ class _Snapshot:
             dropped.add_metric([deployment, "logs"], totals["logs_dropped"])
             failures.add_metric([deployment], totals["monitoring_failures"])
             backlog.add_metric([deployment], totals["backlog"])
+            stage_counts: dict[str, list[int]] = totals.get("stage_counts", {})
+            stage_sums: dict[str, int] = totals.get("stage_sum_us", {})
+            for stage in STAGES:  # only the known stages: the series stay bounded
+                if stage in stage_counts:
+                    buckets = _cumulative(stage_counts[stage], STAGE_BOUNDS_S)
+                    stages.add_metric([deployment, stage], buckets, sum_value=stage_sums.get(stage, 0) / 1e6)
+            for name, count, confidence_total in _bounded_classes(totals, self.max_classes):
+                class_detections.add_metric([deployment, name], count)
+                class_confidence.add_metric([deployment, name], confidence_total)
         up = GaugeMetricFamily("yolowatch_health_up", "1 when the last health probe passed, else 0.", labels=labels)
         probe = GaugeMetricFamily(
             "yolowatch_health_probe_duration_seconds", "How long the last health probe took.", labels=labels
@@ -115,7 +180,7 @@ class _Snapshot:
             if result.latency_ms is not None:
                 probe.add_metric([deployment], result.latency_ms / 1000)
         yield from (requests, duration, predictions, detections, confidence, skipped, sampled, dropped, failures)
-        yield from (backlog, up, probe)
+        yield from (backlog, up, probe, stages, class_detections, class_confidence)
 
 
 def _confidence_buckets(totals: dict[str, Any]) -> list[tuple[str, float]]:
@@ -127,8 +192,12 @@ def _confidence_buckets(totals: dict[str, Any]) -> list[tuple[str, float]]:
     return _cumulative([*counts, 0], bounds)
 
 
-def exposition(process_totals: list[dict[str, Any]], health: dict[str, HealthResult]) -> bytes:
-    """The text exposition of what the store holds now."""
+def exposition(
+    process_totals: list[dict[str, Any]], health: dict[str, HealthResult], max_classes: int = MAX_CLASSES
+) -> bytes:
+    """The text exposition of what the store holds now; `max_classes` bounds the `class` label's values."""
+    if max_classes < 0:
+        raise ValueError(f"max_classes must be 0 or more; got {max_classes}")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(_sum_totals(process_totals), health))
+    registry.register(_Snapshot(_sum_totals(process_totals), health, max_classes))
     return generate_latest(registry)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from yolowatch.records import Bucket
+from yolowatch.records import IMAGE_EDGES, IMAGE_TOP, STAGES, Bucket, add_saturation, parse_params_key
 
 EIGHT_HOURS = 8 * 3600
 
@@ -101,3 +101,144 @@ def minute_figures(metrics: dict[str, Any], minutes: int = 1) -> dict[str, float
         "request_rate": requests / 60 / max(1, minutes),
         "mean_confidence": metrics["mean_confidence"],
     }
+
+
+def _percentiles_ms(histogram: Any) -> dict[str, Any]:
+    values = histogram.get_percentile_to_value_dict([50, 95, 99])
+    return {
+        "count": histogram.get_total_count(),
+        "p50_ms": values[50] / 1000,
+        "p95_ms": values[95] / 1000,
+        "p99_ms": values[99] / 1000,
+        "mean_ms": histogram.get_mean_value() / 1000,
+    }
+
+
+def stage_metrics(bucket: Bucket) -> list[dict[str, Any]]:
+    """Each stage with times: P50/P95/P99 and mean (ms), in pipeline order."""
+    return [
+        {"stage": stage, **_percentiles_ms(bucket.stages[stage])}
+        for stage in STAGES
+        if stage in bucket.stages and bucket.stages[stage].get_total_count()
+    ]
+
+
+def class_metrics(bucket: Bucket) -> list[dict[str, Any]]:
+    """Per class, most detections first: detections, their share, detections per predict response, mean
+    confidence (None for rows written before per-class confidences were kept)."""
+    total = sum(bucket.classes.values())
+    rows = []
+    for name, count in sorted(bucket.classes.items(), key=lambda item: (-item[1], item[0])):
+        confidence = bucket.class_confidence.get(name)
+        rows.append(
+            {
+                "name": name,
+                "detections": count,
+                "share": count / total if total else 0.0,
+                "per_request": count / bucket.predictions if bucket.predictions else None,
+                "mean_confidence": confidence / count if confidence is not None and count else None,
+            }
+        )
+    return rows
+
+
+def params_metrics(bucket: Bucket) -> list[dict[str, Any]]:
+    """The request parameters predictions were sent with, most used first (and the share nobody said)."""
+    said = sum(bucket.params.values())
+    rows = []
+    for key, count in sorted(bucket.params.items(), key=lambda item: (-item[1], item[0])):
+        conf, iou, imgsz = parse_params_key(key)
+        rows.append({"conf": conf, "iou": iou, "imgsz": imgsz, "predictions": count, "share": count / said})
+    return rows
+
+
+def histogram_quantile(counts: list[int], edges: tuple[float, ...], top: float, q: float) -> float | None:
+    """A quantile of binned values, interpolated inside its bin (bins from 0 through `edges` to `top`)."""
+    total = sum(counts)
+    if not total:
+        return None
+    bounds = [0.0, *edges, top]
+    target, running = q * total, 0
+    for k, count in enumerate(counts):
+        if count and running + count >= target:
+            return bounds[k] + (bounds[k + 1] - bounds[k]) * (target - running) / count
+        running += count
+    return top
+
+
+def image_metrics(bucket: Bucket) -> list[dict[str, Any]]:
+    """Per image property measured: images, and the 5th, 50th and 95th percentiles (from the bins)."""
+    rows = []
+    for name, counts in bucket.image.items():
+        edges, top = IMAGE_EDGES[name], IMAGE_TOP[name]
+        rows.append(
+            {
+                "property": name,
+                "images": sum(counts),
+                **{f"p{q}": histogram_quantile(counts, edges, top, q / 100) for q in (5, 50, 95)},
+            }
+        )
+    return rows
+
+
+def version_metrics(bucket: Bucket) -> list[dict[str, Any]]:
+    """Each model version that answered, most requests first, with its own figures."""
+    return [
+        {"version": name, **bucket_metrics(version)}
+        for name, version in sorted(bucket.versions.items(), key=lambda item: (-item[1].requests, item[0]))
+    ]
+
+
+def saturation_metrics(figures: dict[str, float]) -> dict[str, float | None]:
+    """Means and peaks from a bucket's saturation sums (None where nothing was sampled). In a fleet the means are
+    per process and the peaks those of the busiest process."""
+
+    def mean(total: str, samples: str = "samples") -> float | None:
+        count = figures.get(samples, 0.0)
+        return figures[total] / count if count and total in figures else None
+
+    return {
+        "in_flight_mean": mean("in_flight_sum"),
+        "in_flight_max": figures.get("in_flight_max"),
+        "queue_mean": mean("queue_sum"),
+        "queue_max": figures.get("queue_max"),
+        "cpu_percent": mean("cpu_percent_sum", "cpu_samples"),
+        "rss_max_bytes": figures.get("rss_max_bytes"),
+        "gpu_utilization": mean("gpu_utilization_sum", "gpu_samples"),
+        "gpu_memory_max_bytes": figures.get("gpu_memory_max_bytes"),
+    }
+
+
+def signal_metrics(bucket: Bucket) -> dict[str, Any]:
+    """Everything a YOLO operator reads beyond latency and errors, from one merged bucket."""
+    return {
+        "saturation": saturation_metrics(bucket.saturation),
+        "stages": stage_metrics(bucket),
+        "classes": class_metrics(bucket),
+        "params": params_metrics(bucket),
+        "params_unknown": bucket.predictions - sum(bucket.params.values()),
+        "image": image_metrics(bucket),
+        "versions": version_metrics(bucket),
+    }
+
+
+def signal_series(buckets: Iterable[Bucket], points: RangePoints) -> list[dict[str, Any]]:
+    """At each of the range's points: mean ms per stage (a stacked chart of where the time goes) and saturation."""
+    totals = [Bucket("", 0, 0) for _ in range(points.count)]
+    for bucket in buckets:
+        index = (bucket.start_s - points.first_s) // points.step_s
+        if 0 <= index < points.count:
+            for stage, histogram in bucket.stages.items():
+                totals[index].stage(stage).add(histogram)
+            add_saturation(totals[index].saturation, bucket.saturation)
+    return [
+        {
+            "start_s": points.first_s + i * points.step_s,
+            "stages": {
+                stage: total.stages[stage].get_mean_value() / 1000 if stage in total.stages else None
+                for stage in STAGES
+            },
+            "saturation": saturation_metrics(total.saturation),
+        }
+        for i, total in enumerate(totals)
+    ]

@@ -15,11 +15,12 @@ from the store is `signals.py`'s job; the admin API turns these records into its
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from yolowatch.records import AREA_EDGES, CONFIDENCE_BINS, Bucket, MinuteCount
+from yolowatch.comparable import ParamsChange, above_floor, binned_mean, params_change, share_above
+from yolowatch.records import AREA_EDGES, CONFIDENCE_BINS, IMAGE_EDGES, IMAGE_PROPERTIES, IMAGE_TOP, Bucket, MinuteCount
 
 DAY_S = 86400
 HOUR_S = 3600
@@ -31,6 +32,8 @@ class DriftRule:
     min_statistic: float = 0.1
     # Below ~500 a side the binned statistic can stray past 0.02 from the raw one (tests/test_quality.py).
     min_samples: int = 500
+    # Image properties are one sample per image, not per detection: a camera gone dark shows in 100 images.
+    min_images: int = 100
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class DriftSignal:
     reason: str
     result: KsResult
     gated: bool
+    comparable: bool = True  # False: the windows ran with parameters that move this distribution by themselves
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class DriftReport:
     volume: VolumeChange
     confidence: ConfidenceChange
     histograms: dict[str, Histograms]
+    params: ParamsChange | None = None
 
     @property
     def drifted(self) -> bool:
@@ -148,22 +153,31 @@ def verdict(result: KsResult, rule: DriftRule) -> tuple[bool, str]:
     return True, f"KS {result.statistic:.3f} >= {rule.min_statistic:g} with p = {result.p_value:.3g}"
 
 
-def drift_signal(name: str, result: KsResult, rule: DriftRule) -> DriftSignal:
+def drift_signal(name: str, result: KsResult, rule: DriftRule, not_comparable: str = "") -> DriftSignal:
+    """The KS verdict; `not_comparable` says why the windows cannot be compared on this signal (no verdict)."""
+    if not_comparable:
+        return DriftSignal(name, False, f"not comparable: {not_comparable}", result, False, comparable=False)
     drifted, reason = verdict(result, rule)
     samples = min(result.n_baseline, result.n_current)
     gated = result.statistic >= rule.min_statistic and samples >= rule.min_samples
     return DriftSignal(name, drifted, reason, result, gated)
 
 
-def volume_change(baseline: Mapping[int, MinuteCount], recent: Sequence[MinuteCount], rule: ChangeRule) -> VolumeChange:
+def volume_change(
+    baseline: Mapping[int, MinuteCount],
+    recent: Sequence[MinuteCount],
+    rule: ChangeRule,
+    kept: tuple[float, float] = (1.0, 1.0),
+) -> VolumeChange:
     """Detections per minute in the last closed minutes (a minute without traffic counts as 0) against the
-    baseline's mean over its minutes with traffic."""
+    baseline's mean over its minutes with traffic. `kept`: the share of (baseline, current) detections above the
+    common conf floor when the windows ran at different confs, so both sides count only what both could see."""
     active = [counts.detections for counts in baseline.values() if counts.requests > 0]
-    expected = sum(active) / len(active) if active else None
+    expected = sum(active) / len(active) * kept[0] if active else None
     low_for = 0
     if expected:
         for counts in reversed(recent):
-            if counts.detections >= (1 - rule.drop) * expected:
+            if counts.detections * kept[1] >= (1 - rule.drop) * expected:
                 break
             low_for += 1
     flagged = expected is not None and low_for >= rule.minutes
@@ -200,6 +214,46 @@ def confidence_change(
     )
 
 
+def truncated_confidence_change(
+    baseline: Mapping[int, MinuteCount], buckets: tuple[Bucket, Bucket], floor: float, rule: ChangeRule
+) -> ConfidenceChange:
+    """The mean-confidence check when the windows ran at different confs: both means above the common floor, from
+    the histograms (bin centres); the spread is the baseline's per-minute one (wider than the cut means', so the
+    check errs towards silence)."""
+    means = np.array([c.confidence_sum / c.confidence_count for c in baseline.values() if c.confidence_count > 0])
+    mean = binned_mean(above_floor(buckets[0].confidence_hist, floor))
+    current = binned_mean(above_floor(buckets[1].confidence_hist, floor))
+    if len(means) < 2 or mean is None or current is None:
+        return ConfidenceChange(False, f"needs detections above conf {floor:g} in both windows", current)
+    sigma = float(means.std(ddof=1))
+    z = (current - mean) / sigma if sigma > 0 else (0.0 if current == mean else float("inf"))
+    return ConfidenceChange(
+        flagged=abs(z) > rule.sigmas,
+        reason=f"above conf {floor:g} (the windows ran at different confs): {z:+.1f} sigma from the baseline "
+        f"(the rule: beyond {rule.sigmas:g})",
+        current=current,
+        baseline_mean=mean,
+        baseline_sigma=sigma,
+        sigmas=z if np.isfinite(z) else None,
+    )
+
+
+def image_signals(
+    before: Bucket, after: Bucket, rule: DriftRule
+) -> tuple[tuple[DriftSignal, ...], dict[str, Histograms]]:
+    """KS tests of the image properties either window measured (brightness, contrast, sharpness, aspect, size)."""
+    signals, histograms = [], {}
+    for name in IMAGE_PROPERTIES:
+        if name not in before.image and name not in after.image:
+            continue
+        empty = [0] * (len(IMAGE_EDGES[name]) + 1)
+        counts = before.image.get(name, empty), after.image.get(name, empty)
+        signals.append(drift_signal(name, ks_from_histograms(*counts), replace(rule, min_samples=rule.min_images)))
+        edges = [0.0, *(float(f"{edge:.6g}") for edge in IMAGE_EDGES[name]), IMAGE_TOP[name]]
+        histograms[name] = Histograms(edges, list(counts[0]), list(counts[1]))
+    return tuple(signals), histograms
+
+
 def compare_windows(
     deployment: str,
     windows: tuple[Window, Window],
@@ -208,20 +262,36 @@ def compare_windows(
     recent: Sequence[MinuteCount],
     rule: DriftRule,
     change: ChangeRule,
+    params_since_s: int | None = None,
 ) -> DriftReport:
-    """KS tests of confidence and box size (current window vs baseline) and the volume and confidence checks."""
+    """KS tests of confidence, box size and image properties (current window vs baseline), the volume and
+    confidence checks, and the request parameters of both windows. Where the parameters differ, the confidence
+    checks compare above the common conf floor, and a different imgsz leaves confidence and box size without a
+    verdict: a parameter change is reported as one, not as drift."""
     before, after = buckets
+    params = params_change(before.params, after.params, params_since_s)
+    floor = params.conf_floor
+    size_reason = "the windows ran at different imgsz" if params.imgsz_differs else ""
+    box_reason = size_reason or (f"the windows ran at different confs (up to {floor:g})" if floor is not None else "")
+    confidence_counts = above_floor(before.confidence_hist, floor), above_floor(after.confidence_hist, floor)
+    kept = (share_above(before.confidence_hist, floor) or 1.0, share_above(after.confidence_hist, floor) or 1.0)
+    images, image_histograms = image_signals(before, after, rule)
     return DriftReport(
         deployment=deployment,
         baseline=windows[0],
         current=windows[1],
         rule=rule,
         signals=(
-            drift_signal("confidence", ks_from_histograms(before.confidence_hist, after.confidence_hist), rule),
-            drift_signal("boxSize", ks_from_histograms(before.area_hist, after.area_hist), rule),
+            drift_signal("confidence", ks_from_histograms(*confidence_counts), rule, size_reason),
+            drift_signal("boxSize", ks_from_histograms(before.area_hist, after.area_hist), rule, box_reason),
+            *images,
         ),
-        volume=volume_change(baseline_minutes, recent, change),
-        confidence=confidence_change(baseline_minutes, recent, change),
+        volume=volume_change(baseline_minutes, recent, change, kept),
+        confidence=(
+            confidence_change(baseline_minutes, recent, change)
+            if floor is None
+            else truncated_confidence_change(baseline_minutes, buckets, floor, change)
+        ),
         histograms={
             "confidence": Histograms(
                 [round(k / CONFIDENCE_BINS, 4) for k in range(CONFIDENCE_BINS + 1)],
@@ -231,7 +301,9 @@ def compare_windows(
             "boxSize": Histograms(
                 [0.0, *(float(f"{edge:.6g}") for edge in AREA_EDGES), 1.0], before.area_hist, after.area_hist
             ),
+            **image_histograms,
         },
+        params=params,
     )
 
 

@@ -24,7 +24,7 @@ from operator import itemgetter
 
 from yolowatch._types import Clock
 from yolowatch.detections import error_reason, summarize_detections
-from yolowatch.records import TIER_SECONDS, Bucket, DetectionSummary, Lifetime, LogEntry
+from yolowatch.records import TIER_SECONDS, Bucket, DetectionSummary, Lifetime, LogEntry, add_saturation
 
 log = logging.getLogger("yolowatch")
 
@@ -125,6 +125,17 @@ class Recorder:
         self._folding = False  # a sliced fold is in progress (record_request must not start another inside it)
         # Deployments whose monitor is paused or archived (the writer refreshes this from the store).
         self.paused: frozenset[str] = frozenset()
+        # Requests inside the wrapped app now (the middleware counts them in and out); saturation figures.
+        self.in_flight = 0
+        self.saturation_now: dict[str, dict[str, float]] = {}  # deployment -> the latest sample
+
+    def record_saturation(self, deployment: str, sample: dict[str, float]) -> None:
+        """Note one saturation sample (about once a second, from the monitor's sampler): kept as the latest, and
+        added to the deployment's live minute when that minute has traffic (idle minutes keep no rows)."""
+        self.saturation_now[deployment] = sample
+        bucket = self._live.get(deployment)
+        if bucket is not None and bucket.start_s == int(self.clock() // 60) * 60:
+            add_saturation(bucket.saturation, saturation_figures(sample))
 
     def record_request(
         self,
@@ -258,6 +269,10 @@ class Recorder:
                 summaries[i] = summary
                 bucket.add_detections(summary)
                 lifetime.add_detections(summary)
+                if summary.model is not None:  # the version's own figures: of the responses that name it
+                    version = bucket.version(summary.model)
+                    version.add_requests(Counter((run[i][4],)), Counter((run[i][5],)), self.budget_us)
+                    version.add_detections(summary)
             if budget.spent():
                 yield
                 budget.restart()
@@ -353,6 +368,32 @@ class Recorder:
         logs = list(self._logs)
         self._logs.clear()
         return Collected(rows, logs)
+
+
+def saturation_figures(sample: dict[str, float]) -> dict[str, float]:
+    """A sample (in_flight, queue, cpu_percent, rss_bytes, gpu_utilization, gpu_memory_bytes; any may be absent)
+    as the sums and peaks a bucket keeps."""
+    figures = {"samples": 1.0}
+    for name, total, peak in (
+        ("in_flight", "in_flight_sum", "in_flight_max"),
+        ("queue", "queue_sum", "queue_max"),
+        ("cpu_percent", "cpu_percent_sum", ""),
+        ("rss_bytes", "", "rss_max_bytes"),
+        ("gpu_utilization", "gpu_utilization_sum", ""),
+        ("gpu_memory_bytes", "", "gpu_memory_max_bytes"),
+    ):
+        value = sample.get(name)
+        if value is None:
+            continue
+        if total:
+            figures[total] = value
+        if peak:
+            figures[peak] = value
+    if "cpu_percent" in sample:
+        figures["cpu_samples"] = 1.0
+    if "gpu_utilization" in sample:
+        figures["gpu_samples"] = 1.0
+    return figures
 
 
 def _summary(detections: DetectionSummary | bytes | None) -> DetectionSummary | None:

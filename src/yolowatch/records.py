@@ -30,6 +30,50 @@ CONFIDENCE_BINS = 100  # 0.01 wide, 0..1
 AREA_BIN_COUNT = 100
 AREA_EDGES: tuple[float, ...] = tuple(10 ** (-5 + 5 * k / AREA_BIN_COUNT) for k in range(1, AREA_BIN_COUNT))
 
+# Where a predict request's time goes: the bundled app's decode and queue wait, then Ultralytics' own `speed`
+# stages. A stage outside this list (an upstream's own name) is not kept: the series stay bounded.
+STAGES = ("decode", "queue", "preprocess", "inference", "postprocess")
+
+
+def _log_edges(low_exp: float, high_exp: float, bins: int, base: float = 10.0) -> tuple[float, ...]:
+    return tuple(base ** (low_exp + (high_exp - low_exp) * k / bins) for k in range(1, bins))
+
+
+# Image properties of each decoded upload, binned so any two windows can be compared with a KS test:
+# name -> inner bin edges (a value below the first edge is in bin 0, at or above the last in the last bin).
+IMAGE_EDGES: dict[str, tuple[float, ...]] = {
+    "brightness": tuple(4.0 * k for k in range(1, 64)),  # mean gray level, 0-255: 64 bins of 4
+    "contrast": tuple(2.0 * k for k in range(1, 64)),  # standard deviation of gray levels: 64 bins of 2, to 128
+    "sharpness": _log_edges(-1, 5, 60),  # variance of the Laplacian, 0.1 to 1e5: 10 bins a decade
+    "aspect": _log_edges(-2, 2, 40, 2.0),  # width / height, 1/4 to 4: 10 bins per doubling
+    "megapixels": _log_edges(-3, 2, 50),  # width * height / 1e6, 0.001 to 100: 10 bins a decade
+}
+IMAGE_PROPERTIES = tuple(IMAGE_EDGES)
+# Where each property's last bin nominally ends (it holds everything above its inner edge), for charts.
+IMAGE_TOP = {"brightness": 256.0, "contrast": 128.0, "sharpness": 1e5, "aspect": 4.0, "megapixels": 100.0}
+
+
+def params_key(conf: float | None, iou: float | None, imgsz: int | None) -> str:
+    """The request parameters as one short key ("conf=0.25 iou=0.7 imgsz=640"; "?" for one not said)."""
+    shown = (f"{value:g}" if value is not None else "?" for value in (conf, iou, imgsz))
+    return " ".join(f"{name}={value}" for name, value in zip(("conf", "iou", "imgsz"), shown, strict=True))
+
+
+def parse_params_key(key: str) -> tuple[float | None, float | None, int | None]:
+    """The values of a `params_key` (None where unknown)."""
+    values: dict[str, str] = dict(part.split("=", 1) for part in key.split() if "=" in part)
+
+    def number(name: str) -> float | None:
+        text = values.get(name, "?")
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    imgsz = number("imgsz")
+    return number("conf"), number("iou"), None if imgsz is None else int(imgsz)
+
+
 # Minute buckets, and their quarter-hour, hour and eight-hour rollups (8 h: a 30-day query reads 90 rows).
 TIER_SECONDS = (60, 900, 3600, 8 * 3600)
 
@@ -60,9 +104,35 @@ def area_bin(area: float) -> int:
     return bisect.bisect_right(AREA_EDGES, area)
 
 
+# Saturation figures a bucket keeps: these are peaks (merged by max), the rest sums (merged by addition):
+# samples, in_flight_sum, queue_sum, cpu_percent_sum, gpu_samples, gpu_utilization_sum.
+SATURATION_PEAKS = frozenset({"in_flight_max", "queue_max", "rss_max_bytes", "gpu_memory_max_bytes"})
+
+
+def add_saturation(into: dict[str, float], other: dict[str, float]) -> None:
+    """Fold one set of saturation figures (a sample, or a bucket's) into another."""
+    for name, value in other.items():
+        if name in SATURATION_PEAKS:
+            into[name] = max(into.get(name, value), value)
+        else:
+            into[name] = into.get(name, 0.0) + value
+
+
+def image_bin(name: str, value: float) -> int:
+    return bisect.bisect_right(IMAGE_EDGES[name], value)
+
+
+def clamped_us(value_us: float) -> int:
+    """Within the latency histograms' range (a value outside it still counts, at the edge)."""
+    return min(LATENCY_MAX_US, max(LATENCY_MIN_US, int(value_us)))
+
+
 @dataclass(frozen=True)
 class DetectionSummary:
-    """Detections of one response. Box areas are w*h/(W*H), only for boxes whose image size is known."""
+    """What one response says. Box areas are w*h/(W*H), only for boxes whose image size is known; `class_names`
+    and `class_confidences` pair up. The rest is there when the response says it: per image, its stage times
+    (ms, the `speed` object) and image properties; the request's parameters (conf, iou, imgsz) and the model
+    version that answered."""
 
     images: int
     count: int
@@ -70,6 +140,11 @@ class DetectionSummary:
     box_areas: tuple[float, ...]
     class_ids: tuple[int, ...]
     class_names: tuple[str, ...]
+    class_confidences: tuple[float, ...] = ()
+    stages: tuple[dict[str, float], ...] = ()
+    image_properties: tuple[dict[str, float], ...] = ()
+    params: tuple[float | None, float | None, int | None] | None = None
+    model: str | None = None
 
     @property
     def mean_confidence(self) -> float | None:
@@ -97,6 +172,14 @@ class Bucket:
     confidence_hist: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
     area_hist: list[int] = field(default_factory=lambda: [0] * AREA_BIN_COUNT)
     classes: dict[str, int] = field(default_factory=dict)
+    # The YOLO signals, from the responses that say them (see DetectionSummary).
+    stages: dict[str, HdrHistogram] = field(default_factory=dict)  # stage -> its times, microseconds
+    class_confidence: dict[str, float] = field(default_factory=dict)  # class -> sum of its confidences
+    params: dict[str, int] = field(default_factory=dict)  # params_key -> predictions that sent them
+    image: dict[str, list[int]] = field(default_factory=dict)  # property -> counts in IMAGE_EDGES' bins
+    versions: dict[str, Bucket] = field(default_factory=dict)  # model version -> its own requests (one level)
+    # Saturation, sampled about once a second while the minute had traffic: sums and peaks (SATURATION_PEAKS).
+    saturation: dict[str, float] = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
@@ -133,6 +216,35 @@ class Bucket:
         classes = self.classes
         for name in summary.class_names:
             classes[name] = classes.get(name, 0) + 1
+        if summary.class_confidences:
+            sums = self.class_confidence
+            for name, confidence in zip(summary.class_names, summary.class_confidences, strict=True):
+                sums[name] = sums.get(name, 0.0) + confidence
+        for times in summary.stages:
+            for stage, ms in times.items():
+                self.stage(stage).record_value(clamped_us(ms * 1000))
+        if summary.params is not None:
+            key = params_key(*summary.params)
+            self.params[key] = self.params.get(key, 0) + 1
+        for properties in summary.image_properties:
+            for name, value in properties.items():
+                counts = self.image.get(name)
+                if counts is None:
+                    counts = self.image[name] = [0] * (len(IMAGE_EDGES[name]) + 1)
+                counts[bisect.bisect_right(IMAGE_EDGES[name], value)] += 1
+
+    def stage(self, name: str) -> HdrHistogram:
+        histogram = self.stages.get(name)
+        if histogram is None:
+            histogram = self.stages[name] = new_latency_histogram()
+        return histogram
+
+    def version(self, name: str) -> Bucket:
+        """The sub-bucket of one model version (created empty)."""
+        bucket = self.versions.get(name)
+        if bucket is None:
+            bucket = self.versions[name] = Bucket(self.deployment, self.tier_s, self.start_s)
+        return bucket
 
     def merge(self, other: Bucket) -> None:
         self.latency.add(other.latency)
@@ -150,6 +262,19 @@ class Bucket:
         self.area_hist = [a + b for a, b in zip(self.area_hist, other.area_hist, strict=True)]
         for name, count in other.classes.items():
             self.classes[name] = self.classes.get(name, 0) + count
+        for name, total in other.class_confidence.items():
+            self.class_confidence[name] = self.class_confidence.get(name, 0.0) + total
+        for name, histogram in other.stages.items():
+            self.stage(name).add(histogram)
+        for key, count in other.params.items():
+            self.params[key] = self.params.get(key, 0) + count
+        for name, counts in other.image.items():
+            mine = self.image.get(name)
+            self.image[name] = list(counts) if mine is None else [a + b for a, b in zip(mine, counts, strict=True)]
+        for name, bucket in other.versions.items():
+            self.version(name).merge(bucket)
+        if other.saturation:
+            add_saturation(self.saturation, other.saturation)
 
     def copy_as(self, tier_s: int, start_s: int) -> Bucket:
         clone = Bucket(self.deployment, tier_s, start_s)
@@ -160,6 +285,9 @@ class Bucket:
 # Prometheus histogram bounds for request durations (seconds): exact counts, kept per process since start.
 DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _DURATION_BOUNDS_US = tuple(int(bound * 1_000_000) for bound in DURATION_BOUNDS_S)
+# Stages are shorter than requests: finer bounds at the low end.
+STAGE_BOUNDS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_STAGE_BOUNDS_US = tuple(int(bound * 1_000_000) for bound in STAGE_BOUNDS_S)
 
 
 @dataclass
@@ -173,6 +301,10 @@ class Lifetime:
     detections: int = 0
     confidence_hist: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
     confidence_sum: float = 0.0
+    classes: dict[str, int] = field(default_factory=dict)  # detections per class name
+    class_confidence: dict[str, float] = field(default_factory=dict)
+    stage_counts: dict[str, list[int]] = field(default_factory=dict)  # stage -> counts in STAGE_BOUNDS_S, +Inf last
+    stage_sum_us: dict[str, int] = field(default_factory=dict)
 
     def add_requests(self, statuses: Counter[int], latencies_us: Counter[int]) -> None:
         for status, count in statuses.items():
@@ -188,6 +320,18 @@ class Lifetime:
         for confidence in summary.confidences:
             self.confidence_hist[confidence_bin(confidence)] += 1
         self.confidence_sum += sum(summary.confidences)
+        for name in summary.class_names:
+            self.classes[name] = self.classes.get(name, 0) + 1
+        for name, confidence in zip(summary.class_names, summary.class_confidences, strict=False):
+            self.class_confidence[name] = self.class_confidence.get(name, 0.0) + confidence
+        for times in summary.stages:
+            for stage, ms in times.items():
+                counts = self.stage_counts.get(stage)
+                if counts is None:
+                    counts = self.stage_counts[stage] = [0] * (len(STAGE_BOUNDS_S) + 1)
+                value_us = int(ms * 1000)
+                counts[bisect.bisect_left(_STAGE_BOUNDS_US, value_us)] += 1
+                self.stage_sum_us[stage] = self.stage_sum_us.get(stage, 0) + value_us
 
 
 @dataclass(frozen=True)

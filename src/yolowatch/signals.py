@@ -12,9 +12,10 @@ import time
 
 from yolowatch._types import Clock
 from yolowatch.alerts import Evaluator, Rule, Sink
+from yolowatch.comparable import above_floor, binned_mean, conf_floor, dominant, floors_differ, share_above
 from yolowatch.metrics import bucket_metrics, minute_figures
 from yolowatch.quality import ChangeRule, DriftReport, DriftRule, Window, compare_windows, default_windows
-from yolowatch.records import NO_TRAFFIC, MinuteCount
+from yolowatch.records import NO_TRAFFIC, Bucket, MinuteCount
 from yolowatch.store import Store
 
 log = logging.getLogger("yolowatch.alerts")
@@ -46,13 +47,20 @@ async def drift_report(
     current: Window,
     change: ChangeRule | None = None,
 ) -> DriftReport:
-    """KS tests of confidence and box size, current window vs baseline, and the volume and confidence checks."""
+    """KS tests of confidence, box size and image properties, current window vs baseline, the volume and
+    confidence checks, and the request parameters of both (with when the current ones first appeared)."""
     change = change or ChangeRule()
-    before = await store.window(deployment, baseline.start_s, baseline.end_s)
-    after = await store.window(deployment, current.start_s, current.end_s)
+    before = await store.window(deployment, baseline.start_s, baseline.end_s, signals=True)
+    after = await store.window(deployment, current.start_s, current.end_s, signals=True)
     baseline_minutes = await store.minute_counts(deployment, baseline.start_s, baseline.end_s)
     recent = await recent_minutes(store, deployment, change.minutes)
-    return compare_windows(deployment, (baseline, current), (before, after), baseline_minutes, recent, rule, change)
+    since = None
+    now_params = dominant(after.params)
+    if now_params is not None and now_params != dominant(before.params):
+        since = await store.params_first_seen(deployment, now_params, current.start_s, current.end_s)
+    return compare_windows(
+        deployment, (baseline, current), (before, after), baseline_minutes, recent, rule, change, since
+    )
 
 
 async def minute_values(
@@ -67,18 +75,33 @@ async def minute_values(
     baselines: dict[str, float | None] = {}
     windows = await drift_windows(store, deployment)
     if wanted & set(MINUTE_METRICS):
-        metrics = bucket_metrics(await store.minute(deployment, minute_start))
+        # Detection figures are compared like with like: that needs the minute's and the baseline's parameters.
+        detail = bool(wanted & {"detection_rate", "mean_confidence"})
+        minute = await store.minute(deployment, minute_start, signals=detail)
+        metrics = bucket_metrics(minute)
         values.update(minute_figures(metrics))
-        baseline_rate = None
+        detections = float(minute.detections)
+        baseline_rate = base = None
+        active: list[int] = []
         if windows is not None:
             counts = await store.minute_counts(deployment, windows[0].start_s, windows[0].end_s)
             active = [c.detections for c in counts.values() if c.requests > 0]
             baseline_rate = sum(active) / len(active) if active and sum(active) else None
-            if changes & set(MINUTE_METRICS):
-                base = bucket_metrics(await store.window(deployment, windows[0].start_s, windows[0].end_s))
-                baselines.update(minute_figures(base, len(active)), detection_rate=1.0)
-        detections = metrics["detections_per_request"] * metrics["predictions"] if metrics["predictions"] else 0.0
+            if detail or changes & set(MINUTE_METRICS):
+                base = await store.window(deployment, windows[0].start_s, windows[0].end_s, detail, detail)
+            if base is not None and changes & set(MINUTE_METRICS):
+                baselines.update(minute_figures(bucket_metrics(base), len(active)), detection_rate=1.0)
+        if base is not None and detail and floors_differ(minute.params, base.params):
+            # The minute and the baseline ran at different confs: count and average above the higher one only.
+            floor = conf_floor(minute.params, base.params)
+            values["mean_confidence"] = binned_mean(above_floor(minute.confidence_hist, floor))
+            baselines["mean_confidence"] = binned_mean(above_floor(base.confidence_hist, floor))
+            detections = float(sum(above_floor(minute.confidence_hist, floor)))
+            share = share_above(base.confidence_hist, floor)
+            baseline_rate = baseline_rate * share if baseline_rate and share else None
         values["detection_rate"] = None if baseline_rate is None else detections / baseline_rate
+        if base is not None:
+            values.update(class_values(minute, base, len(active), rules, baselines))
     if {"confidence_drift_p", "box_drift_p"} & wanted and windows is not None:
         values.update(await drift_values(store, deployment, windows))
     if {"holdout_map50", "holdout_map50_95"} & wanted:
@@ -90,6 +113,25 @@ async def minute_values(
                 values[f"holdout_{metric}"] = latest[metric]
                 baselines[f"holdout_{metric}"] = first[metric]
     return values, baselines
+
+
+def class_values(
+    minute: Bucket, base: Bucket, baseline_minutes: int, rules: list[Rule], baselines: dict[str, float | None]
+) -> dict[str, float | None]:
+    """The figures of class-scoped rules, keyed `metric[class]`: the class's detections this minute against its
+    baseline rate (detections per baseline minute with traffic), and its mean confidence (baselines filled in)."""
+    values: dict[str, float | None] = {}
+    for name in sorted({rule.class_name for rule in rules if rule.class_name}):
+        count = minute.classes.get(name, 0)
+        base_count = base.classes.get(name, 0)
+        rate = base_count / baseline_minutes if baseline_minutes and base_count else None
+        values[f"detection_rate[{name}]"] = None if rate is None else count / rate
+        baselines[f"detection_rate[{name}]"] = 1.0
+        values[f"mean_confidence[{name}]"] = minute.class_confidence.get(name, 0.0) / count if count else None
+        baselines[f"mean_confidence[{name}]"] = (
+            base.class_confidence.get(name, 0.0) / base_count if base_count else None
+        )
+    return values
 
 
 async def drift_values(store: Store, deployment: str, windows: tuple[Window, Window]) -> dict[str, float | None]:

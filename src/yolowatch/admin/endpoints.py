@@ -30,11 +30,15 @@ from yolowatch.admin.views import (
     camel_keys,
     deployment_json,
     drift_json,
+    drift_signal_json,
     fleet_json,
     health_json,
     holdout_run_json,
     log_json,
+    params_change_json,
     point_json,
+    signal_point_json,
+    signals_json,
     summary_json,
 )
 from yolowatch.alerts import Rule, all_rules, rule_from_json, rule_json
@@ -42,10 +46,10 @@ from yolowatch.asgi.auth import KeyCheck
 from yolowatch.errors import RequestError
 from yolowatch.exporters import CONTENT_TYPE, exposition
 from yolowatch.health import StateThresholds, deployment_state
-from yolowatch.metrics import bucket_metrics, merged, range_points
+from yolowatch.metrics import bucket_metrics, merged, range_points, signal_metrics
 from yolowatch.monitor import Monitor
-from yolowatch.quality import DriftRule
-from yolowatch.records import MONITOR_STATES, SNAPSHOT_WINDOWS
+from yolowatch.quality import ChangeRule, DriftRule, Window, compare_windows
+from yolowatch.records import MONITOR_STATES, SNAPSHOT_WINDOWS, Bucket
 from yolowatch.signals import drift_report, drift_windows
 from yolowatch.store import Store
 from yolowatch.store.buckets import UNKNOWN_HOST
@@ -206,6 +210,68 @@ class Admin:
         }
         if sparkline:
             body["sparkline"] = [point_json(p) for p in await self.store.series(row["id"], range_name, host)]
+        return JSONResponse(body)
+
+    async def _known_version(self, request: Request, name: str, bucket: Bucket) -> str | None:
+        version = request.query_params.get(name)
+        if version is None:
+            return None
+        if version not in bucket.versions:
+            known = ", ".join(sorted(bucket.versions)) or "none in this range"
+            raise RequestError(404, f"unknown model version {version!r} for {name}; known: {known}")
+        return version
+
+    async def signals(self, request: Request) -> Response:
+        """Stages, classes, request parameters, image properties and model versions over a range."""
+        range_name = parse_range(request)
+        row = await self._known(request)
+        host = await self._known_host(request)
+        version = request.query_params.get("version") or None
+        total, series = await self.store.signals(row["id"], range_name, host)
+        if version is not None:
+            await self._known_version(request, "version", total)
+            total, series = await self.store.signals(row["id"], range_name, host, version)
+        return JSONResponse(
+            {
+                "deployment": row["id"],
+                "range": range_name,
+                "host": host,
+                "version": version,
+                **signals_json(signal_metrics(total)),
+                "series": [signal_point_json(point) for point in series],
+            }
+        )
+
+    async def compare(self, request: Request) -> Response:
+        """Two model versions side by side over a range, and the drift tests of `b` against `a` (a canary against
+        the version it may replace)."""
+        range_name = parse_range(request)
+        row = await self._known(request)
+        now = int(self.store.clock())
+        points = range_points(range_name, now)
+        window = Window(points.first_s, points.first_s + points.count * points.step_s)
+        everything = await self.store.window(row["id"], window.start_s, window.end_s, signals=True)
+        names = [await self._known_version(request, side, everything) for side in ("a", "b")]
+        if names[0] is None or names[1] is None:
+            shown = ", ".join(sorted(everything.versions)) or "none in this range"
+            raise RequestError(400, f"give two model versions as a and b; versions in this range: {shown}")
+        a, b = everything.versions[names[0]], everything.versions[names[1]]
+        sides = [
+            {"version": name, "summary": summary_json(bucket_metrics(side)), **signals_json(signal_metrics(side))}
+            for name, side in zip(names, (a, b), strict=True)
+        ]
+        body: dict[str, Any] = {"deployment": row["id"], "range": range_name, "a": sides[0], "b": sides[1]}
+        try:
+            import scipy.stats  # noqa: F401
+        except ImportError:
+            body["drift"] = None  # the KS tests need the yolo extra; the side-by-side figures do not
+        else:
+            report = compare_windows(row["id"], (window, window), (a, b), {}, [], self.drift_rule, ChangeRule())
+            body["drift"] = {
+                "drifted": report.drifted,
+                "params": params_change_json(report.params),
+                "signals": [drift_signal_json(signal) for signal in report.signals],
+            }
         return JSONResponse(body)
 
     async def fleet(self, request: Request) -> Response:

@@ -13,7 +13,7 @@ from typing import Any
 
 from yolowatch.alerts import COMPARISONS, METRICS
 from yolowatch.metrics import RANGES
-from yolowatch.records import MONITOR_STATES, SEVERITY_LEVELS, SNAPSHOT_WINDOWS
+from yolowatch.records import IMAGE_PROPERTIES, MONITOR_STATES, SEVERITY_LEVELS, SNAPSHOT_WINDOWS, STAGES
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -252,22 +252,24 @@ SCHEMAS: dict[str, Schema] = {
                     {"signal": {"enum": ["detectionVolume", "meanConfidence"]}, "flagged": BOOLEAN, "reason": STRING}
                 ),
             },
-            "rule": obj({"alpha": NUMBER, "minStatistic": NUMBER, "minSamples": INTEGER}),
+            "rule": obj({"alpha": NUMBER, "minStatistic": NUMBER, "minSamples": INTEGER, "minImages": INTEGER}),
             "drifted": BOOLEAN,
             "signals": {
                 "type": "array",
                 "items": obj(
                     {
-                        "signal": {"enum": ["confidence", "boxSize"]},
+                        "signal": {"enum": ["confidence", "boxSize", *IMAGE_PROPERTIES]},
                         "drifted": BOOLEAN,
                         "reason": STRING,
                         "ksStatistic": NUMBER,
                         "pValue": NUMBER,
                         "baselineSamples": INTEGER,
                         "currentSamples": INTEGER,
+                        "comparable": BOOLEAN,
                     }
                 ),
             },
+            "params": nullable(ref("ParamsChange")),
             "histograms": {
                 "type": "object",
                 "additionalProperties": obj(
@@ -281,6 +283,137 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Baseline": obj({"deployment": STRING, "pinned": BOOLEAN, "baseline": nullable(ref("Window"))}),
+    "ParamsChange": obj(
+        {
+            "changed": BOOLEAN,
+            "reason": STRING,
+            "baseline": nullable(STRING),
+            "current": nullable(STRING),
+            "differences": {"type": "array", "items": STRING},
+            "since": nullable(INTEGER),
+            "confFloor": nullable(NUMBER),
+            "imgszDiffers": BOOLEAN,
+        }
+    ),
+    "Saturation": obj(
+        {
+            name: nullable(NUMBER)
+            for name in (
+                "inFlightMean",
+                "inFlightMax",
+                "queueMean",
+                "queueMax",
+                "cpuPercent",
+                "rssMaxBytes",
+                "gpuUtilization",
+                "gpuMemoryMaxBytes",
+            )
+        }
+    ),
+    "SignalFigures": obj(
+        {
+            "saturation": ref("Saturation"),
+            "stages": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "stage": {"enum": list(STAGES)},
+                        "count": INTEGER,
+                        "p50Ms": NUMBER,
+                        "p95Ms": NUMBER,
+                        "p99Ms": NUMBER,
+                        "meanMs": NUMBER,
+                    }
+                ),
+            },
+            "classes": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "name": STRING,
+                        "detections": INTEGER,
+                        "share": NUMBER,
+                        "perRequest": nullable(NUMBER),
+                        "meanConfidence": nullable(NUMBER),
+                    }
+                ),
+            },
+            "params": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "conf": nullable(NUMBER),
+                        "iou": nullable(NUMBER),
+                        "imgsz": nullable(INTEGER),
+                        "predictions": INTEGER,
+                        "share": NUMBER,
+                    }
+                ),
+            },
+            "paramsUnknown": INTEGER,
+            "image": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "property": {"enum": list(IMAGE_PROPERTIES)},
+                        "images": INTEGER,
+                        "p5": nullable(NUMBER),
+                        "p50": nullable(NUMBER),
+                        "p95": nullable(NUMBER),
+                    }
+                ),
+            },
+            "versions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["version", "requests"],
+                    "properties": {"version": STRING, "requests": INTEGER},
+                },
+            },
+        }
+    ),
+    "Signals": {
+        "allOf": [
+            ref("SignalFigures"),
+            obj(
+                {
+                    "deployment": STRING,
+                    "range": {"enum": list(RANGES)},
+                    "host": nullable(STRING),
+                    "version": nullable(STRING),
+                    "series": {
+                        "type": "array",
+                        "items": obj(
+                            {
+                                "start": INTEGER,
+                                "stages": obj({stage: nullable(NUMBER) for stage in STAGES}),
+                                "saturation": ref("Saturation"),
+                            }
+                        ),
+                    },
+                }
+            ),
+        ]
+    },
+    "VersionSide": {"allOf": [ref("SignalFigures"), obj({"version": STRING, "summary": {"type": "object"}})]},
+    "Compare": obj(
+        {
+            "deployment": STRING,
+            "range": {"enum": list(RANGES)},
+            "a": ref("VersionSide"),
+            "b": ref("VersionSide"),
+            "drift": nullable(
+                obj(
+                    {
+                        "drifted": BOOLEAN,
+                        "params": nullable(ref("ParamsChange")),
+                        "signals": {"type": "array", "items": {"type": "object"}},
+                    }
+                )
+            ),
+        }
+    ),
     "Holdout": obj(
         {
             "deployment": STRING,
@@ -314,8 +447,9 @@ SCHEMAS: dict[str, Schema] = {
                 "severity": {"enum": ["warning", "critical"]},
                 "runbook": STRING,
                 "deployment": STRING,
+                "class": {"type": "string", "minLength": 1, "maxLength": 128},
             },
-            optional=("for", "keepFiring", "every", "severity", "runbook", "deployment"),
+            optional=("for", "keepFiring", "every", "severity", "runbook", "deployment", "class"),
         ),
         "additionalProperties": False,
     },
@@ -331,8 +465,10 @@ SCHEMAS: dict[str, Schema] = {
             "severity": {"enum": ["warning", "critical"]},
             "runbook": STRING,
             "deployment": STRING,
+            "class": STRING,
             "source": {"enum": ["config", "api"]},
-        }
+        },
+        optional=("class",),
     ),
     "Rules": obj({"rules": {"type": "array", "items": ref("Rule")}}),
     "Alerts": obj(
@@ -388,6 +524,7 @@ class Param:
     location: str  # "path" or "query"
     schema: Schema
     description: str = ""
+    required: bool = False  # a path parameter always is
 
 
 @dataclass(frozen=True)
@@ -437,7 +574,7 @@ def _operation(op: Operation) -> dict[str, Any]:
             {
                 "name": p.name,
                 "in": p.location,
-                "required": p.location == "path",
+                "required": p.location == "path" or p.required,
                 "schema": p.schema,
                 **({"description": p.description} if p.description else {}),
             }

@@ -78,6 +78,22 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
             Param("sparkline", "query", {"type": "boolean", "default": False}, "include 60-100 points"),
             HOST,
         )),
+        Operation("GET", f"{d}/signals", "signals",
+                  "Stage times, classes, request parameters, image properties and model versions over a range",
+                  {200: "Signals"}, (
+            DEPLOYMENT,
+            Param("range", "query", {"enum": list(RANGES), "default": "24h"}, "time range"),
+            HOST,
+            Param("version", "query", {"type": "string", "minLength": 1}, "only this model version's requests"),
+        )),
+        Operation("GET", f"{d}/compare", "compare",
+                  "Two model versions side by side, and drift tests of b against a (judging a canary)",
+                  {200: "Compare"}, (
+            DEPLOYMENT,
+            Param("range", "query", {"enum": list(RANGES), "default": "24h"}, "time range"),
+            Param("a", "query", {"type": "string", "minLength": 1}, "the version to compare against", True),
+            Param("b", "query", {"type": "string", "minLength": 1}, "the version under test (the canary)", True),
+        )),
         Operation("GET", f"{d}/logs", "logs", "Request logs, newest first", {200: "Logs"}, (
             DEPLOYMENT,
             Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LOG_LIMIT, "default": 50},

@@ -7,6 +7,7 @@ from typing import Any
 from yolowatch._util import iso_time
 from yolowatch.admin.fleet import Fleet, FleetProcess, FleetRegion, HostTraffic
 from yolowatch.alerts import Rule, rule_json
+from yolowatch.comparable import ParamsChange
 from yolowatch.quality import ConfidenceChange, DriftReport, DriftSignal, VolumeChange
 from yolowatch.records import SEVERITY_NAMES, AlertState, HealthResult
 
@@ -128,6 +129,22 @@ def drift_signal_json(signal: DriftSignal) -> dict[str, Any]:
         "pValue": signal.result.p_value,
         "baselineSamples": signal.result.n_baseline,
         "currentSamples": signal.result.n_current,
+        "comparable": signal.comparable,
+    }
+
+
+def params_change_json(change: ParamsChange | None) -> dict[str, Any] | None:
+    if change is None:
+        return None
+    return {
+        "changed": change.changed,
+        "reason": change.reason,
+        "baseline": change.baseline,
+        "current": change.current,
+        "differences": list(change.differences),
+        "since": change.since_s,
+        "confFloor": change.conf_floor,
+        "imgszDiffers": change.imgsz_differs,
     }
 
 
@@ -164,8 +181,10 @@ def drift_json(report: DriftReport) -> dict[str, Any]:
             "alpha": report.rule.alpha,
             "minStatistic": report.rule.min_statistic,
             "minSamples": report.rule.min_samples,
+            "minImages": report.rule.min_images,
         },
         "drifted": report.drifted,
+        "params": params_change_json(report.params),
         "signals": [drift_signal_json(signal) for signal in report.signals],
         "histograms": {
             name: {"edges": histograms.edges, "baseline": histograms.baseline, "current": histograms.current}
@@ -242,4 +261,36 @@ def region_json(region: FleetRegion) -> dict[str, Any]:
         "requests": region.requests,
         "p95LatencyMs": _maybe_round(region.p95_ms, 3),
         "healthy": region.healthy,
+    }
+
+
+def _rounded_rows(rows: list[dict[str, Any]], digits: int = 4) -> list[dict[str, Any]]:
+    return [camel_keys({k: round(v, digits) if isinstance(v, float) else v for k, v in row.items()}) for row in rows]
+
+
+def signals_json(signals: dict[str, Any]) -> dict[str, Any]:
+    """The YOLO signals of a range (metrics.signal_metrics), camelCase, rounded."""
+    return {
+        "saturation": saturation_json(signals["saturation"]),
+        "stages": _rounded_rows(signals["stages"], 3),
+        "classes": _rounded_rows(signals["classes"]),
+        "params": _rounded_rows(signals["params"]),
+        "paramsUnknown": signals["params_unknown"],
+        "image": _rounded_rows(signals["image"], 3),
+        "versions": [
+            {"version": row["version"], **summary_json({k: v for k, v in row.items() if k != "version"})}
+            for row in signals["versions"]
+        ],
+    }
+
+
+def saturation_json(figures: dict[str, float | None]) -> dict[str, float | None]:
+    return camel_keys({name: _maybe_round(value, 3) for name, value in figures.items()})
+
+
+def signal_point_json(point: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "start": point["start_s"],
+        "stages": {stage: _maybe_round(ms, 3) for stage, ms in point["stages"].items()},
+        "saturation": saturation_json(point["saturation"]),
     }

@@ -143,13 +143,17 @@ class WatchMiddleware:
                 send_failed = True
                 raise
 
+        recorder = self.recorder
+        recorder.in_flight += 1
         try:
             await self.app(scope, watched_receive, watched_send)
         except BaseException:
+            recorder.in_flight -= 1
             gone = send_failed or disconnected
             recorded_status = status if finished_ns else 499 if gone else 500
             self._record(scope, recorded_status, started_ns, finished_ns, request_id, None, crashed=not gone)
             raise
+        recorder.in_flight -= 1
         if not finished_ns:
             # The app returned without completing a response: the client went away (499) or the app is broken.
             status = 499 if disconnected else (status or 500)

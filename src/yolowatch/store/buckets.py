@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from yolowatch.metrics import RangePoints, bucket_metrics, merged, range_points, series_points
+from yolowatch.metrics import RangePoints, bucket_metrics, merged, range_points, series_points, signal_series
 from yolowatch.records import Bucket, MinuteCount
 from yolowatch.store.base import StoreBase
 from yolowatch.store.database import Tx
-from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, Row, buckets_from_rows, insert_sql
+from yolowatch.store.rows import (
+    BUCKET_COLUMNS,
+    BUCKET_KEY,
+    CORE_COLUMNS,
+    SIGNAL_COLUMNS,
+    Row,
+    buckets_from_rows,
+    insert_sql,
+)
 
 UNKNOWN_HOST = "unknown"  # how rows of writers that never said who they are (written before the fleet view) group
 UPSERT_BUCKET = insert_sql("buckets", BUCKET_COLUMNS, BUCKET_KEY)
@@ -23,8 +31,8 @@ TOTALS_COLUMNS = ("writer", "deployment", "updated_s", "totals")
 UPSERT_TOTALS = insert_sql("process_totals", TOTALS_COLUMNS, ("writer", "deployment"))
 
 
-def _merge_rows(rows: list[Row], distributions: bool) -> Bucket:
-    return merged(buckets_from_rows(rows, distributions))
+def _merge_rows(rows: list[Row], distributions: bool, signals: bool = False) -> Bucket:
+    return merged(buckets_from_rows(rows, distributions, signals))
 
 
 class BucketQueries(StoreBase):
@@ -68,14 +76,29 @@ class BucketQueries(StoreBase):
             for row in rows
         }
 
-    async def minute(self, deployment: str, start_s: int) -> Bucket:
-        """One minute of one deployment, every writer's row merged (histograms, no detection distributions)."""
+    async def minute(self, deployment: str, start_s: int, signals: bool = False) -> Bucket:
+        """One minute of one deployment, every writer's row merged (histograms; with `signals` the detection
+        distributions and YOLO signals too)."""
         rows = await self.db.fetch_all(
-            "SELECT * FROM buckets WHERE deployment = ? AND tier_s = 60 AND start_s = ?", (deployment, start_s)
+            f"SELECT {SIGNAL_COLUMNS if signals else CORE_COLUMNS} FROM buckets "
+            "WHERE deployment = ? AND tier_s = 60 AND start_s = ?",
+            (deployment, start_s),
         )
-        return await asyncio.to_thread(_merge_rows, rows, False)
+        return await asyncio.to_thread(_merge_rows, rows, signals, signals)
 
-    async def window(self, deployment: str, start_s: int, end_s: int, distributions: bool = True) -> Bucket:
+    async def params_first_seen(self, deployment: str, key: str, start_s: int, end_s: int) -> int | None:
+        """The first minute in [start_s, end_s) with a prediction sent with these parameters (a `params_key`).
+        The key is matched in the stored JSON: keys hold no LIKE wildcards, and quotes close them."""
+        row = await self.db.fetch_one(
+            "SELECT min(start_s) AS first FROM buckets WHERE deployment = ? AND tier_s = 60 AND start_s >= ? "
+            "AND start_s < ? AND signals LIKE ?",
+            (deployment, start_s, end_s, f'%"{key}"%'),
+        )
+        return None if row is None or row["first"] is None else int(row["first"])
+
+    async def window(
+        self, deployment: str, start_s: int, end_s: int, distributions: bool = True, signals: bool = False
+    ) -> Bucket:
         """Everything recorded in the minutes that start in [start_s, end_s), merged (distributions included).
 
         Whole hours come from the hour rollups and only the ragged edges from minute rows, so a week-long
@@ -85,18 +108,19 @@ class BucketQueries(StoreBase):
         if first_hour >= last_hour:
             first_hour = last_hour = end_s  # no whole hour inside: minutes only
         rows = await self.db.fetch_all(
-            "SELECT * FROM buckets WHERE deployment = ? AND ("
+            f"SELECT {SIGNAL_COLUMNS if signals else CORE_COLUMNS} FROM buckets WHERE deployment = ? AND ("
             "(tier_s = 3600 AND start_s >= ? AND start_s < ?) OR "
             "(tier_s = 60 AND ((start_s >= ? AND start_s < ?) OR (start_s >= ? AND start_s < ?))))",
             (deployment, first_hour, last_hour, start_s, first_hour, last_hour, end_s),
         )
-        return await asyncio.to_thread(_merge_rows, rows, distributions)
+        return await asyncio.to_thread(_merge_rows, rows, distributions, signals)
 
     async def _range_rows(
-        self, deployment: str, range_name: str, host: str | None = None
+        self, deployment: str, range_name: str, host: str | None = None, signals: bool = False
     ) -> tuple[list[Row], RangePoints]:
         points = range_points(range_name, self.clock())
-        sql = "SELECT * FROM buckets WHERE deployment = ? AND tier_s = ? AND start_s >= ?"
+        columns = SIGNAL_COLUMNS if signals else CORE_COLUMNS
+        sql = f"SELECT {columns} FROM buckets WHERE deployment = ? AND tier_s = ? AND start_s >= ?"
         params: tuple[Any, ...] = (deployment, points.tier_s, points.first_s)
         if host == UNKNOWN_HOST:  # rows of writers that never said who they are, as the fleet view groups them
             sql += " AND writer NOT IN (SELECT writer FROM processes)"
@@ -120,3 +144,25 @@ class BucketQueries(StoreBase):
         """Evenly spaced points over the range, oldest first: the fleet's, or one host's."""
         rows, points = await self._range_rows(deployment, range_name, host)
         return await asyncio.to_thread(lambda: series_points(buckets_from_rows(rows, False), points))
+
+    async def signals(
+        self, deployment: str, range_name: str = "24h", host: str | None = None, version: str | None = None
+    ) -> tuple[Bucket, list[dict[str, Any]]]:
+        """The range merged with its YOLO signals and versions (of one model version, if given), and each stage's
+        mean time and the saturation at each point. One pass: each row's histograms are decoded, merged, dropped."""
+        rows, points = await self._range_rows(deployment, range_name, host, signals=True)
+
+        def merge() -> tuple[Bucket, list[dict[str, Any]]]:
+            total = Bucket(deployment, 0, points.first_s)
+
+            def each() -> Iterator[Bucket]:
+                for bucket in buckets_from_rows(rows, True, True):
+                    if version is not None:
+                        bucket = bucket.versions.get(version) or Bucket(deployment, bucket.tier_s, bucket.start_s)
+                    total.merge(bucket)
+                    yield bucket
+
+            series = signal_series(each(), points)
+            return total, series
+
+        return await asyncio.to_thread(merge)

@@ -12,7 +12,7 @@ from yolowatch.records import Bucket, ProcessInfo
 from yolowatch.store.base import StoreBase
 from yolowatch.store.buckets import UNKNOWN_HOST
 from yolowatch.store.database import Tx
-from yolowatch.store.rows import buckets_from_rows, insert_sql
+from yolowatch.store.rows import BUCKET_COLUMNS, buckets_from_rows, insert_sql
 
 PROCESS_COLUMNS = (
     "writer", "host", "pid", "kind", "region", "latitude", "longitude", "version", "started_s", "seen_s",
@@ -42,8 +42,9 @@ class FleetQueries(StoreBase):
         """The deployment's traffic in the periods of `tier_s` (a minute, or a range's rollups: a 30-day range reads
         eight-hour rows) starting in [start_s, end_s), merged per host (histograms included, so each host's
         percentiles are exact too)."""
+        columns = ", ".join("b." + column for column in BUCKET_COLUMNS[:-2])  # the signals are not read here
         rows = await self.db.fetch_all(
-            "SELECT b.*, p.host AS host FROM buckets b LEFT JOIN processes p ON p.writer = b.writer "
+            f"SELECT {columns}, p.host AS host FROM buckets b LEFT JOIN processes p ON p.writer = b.writer "
             "WHERE b.deployment = ? AND b.tier_s = ? AND b.start_s >= ? AND b.start_s < ?",
             (deployment, tier_s, start_s, end_s),
         )

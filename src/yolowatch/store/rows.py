@@ -25,8 +25,11 @@ BUCKET_COLUMNS = (
     *BUCKET_KEY,
     "requests", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx",
     "client_errors", "server_errors", "slow", "latency_sum_us", "predictions", "detections", "confidence_sum",
-    "confidence_count", "confidence_hist", "area_hist", "classes", "latency",
+    "confidence_count", "confidence_hist", "area_hist", "classes", "latency", "signals", "versions",
 )  # fmt: skip
+# What most reads need: everything but the YOLO signals and the per-version sub-buckets (the larger columns).
+CORE_COLUMNS = ", ".join(BUCKET_COLUMNS[:-2])
+SIGNAL_COLUMNS = ", ".join(BUCKET_COLUMNS)
 LOG_COLUMNS = (
     "deployment", "ts_ms", "severity", "method", "path", "status", "latency_us", "detections", "mean_confidence",
     "request_id", "message",
@@ -54,7 +57,43 @@ def bucket_row(bucket: Bucket, writer: str) -> tuple[Any, ...]:
         json.dumps(bucket.area_hist),
         json.dumps(bucket.classes),
         bucket.latency.encode(),
+        signals_json(bucket),
+        json.dumps({name: _bucket_dict(version) for name, version in bucket.versions.items()}, separators=(",", ":")),
     )
+
+
+def signals_json(bucket: Bucket) -> str:
+    """The YOLO signals of a bucket as one JSON object (stage histograms in HdrHistogram's base64 encoding)."""
+    found: dict[str, Any] = {}
+    if bucket.stages:
+        found["stages"] = {name: histogram.encode().decode() for name, histogram in bucket.stages.items()}
+    if bucket.class_confidence:
+        found["classConfidence"] = bucket.class_confidence
+    if bucket.params:
+        found["params"] = bucket.params
+    if bucket.image:
+        found["image"] = bucket.image
+    if bucket.saturation:
+        found["saturation"] = bucket.saturation
+    return json.dumps(found, separators=(",", ":")) if found else "{}"
+
+
+def _read_signals(bucket: Bucket, text: str | None) -> None:
+    if not text or text == "{}":
+        return
+    found = json.loads(text)
+    bucket.stages = {name: HdrHistogram.decode(encoded) for name, encoded in found.get("stages", {}).items()}
+    bucket.class_confidence = found.get("classConfidence", {})
+    bucket.params = found.get("params", {})
+    bucket.image = found.get("image", {})
+    bucket.saturation = found.get("saturation", {})
+
+
+def _bucket_dict(bucket: Bucket) -> dict[str, Any]:
+    """A version's sub-bucket as the columns of a row (no key, no versions of its own)."""
+    values = dict(zip(BUCKET_COLUMNS[4:-1], bucket_row(bucket, "")[4:-1], strict=True))
+    values["latency"] = values["latency"].decode()
+    return values
 
 
 def log_row(entry: LogEntry) -> tuple[Any, ...]:
@@ -74,8 +113,9 @@ def log_row(entry: LogEntry) -> tuple[Any, ...]:
     )
 
 
-def bucket_from_row(row: Row, distributions: bool = True) -> Bucket:
-    """A stored row back as a Bucket; without `distributions` its histograms stay empty (the JSON is skipped)."""
+def bucket_from_row(row: Row, distributions: bool = True, signals: bool = False) -> Bucket:
+    """A stored row back as a Bucket; without `distributions` its histograms stay empty (the JSON is skipped);
+    with `signals` (the row must hold the signals and versions columns) the YOLO signals and versions too."""
     bucket = Bucket(row["deployment"], row["tier_s"], row["start_s"], HdrHistogram.decode(row["latency"]))
     bucket.requests = row["requests"]
     bucket.status_classes = [row[f"status_{k}xx"] for k in range(1, 6)]
@@ -91,12 +131,28 @@ def bucket_from_row(row: Row, distributions: bool = True) -> Bucket:
         bucket.confidence_hist = json.loads(row["confidence_hist"])
         bucket.area_hist = json.loads(row["area_hist"])
         bucket.classes = json.loads(row["classes"])
+    if signals:
+        _read_signals(bucket, row["signals"])
+        for name, values in json.loads(row["versions"] or "{}").items():
+            version = bucket_from_row(_VersionRow(row, values), True, False)
+            _read_signals(version, values["signals"])
+            bucket.versions[name] = version
     return bucket
 
 
-def buckets_from_rows(rows: Iterable[Row], distributions: bool = True) -> Iterator[Bucket]:
+class _VersionRow(dict[str, Any]):
+    """A version's stored columns, with the key columns of the row that holds it."""
+
+    def __init__(self, row: Row, values: dict[str, Any]) -> None:
+        super().__init__(values, deployment=row["deployment"], tier_s=row["tier_s"], start_s=row["start_s"])
+
+    def keys(self) -> list[str]:  # type: ignore[override]  # a list, as Row's are
+        return list(super().keys())
+
+
+def buckets_from_rows(rows: Iterable[Row], distributions: bool = True, signals: bool = False) -> Iterator[Bucket]:
     """Decoded one at a time, as the caller merges them (a decoded latency histogram is 24 KiB)."""
-    return (bucket_from_row(row, distributions) for row in rows)
+    return (bucket_from_row(row, distributions, signals) for row in rows)
 
 
 def insert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...] = (), update: bool = True) -> str:

@@ -15,7 +15,7 @@ from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, Bucket
 from yolowatch.store.database import Tx
 from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, bucket_from_row, bucket_row, insert_sql
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 EIGHT_HOURS = 8 * 3600
 
 
@@ -35,8 +35,9 @@ async def _add_eight_hour_rollups(tx: Tx) -> None:
         if len(hour.confidence_hist) == 20:  # a version-1 row: in the bins of version 4, which runs after this
             hour.confidence_hist, hour.area_hist = _finer(hour.confidence_hist, hour.area_hist)
         merged[key].merge(hour)
-    rows = [bucket_row(bucket, writer) for (_, _, writer), bucket in merged.items()]
-    await tx.execute_many(insert_sql("buckets", BUCKET_COLUMNS, BUCKET_KEY), rows)
+    # The columns of version 2 (the signals and versions columns came with version 9).
+    rows = [bucket_row(bucket, writer)[:-2] for (_, _, writer), bucket in merged.items()]
+    await tx.execute_many(insert_sql("buckets", BUCKET_COLUMNS[:-2], BUCKET_KEY), rows)
 
 
 def _split(counts: list[int], parts: int) -> list[int]:
@@ -142,6 +143,12 @@ MIGRATIONS: dict[int, tuple[str | Callable[[Tx], Awaitable[None]], ...]] = {
             latitude REAL, longitude REAL, version TEXT NOT NULL, started_s INTEGER NOT NULL,
             seen_s INTEGER NOT NULL)""",
         "CREATE INDEX processes_by_host ON processes (host)",
+    ),
+    # The YOLO signals (stage times, per-class confidence, request parameters, image properties) and each model
+    # version's own sub-bucket, as JSON: read only by the queries that show them.
+    9: (
+        "ALTER TABLE buckets ADD COLUMN signals TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE buckets ADD COLUMN versions TEXT NOT NULL DEFAULT '{}'",
     ),
 }
 

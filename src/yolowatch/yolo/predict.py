@@ -9,6 +9,7 @@ loop never decodes or infers.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -34,6 +35,7 @@ from yolowatch import __version__
 from yolowatch._util import BOOL_WORDS, parse_bool
 from yolowatch.config import Settings
 from yolowatch.errors import RequestError, json_error
+from yolowatch.yolo.imagestats import image_properties
 from yolowatch.yolo.offline import prepare_ultralytics
 from yolowatch.yolo.uploads import decode_image
 
@@ -127,12 +129,40 @@ def format_detections(
     return results
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """An upload decoded on the thread pool: the image, how long decoding took, and the image's properties."""
+
+    image: np.ndarray
+    decode_ms: float
+    properties: dict[str, float]
+
+
+def decode_upload(data: bytes, max_pixels: int) -> Decoded:
+    """Decode, then measure the image (brightness, contrast, sharpness) on the same worker thread, off the loop."""
+    started = time.perf_counter()
+    image = decode_image(data, max_pixels)
+    decode_ms = (time.perf_counter() - started) * 1000
+    return Decoded(image, decode_ms, image_properties(image))
+
+
+def weights_digest(path: Path) -> str:
+    """The first 12 hex digits of the weights file's SHA-256: a new file is a new model version, whatever its name."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
 class Detector:
     """One YOLO model behind one thread. Loading happens on that thread too, so requests queue behind it."""
 
     def __init__(self, weights: Path) -> None:
         self.weights = weights
         self.error: str | None = None
+        self.digest = ""  # of the weights file, once loaded
+        self.queued = 0  # requests waiting for the model thread or on it (the inference queue's depth)
         self._model: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yolowatch-model")
         self._loading: asyncio.Future[None] | None = None
@@ -152,6 +182,7 @@ class Detector:
             raise ValueError(f"{self.weights.name} is a {model.task} model; yolowatch serves detect models")
         # One warm-up inference, so the first request does not pay for lazy initialisation.
         model.predict(np.zeros((64, 64, 3), dtype=np.uint8), imgsz=64, verbose=False)
+        self.digest = weights_digest(self.weights)
         self._model = model
 
     def start_loading(self) -> asyncio.Future[None]:
@@ -172,13 +203,14 @@ class Detector:
         else:
             log.info("model %s loaded", self.weights.name)
 
-    def _infer(self, image: np.ndarray, params: PredictParams) -> dict[str, Any]:
+    def _infer(self, image: np.ndarray, params: PredictParams, submitted: float) -> dict[str, Any]:
+        queue_ms = (time.perf_counter() - submitted) * 1000
         result = self._model.predict(image, conf=params.conf, iou=params.iou, imgsz=params.imgsz, verbose=False)[0]
         boxes = result.boxes
         shape = (int(result.orig_shape[0]), int(result.orig_shape[1]))
         return {
             "shape": list(shape),
-            "speed": {k: round(float(v), 3) for k, v in result.speed.items()},
+            "speed": {"queue": round(queue_ms, 3), **{k: round(float(v), 3) for k, v in result.speed.items()}},
             "results": format_detections(
                 boxes.xyxy.cpu().numpy(),
                 boxes.conf.cpu().numpy(),
@@ -192,7 +224,13 @@ class Detector:
     async def predict(self, image: np.ndarray, params: PredictParams) -> dict[str, Any]:
         if not self.ready:
             raise RequestError(503, self.not_ready_message(), headers={"Retry-After": "5"})
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._infer, image, params)
+        self.queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._infer, image, params, time.perf_counter()
+            )
+        finally:
+            self.queued -= 1
 
     async def probe(self) -> tuple[int, float]:
         """The health probe: a tiny inference through the model thread, and how long it took. A model still
@@ -267,13 +305,17 @@ async def _read_upload(request: Request, settings: Settings) -> tuple[bytes, Pre
     return data, params
 
 
-def _metadata(detector: Detector) -> dict[str, Any]:
+def _metadata(detector: Detector, params: PredictParams) -> dict[str, Any]:
+    """Echoes the parameters and names the model (with its weights' digest), so that a middleware or a sidecar
+    reading this response knows what a confidence histogram was cut at, and which model version answered."""
     import ultralytics
 
     return {
         "imageCount": 1,
         "task": "detect",
         "model": detector.weights.name,
+        "modelHash": detector.digest,
+        "params": {"conf": params.conf, "iou": params.iou, "imgsz": params.imgsz},
         "version": {"ultralytics": ultralytics.__version__, "yolowatch": __version__},
     }
 
@@ -284,9 +326,11 @@ def predict_endpoint(settings: Settings, detector: Detector) -> Callable[[Reques
             # Refuse before reading the upload: the model cannot answer anyway.
             raise RequestError(503, detector.not_ready_message(), headers={"Retry-After": "5"})
         data, params = await _read_upload(request, settings)
-        image = await run_in_threadpool(decode_image, data, settings.max_image_pixels)
-        result = await detector.predict(image, params)
-        return JSONResponse({"images": [result], "metadata": _metadata(detector)})
+        decoded = await run_in_threadpool(decode_upload, data, settings.max_image_pixels)
+        result = await detector.predict(decoded.image, params)
+        result["speed"] = {"decode": round(decoded.decode_ms, 3), **result["speed"]}
+        result["properties"] = decoded.properties
+        return JSONResponse({"images": [result], "metadata": _metadata(detector, params)})
 
     return predict
 
