@@ -7,14 +7,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import FakeClock, admin_client, record_fortnight
+from helpers import FakeClock, admin_client, detection_summary, record_fortnight
 from yolowatch.alerts import default_rules
+from yolowatch.recorder import Recorder
 from yolowatch.signals import alert_evaluator
-from yolowatch.store import Store
+from yolowatch.store import Store, StoreWriter
 
 DAY = 86400
 YOLOWATCH = [sys.executable, "-m", "yolowatch"]
@@ -159,3 +162,60 @@ def test_the_daily_drift_rule_fires_for_drift_only(database: Callable[[str], str
         return made
 
     assert asyncio.run(evaluate()) == {"steady": [], "drifting": [("ConfidenceDrift", "firing")]}
+
+
+async def _record_canary(path: str, clock: FakeClock) -> None:
+    """Fourteen days of 'canary': model a.pt answers normally throughout; from day 7, b.pt answers half the
+    requests with drifted detections (a canary that sees the world worse)."""
+    store = Store(path, clock=clock)
+    try:
+        recorder = Recorder(clock=clock)
+        writer = StoreWriter(store, recorder, "w")
+        await store.register_deployment("canary")
+        rng = np.random.default_rng(17)
+        for day in range(14):
+            for i in range(80):
+                canary = day >= 7 and i % 2 == 1
+                summary = replace(detection_summary(rng, canary), model="b.pt@bbbb" if canary else "a.pt@aaaa")
+                recorder.record_request("canary", "POST", "/predict", 200, 60_000 if canary else 50_000, "c", summary)
+            clock.advance(3600)
+            assert await writer.flush()
+            clock.advance(86400 - 3600)
+        assert await writer.flush()
+    finally:
+        await store.close()
+
+
+def test_model_versions_side_by_side_with_a_baseline_each(database: Callable[[str], str]) -> None:
+    """Two model versions: /signals lists both, /compare puts them side by side and flags the canary's drift
+    against the incumbent, ?version= drift-tests one version alone, and a baseline pinned for one version is
+    that version's only."""
+    clock = FakeClock(1_800_000_000 - 1_800_000_000 % DAY)
+    path = database("canary.db")
+    asyncio.run(_record_canary(path, clock))
+    start = 1_800_000_000 - 1_800_000_000 % DAY
+    with admin_client(Store(path, clock=clock)) as client:
+        versions = client.get("/api/deployments/canary/signals", params={"range": "30d"}).json()["versions"]
+        assert {row["version"]: row["requests"] for row in versions} == {"a.pt@aaaa": 14 * 80 - 7 * 40,
+                                                                          "b.pt@bbbb": 7 * 40}  # fmt: skip
+        compare = client.get("/api/deployments/canary/compare", params={"range": "30d", "a": "a.pt@aaaa",
+                                                                           "b": "b.pt@bbbb"}).json()  # fmt: skip
+        assert compare["a"]["summary"]["p50Ms"] == pytest.approx(50, rel=0.01)
+        assert compare["b"]["summary"]["p50Ms"] == pytest.approx(60, rel=0.01)
+        signals = {s["signal"]: s for s in compare["drift"]["signals"]}
+        assert compare["drift"]["drifted"] and signals["confidence"]["drifted"] and signals["boxSize"]["drifted"]
+        unknown = client.get("/api/deployments/canary/compare", params={"a": "a.pt@aaaa", "b": "c.pt"})
+        assert unknown.status_code == 404 and "a.pt@aaaa" in unknown.json()["error"]
+
+        assert client.get("/api/deployments/canary/drift").json()["drifted"] is True  # b's detections mixed in
+        incumbent = client.get("/api/deployments/canary/drift", params={"version": "a.pt@aaaa"}).json()
+        assert incumbent["version"] == "a.pt@aaaa" and incumbent["drifted"] is False
+
+        pinned = client.put("/api/deployments/canary/baseline", params={"version": "b.pt@bbbb"},
+                            json={"start": start + 7 * DAY, "end": start + 10 * DAY})  # fmt: skip
+        assert pinned.status_code == 200 and pinned.json()["pinned"] is True
+        assert client.get("/api/deployments/canary/baseline").json()["pinned"] is False
+        canary = client.get("/api/deployments/canary/drift", params={"version": "b.pt@bbbb"}).json()
+        assert canary["baseline"] == {"start": start + 7 * DAY, "end": start + 10 * DAY}
+        confidence = next(s for s in canary["signals"] if s["signal"] == "confidence")
+        assert confidence["baselineSamples"] == 3 * 40 * 4 and confidence["drifted"] is False

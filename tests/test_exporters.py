@@ -109,3 +109,29 @@ def test_old_totals_rows_without_the_new_keys_still_render() -> None:
     assert classes == {("mixed", "person"): 1, ("mixed", "other"): 0}
     stages = _samples(rows, "yolowatch_stage_duration_seconds")
     assert {s.labels["deployment"] for s in stages} == {"mixed"}
+
+
+def test_saturation_gauges_come_from_live_processes_only() -> None:
+    """In-flight, queue, CPU and memory add up over the processes that wrote lately; GPU readings take the
+    highest (processes on a host share its GPUs); a process silent for a minute is left out."""
+    rows = []
+    for writer, updated_s, sample in (
+        ("a", 1000, {"in_flight": 2, "queue": 1, "cpu_percent": 90.0, "rss_bytes": 1e9, "gpu_utilization": 40.0}),
+        ("b", 995, {"in_flight": 3, "queue": 0, "cpu_percent": 60.0, "rss_bytes": 2e9, "gpu_utilization": 70.0}),
+        ("gone", 900, {"in_flight": 50, "queue": 9, "cpu_percent": 99.0, "rss_bytes": 9e9}),
+    ):
+        row = _row(writer, "d")
+        row["updated_s"] = updated_s
+        row["totals"]["saturation"] = sample
+        rows.append(row)
+    families = {f.name: f for f in text_string_to_metric_families(exposition(rows, {}, now_s=1005).decode())}
+    gauges = ("yolowatch_requests_in", "yolowatch_inference", "yolowatch_process_", "yolowatch_gpu")
+    value = {name: f.samples[0].value for name, f in families.items() if name.startswith(gauges) and f.samples}
+    assert value == {
+        "yolowatch_requests_in_flight": 5.0,
+        "yolowatch_inference_queue_depth": 1.0,
+        "yolowatch_process_cpu_percent": 150.0,
+        "yolowatch_process_resident_memory_bytes": 3e9,
+        "yolowatch_gpu_utilization_percent": 70.0,
+    }
+    assert families["yolowatch_gpu_memory_used_bytes"].samples == []  # nobody read GPU memory

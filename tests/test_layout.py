@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "yolowatch"
 # Optional extras may be imported inside functions (the light install runs without them); nothing else may.
 # uvloop comes with uvicorn[standard] everywhere but Windows (and PyPy), so it is imported where it is used.
-OPTIONAL_EXTRAS = {"scipy", "ultralytics", "torch", "yaml", "matplotlib", "uvloop"}
+OPTIONAL_EXTRAS = {"scipy", "ultralytics", "torch", "yaml", "matplotlib", "uvloop", "pynvml"}
 # Modules that may touch os.environ besides config.py: ultralytics' own switches (YOLO_OFFLINE, ...), which are
 # not yolowatch settings.
 ENVIRONMENT_READERS = {"config.py", "yolo/offline.py", "demo/train.py"}

@@ -400,3 +400,30 @@ def test_stage_percentiles_match_the_times_each_stage_took(tmp_path: Path) -> No
     assert set(p50) == set(KNOWN_STAGES_MS)
     for stage, known in KNOWN_STAGES_MS.items():
         assert abs(p50[stage] - known) / known < 0.05, (stage, p50[stage], known)
+
+
+def test_a_model_version_header_names_the_version_a_body_does_not(tmp_path: Path) -> None:
+    """An app that says its model only in X-Model-Version gets its requests under that version; a body's own
+    `metadata.model` wins over the header."""
+
+    async def headed(request: Request) -> Response:
+        body = dict(DETECTIONS)
+        if request.query_params.get("named"):
+            body["metadata"] = {"model": "from-body.pt"}
+        return JSONResponse(body, headers={"X-Model-Version": " canary   7 "})
+
+    db = tmp_path / "headers.db"
+    app = WatchMiddleware(Starlette(routes=[Route("/predict", headed, methods=["POST"])]), monitor=Monitor(db, "h"))
+    with uvicorn_in_thread(app) as base, httpx.Client(timeout=10) as client:
+        for named in ("", "", "1"):
+            assert client.post(f"{base}/predict", params={"named": named}, content=b"img").status_code == 200
+
+    async def versions() -> dict[str, int]:
+        store = Store(db)
+        try:
+            total, _ = await store.signals("h", "1h")
+        finally:
+            await store.close()
+        return {name: bucket.requests for name, bucket in total.versions.items()}
+
+    assert asyncio.run(versions()) == {"canary 7": 2, "from-body.pt": 1}

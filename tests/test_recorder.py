@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -286,3 +287,38 @@ def test_a_collect_that_leaves_requests_pending_keeps_their_minute_open(clock: F
     assert recorder.pending == 1
     final = [b for b in recorder.collect().buckets if b.tier_s == 60 and b.start_s == minute]
     assert [b.requests for b in final] == [2]
+
+
+def test_saturation_samples_fold_into_minutes_with_traffic(clock: FakeClock) -> None:
+    """A sample is kept as the latest; it adds to the live minute only when that minute has traffic (sums and
+    peaks), and rollups keep the peaks as peaks and the sums as sums."""
+    recorder = Recorder(clock=clock)
+    recorder.record_saturation("d", {"in_flight": 3, "cpu_percent": 50.0, "rss_bytes": 1e9})
+    assert recorder.collect().buckets == []  # an idle minute keeps no row
+    assert recorder.saturation_now["d"]["in_flight"] == 3
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    recorder.collect()
+    for in_flight, rss in ((2, 1.0e9), (6, 1.5e9), (1, 1.2e9)):
+        recorder.record_saturation("d", {"in_flight": in_flight, "queue": 1, "cpu_percent": 80.0, "rss_bytes": rss})
+    minute, quarter, *_ = recorder.collect().buckets
+    for bucket in (minute, quarter):
+        assert bucket.saturation["samples"] == 3 and bucket.saturation["in_flight_sum"] == 9
+        assert bucket.saturation["in_flight_max"] == 6 and bucket.saturation["rss_max_bytes"] == 1.5e9
+        assert bucket.saturation["cpu_percent_sum"] == 240.0 and "gpu_samples" not in bucket.saturation
+
+
+def test_versions_get_their_own_requests_and_detections(clock: FakeClock) -> None:
+    """Responses naming a model go to that version's sub-bucket too (requests, latency, detections); the
+    deployment's bucket holds them all."""
+    recorder = Recorder(clock=clock)
+    a = _summary([0.9], [0.01], ["cat"])
+    b = _summary([0.5, 0.6], [0.02, 0.03], ["dog", "dog"])
+    for _ in range(3):
+        recorder.record_request("d", "POST", "/predict", 200, 10_000, "r", replace(a, model="a.pt@1"))
+    recorder.record_request("d", "POST", "/predict", 200, 90_000, "r", replace(b, model="b.pt@2"))
+    recorder.record_request("d", "POST", "/predict", 200, 5_000, "r", b)  # no model named
+    minute = recorder.collect().buckets[0]
+    assert minute.requests == 5 and minute.detections == 7
+    assert {name: v.requests for name, v in minute.versions.items()} == {"a.pt@1": 3, "b.pt@2": 1}
+    assert minute.versions["b.pt@2"].classes == {"dog": 2}
+    assert minute.versions["b.pt@2"].latency.get_value_at_percentile(50) == pytest.approx(90_000, rel=0.01)

@@ -5,8 +5,10 @@ model file under the same deployment becomes a second version that the compariso
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from yolowatch.config import default_model_path
 from yolowatch.demo.traffic import upload_for
 
 SCALE = 60.0
-PER_PHASE = 150  # uploads at least; about 6 detections each: the KS tests' 500 a side, above conf 0.5 too
+PER_PHASE = 250  # uploads at least: the KS tests need 500 detections a side within the minutes compared
 PHASE_S = 9.0  # and at least this long (nine server minutes), whatever this machine's speed
 # A raised conf lifts the mean confidence (the weak detections are cut): what the rise rule would take for a
 # change of the model or the images; darker, blurrier images lower it.
@@ -52,6 +54,25 @@ class Phases:
 
     def server_s(self, real: float) -> int:
         return int(self.anchor + (real - self.anchor) * SCALE)
+
+    def burst(self, threads: int, each: int) -> None:
+        """Normal uploads from `threads` clients at once (conf 0.25): a queue forms at the model thread."""
+
+        def client(offset: int) -> list[str]:
+            names = []
+            with requests.Session() as session:
+                for index in range(each):
+                    name, data, content_type = upload_for("normal", offset * each + index)
+                    response = session.post(f"{self.base}/predict", files={"file": (name, data, content_type)},
+                                            data={"conf": "0.25", "imgsz": "320"}, timeout=60)  # fmt: skip
+                    assert response.status_code == 200, response.text
+                    names += [result["name"] for result in response.json()["images"][0]["results"]]
+            return names
+
+        with ThreadPoolExecutor(threads) as pool:
+            for names in pool.map(client, range(threads)):
+                self.classes.update(names)
+        self.sent[0.25] += threads * each
 
     def send(self, mode: str, conf: float, count: int = PER_PHASE, seconds: float = PHASE_S) -> tuple[int, int]:
         """At least `count` uploads of the mode at `conf`, for at least `seconds` (imgsz 320: what the demo model
@@ -165,8 +186,16 @@ def test_parameter_change_drift_classes_and_versions(tmp_path: Path, receiver: W
         same = _drift(api, normal_low, (normal_high[0], normal_high[1]))["by"]
         assert same["brightness"]["drifted"] is False and same["sharpness"]["drifted"] is False
 
+        phases.burst(threads=12, each=15)  # a few seconds of 12 clients at once
         signals = _signals_of(api, phases.sent.total())
         assert {row["name"]: row["detections"] for row in signals["classes"]} == dict(phases.classes)
+        saturation = signals["saturation"]
+        assert saturation["queueMax"] >= 4 and saturation["inFlightMax"] >= 4, saturation  # 12 clients, 1 model
+        assert saturation["cpuPercent"] > 10 and saturation["rssMaxBytes"] > 100 * 2**20, saturation
+        assert saturation["gpuUtilization"] is None and saturation["gpuMemoryMaxBytes"] is None  # no GPU here
+        metrics = requests.get(f"{base}/metrics", timeout=10).text
+        rss = re.search(r'^yolowatch_process_resident_memory_bytes\{deployment="e2e"\} (\S+)$', metrics, re.M)
+        assert rss is not None and float(rss.group(1)) > 100 * 2**20
         stages = {row["stage"]: row for row in signals["stages"]}
         assert set(stages) == {"decode", "queue", "preprocess", "inference", "postprocess"}
         assert all(row["count"] == phases.sent.total() for row in stages.values())

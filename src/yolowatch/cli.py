@@ -210,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--start", help="baseline start, e.g. 2026-11-01T00:00:00Z")
     baseline.add_argument("--end", help="baseline end (after --start)")
     baseline.add_argument("--clear", action="store_true", help="unpin: use the first 7 days of traffic again")
+    baseline.add_argument(
+        "--version",
+        dest="model_version",
+        help="one model version's baseline (as /api/deployments/NAME/signals lists them, e.g. best.pt@1a2b3c4d5e6f); "
+        "a version without one uses the deployment's",
+    )
     baseline.add_argument("--db", help="the database: an " + DB_HELP)
 
     demo_data = commands.add_parser(
@@ -490,16 +496,19 @@ def run_baseline(args: argparse.Namespace, settings: Settings) -> int:
             if await store.deployment(args.deployment) is None:
                 known = ", ".join(d["id"] for d in await store.deployments()) or "none yet"
                 raise UsageError(f"unknown deployment {args.deployment!r}; known: {known}")
+            version = args.model_version
             if window is not None or args.clear:
-                await store.pin_baseline(args.deployment, window)
-            pinned = await store.pinned_baseline(args.deployment)
-            windows = await drift_windows(store, args.deployment)
+                await store.pin_baseline(args.deployment, window, version)
+            pinned = await store.pinned_baseline(args.deployment, version)
+            windows = await drift_windows(store, args.deployment, version=version)
+        name = args.deployment if version is None else f"{args.deployment} version {version}"
         if pinned is not None:
-            return f"{args.deployment}: drift baseline {iso_time(pinned[0])} .. {iso_time(pinned[1])} (pinned)"
+            return f"{name}: drift baseline {iso_time(pinned[0])} .. {iso_time(pinned[1])} (pinned)"
         if windows is None:
-            return f"{args.deployment}: drift baseline: the first 7 days of traffic (default; no traffic yet)"
+            return f"{name}: drift baseline: the first 7 days of traffic (default; no traffic yet)"
         start, end = windows[0].start_s, windows[0].end_s
-        return f"{args.deployment}: drift baseline {iso_time(start)} .. {iso_time(end)} (default: the first 7 days)"
+        default = "the deployment's" if version is not None else "default: the first 7 days"
+        return f"{name}: drift baseline {iso_time(start)} .. {iso_time(end)} ({default})"
 
     try:
         print(asyncio.run(apply()))

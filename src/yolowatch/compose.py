@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
 from starlette.routing import Route, Router
@@ -122,6 +122,7 @@ def create_monitor(
     endpoint: str | None = None,
     model: str | None = None,
     kind: str = "serve",
+    queue_depth: Callable[[], int] | None = None,
 ) -> Monitor:
     clock = scaled_clock(settings.time_scale, settings.time_anchor)
     store = Store(
@@ -148,6 +149,7 @@ def create_monitor(
         # Other writers' rows of a closed minute are in within two of their one-second flushes.
         alert_settle_s=max(5.0, 2.0 * settings.time_scale),
         process=this_process(settings, kind, clock),
+        queue_depth=queue_depth,
     )
 
 

@@ -193,13 +193,18 @@ def request_params(params: Any) -> tuple[float | None, float | None, int | None]
     return conf, iou, None if imgsz is None else int(imgsz)
 
 
+def version_name(name: str) -> str | None:
+    """A model name as a version key: whitespace collapsed, control characters dropped, at most 128 characters."""
+    shown = " ".join("".join(ch for ch in name if ch.isprintable() or ch.isspace()).split())[:MAX_MODEL_CHARS]
+    return shown or None
+
+
 def model_version(metadata: dict[str, Any]) -> str | None:
     """The model that answered: `metadata.model`, with `@` and the first 12 characters of `metadata.modelHash`
     when the app gives one (the bundled app does: a new weights file is a new version even under the same name)."""
     name = metadata.get("model")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not (version := version_name(name)):
         return None
-    version = " ".join(name.split())[:MAX_MODEL_CHARS]
     digest = metadata.get("modelHash")
     if isinstance(digest, str) and (shown := "".join(ch for ch in digest if ch.isalnum())[:12]):
         version += "@" + shown

@@ -192,12 +192,69 @@ def _confidence_buckets(totals: dict[str, Any]) -> list[tuple[str, float]]:
     return _cumulative([*counts, 0], bounds)
 
 
+# A process whose totals were not updated for this long is gone (or stalled): its gauges are left out.
+LIVE_GAUGES_S = 30
+
+# Saturation gauges: (metric, sample key, help, how processes combine: "sum" or "max").
+SATURATION_GAUGES = (
+    ("yolowatch_requests_in_flight", "in_flight", "Requests inside the app now, summed over live processes.", "sum"),
+    ("yolowatch_inference_queue_depth", "queue", "Requests waiting for or on the model thread, summed.", "sum"),
+    ("yolowatch_process_cpu_percent", "cpu_percent", "CPU of the live processes, percent of one core, summed.", "sum"),
+    ("yolowatch_process_resident_memory_bytes", "rss_bytes", "Resident memory of the live processes, summed.", "sum"),
+    # Processes on one host see the same GPUs: the busiest reading, not a sum.
+    ("yolowatch_gpu_utilization_percent", "gpu_utilization", "GPU utilisation (NVML), the highest reading.", "max"),
+    ("yolowatch_gpu_memory_used_bytes", "gpu_memory_bytes", "GPU memory used (NVML), the highest reading.", "max"),
+)  # fmt: skip
+
+
+def saturation_gauges(process_totals: list[dict[str, Any]], now_s: float) -> list[Metric]:
+    """The saturation gauges from the processes that wrote in the last LIVE_GAUGES_S seconds (a dead process's
+    last sample is not a gauge of now)."""
+    values: dict[str, dict[str, float]] = {}
+    for row in process_totals:
+        if row.get("updated_s", 0) < now_s - LIVE_GAUGES_S:
+            continue
+        sample = row["totals"].get("saturation") or {}
+        per_deployment = values.setdefault(row["deployment"], {})
+        for _, key, _, combine in SATURATION_GAUGES:
+            if key in sample:
+                seen = per_deployment.get(key)
+                value = float(sample[key])
+                per_deployment[key] = (
+                    value if seen is None else (seen + value if combine == "sum" else max(seen, value))
+                )
+    gauges: list[Metric] = []
+    for metric, key, text, _ in SATURATION_GAUGES:
+        gauge = GaugeMetricFamily(metric, text, labels=["deployment"])
+        for deployment, found in sorted(values.items()):
+            if key in found:
+                gauge.add_metric([deployment], found[key])
+        gauges.append(gauge)
+    return gauges
+
+
+class _Gauges:
+    """A collector of ready-made metric families."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.metrics
+
+
 def exposition(
-    process_totals: list[dict[str, Any]], health: dict[str, HealthResult], max_classes: int = MAX_CLASSES
+    process_totals: list[dict[str, Any]],
+    health: dict[str, HealthResult],
+    max_classes: int = MAX_CLASSES,
+    now_s: float | None = None,
 ) -> bytes:
-    """The text exposition of what the store holds now; `max_classes` bounds the `class` label's values."""
+    """The text exposition of what the store holds now; `max_classes` bounds the `class` label's values. With
+    `now_s` (the store's clock), the saturation gauges of the processes alive then."""
     if max_classes < 0:
         raise ValueError(f"max_classes must be 0 or more; got {max_classes}")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(_sum_totals(process_totals), health, max_classes))
+    if now_s is not None:
+        registry.register(_Gauges(saturation_gauges(process_totals, now_s)))
     return generate_latest(registry)

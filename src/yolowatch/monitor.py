@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from yolowatch._types import Clock
@@ -15,12 +16,14 @@ from yolowatch.alerts import Rule, Sink
 from yolowatch.health import HealthChecker, HealthSchedule, Probe
 from yolowatch.recorder import Recorder, default_writer_id
 from yolowatch.records import ProcessInfo
+from yolowatch.saturation import GpuReader, GpuSample, ProcessSample, cpu_percent, sample_process
 from yolowatch.signals import alert_evaluator
 from yolowatch.sinks import log_sink
 from yolowatch.store import Store, StoreWriter
 
 log = logging.getLogger("yolowatch")
 
+SATURATION_EVERY_S = 1.0  # how often in-flight requests, the inference queue, CPU, memory and GPUs are sampled
 START_WAIT_S = 1.0  # the longest start-up waits for the store (it is retried in the background after)
 MAX_CATCH_UP_S = 3600  # minutes missed while the loop stalled are evaluated late, up to this far back
 
@@ -55,6 +58,7 @@ class Monitor:
         alert_settle_s: float = 5.0,
         recorder: Recorder | None = None,
         process: ProcessInfo | None = None,
+        queue_depth: Callable[[], int] | None = None,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store, clock=clock)
         self.deployment = deployment
@@ -84,6 +88,9 @@ class Monitor:
             else None
         )
         self._alert_task: asyncio.Task[None] | None = None
+        # Saturation: the app's inference queue (the bundled app's detector says it), sampled with the rest.
+        self.queue_depth = queue_depth
+        self._saturation_task: asyncio.Task[None] | None = None
         # How long after a minute closes (clock seconds) other processes' rows of it are surely written.
         self.alert_settle_s = alert_settle_s
         self.clock = clock
@@ -110,6 +117,32 @@ class Monitor:
             self.health.start()
         if self.alerts is not None:
             self._alert_task = asyncio.get_running_loop().create_task(self._alert_loop(), name="yolowatch-alerts")
+        self._saturation_task = asyncio.get_running_loop().create_task(
+            self._saturation_loop(), name="yolowatch-saturation"
+        )
+
+    async def _saturation_loop(self) -> None:
+        """About once a second: requests in flight, the inference queue, this process's CPU and memory, and the
+        GPUs NVML sees, into the recorder (its latest sample, and the live minute's sums and peaks). NVML is
+        opened and read on a worker thread: a driver call never holds the event loop."""
+        gpus = await asyncio.to_thread(GpuReader.open)
+        try:
+            before: ProcessSample = sample_process()
+            while True:
+                await asyncio.sleep(SATURATION_EVERY_S)
+                try:
+                    after = sample_process()
+                    sample = saturation_sample(
+                        self.recorder.in_flight, self.queue_depth, before, after,
+                        await asyncio.to_thread(gpus.read) if gpus is not None else [],
+                    )  # fmt: skip
+                    before = after
+                    self.recorder.record_saturation(self.deployment, sample)
+                except Exception:  # a figure lost, never the loop (nor the app)
+                    log.debug("saturation sample failed", exc_info=True)
+        finally:
+            if gpus is not None:
+                gpus.close()
 
     async def _first_flush(self) -> bool:
         """The first flush, waited for at most START_WAIT_S: a database host that does not answer (a connection
@@ -162,6 +195,11 @@ class Monitor:
         if not self.started:
             return
         self.started = False
+        if self._saturation_task is not None:
+            self._saturation_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saturation_task
+            self._saturation_task = None
         if self._alert_task is not None:
             self._alert_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,3 +209,24 @@ class Monitor:
             await self.health.stop()
         await self.writer.stop()
         await self.store.close()
+
+
+def saturation_sample(
+    in_flight: int,
+    queue_depth: Callable[[], int] | None,
+    before: ProcessSample,
+    after: ProcessSample,
+    gpus: list[GpuSample],
+) -> dict[str, float]:
+    """One saturation sample as the recorder keeps it (absent where not known: no queue, no GPU). Several GPUs:
+    their mean utilisation and their memory used, summed."""
+    sample: dict[str, float] = {"in_flight": float(in_flight), "rss_bytes": float(after.rss_bytes)}
+    if queue_depth is not None:
+        sample["queue"] = float(queue_depth())
+    cpu = cpu_percent(before, after)
+    if cpu is not None:
+        sample["cpu_percent"] = cpu
+    if gpus:
+        sample["gpu_utilization"] = sum(gpu.utilization_percent for gpu in gpus) / len(gpus)
+        sample["gpu_memory_bytes"] = float(sum(gpu.memory_used_bytes for gpu in gpus))
+    return sample

@@ -12,6 +12,7 @@ cost of monitoring a few microseconds; `benchmarks/overhead.py` measures it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from yolowatch._types import Clock
-from yolowatch.detections import error_reason, summarize_detections
+from yolowatch.detections import error_reason, summarize_detections, version_name
 from yolowatch.records import TIER_SECONDS, Bucket, DetectionSummary, Lifetime, LogEntry, add_saturation
 
 log = logging.getLogger("yolowatch")
@@ -86,8 +87,10 @@ class RecorderStats:
     paused_skipped: int = 0  # requests of paused or archived monitors, not recorded
 
 
+# A response body to read later, or one with the model version its X-Model-Version header named.
+Body = bytes | tuple[bytes, str]
 # What record_request appends: (time, deployment, method, path, status, latency_us, request_id, detections, crashed)
-Pending = tuple[float, str, str, str, int, int, str, "DetectionSummary | bytes | None", bool]
+Pending = tuple[float, str, str, str, int, int, str, "DetectionSummary | Body | None", bool]
 
 
 class Recorder:
@@ -145,15 +148,19 @@ class Recorder:
         status: int,
         latency_us: int,
         request_id: str,
-        detections: DetectionSummary | bytes | None = None,
+        detections: DetectionSummary | Body | None = None,
         crashed: bool = False,
     ) -> None:
-        """Note one request. `detections` is a summary, or a JSON response body to read later (off this path)."""
+        """Note one request. `detections` is a summary, or a JSON response body to read later (off this path),
+        alone or with the model version a response header named."""
         self._pending.append(
             (self.clock(), deployment, method, path, status, latency_us, request_id, detections, crashed)
         )
-        if type(detections) is bytes:
-            self._pending_body_bytes += len(detections)
+        if detections is not None:
+            if type(detections) is bytes:
+                self._pending_body_bytes += len(detections)
+            elif type(detections) is tuple:
+                self._pending_body_bytes += len(detections[0])
             if self._pending_body_bytes > self.max_pending_body_bytes and not self._folding:
                 self._fold()
         if len(self._pending) >= self.max_pending and not self._folding:
@@ -304,6 +311,8 @@ class Recorder:
                 self.stats.logs_dropped += 1
             summary = summaries.get(i)
             message = format_message(method, path, status, latency_us, summary)
+            if type(body) is tuple:
+                body = body[0]
             if status >= 400 and type(body) is bytes and (reason := error_reason(body)):
                 message += f": {reason}"
             logs.append(
@@ -396,7 +405,12 @@ def saturation_figures(sample: dict[str, float]) -> dict[str, float]:
     return figures
 
 
-def _summary(detections: DetectionSummary | bytes | None) -> DetectionSummary | None:
+def _summary(detections: DetectionSummary | Body | None) -> DetectionSummary | None:
+    if isinstance(detections, tuple):
+        summary = summarize_detections(detections[0])
+        if summary is not None and summary.model is None:
+            return dataclasses.replace(summary, model=version_name(detections[1]))
+        return summary
     return summarize_detections(detections) if isinstance(detections, bytes) else detections
 
 

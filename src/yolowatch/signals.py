@@ -23,12 +23,16 @@ log = logging.getLogger("yolowatch.alerts")
 MINUTE_METRICS = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "request_rate", "detection_rate", "mean_confidence")
 
 
-async def drift_windows(store: Store, deployment: str, days: int = 7) -> tuple[Window, Window] | None:
-    """The pinned (or default: first `days` days) baseline and the current window; None while there is no traffic."""
+async def drift_windows(
+    store: Store, deployment: str, days: int = 7, version: str | None = None
+) -> tuple[Window, Window] | None:
+    """The pinned (or default: first `days` days) baseline and the current window; None while there is no traffic.
+    With a model version, that version's pinned baseline (the default is the deployment's)."""
     first = await store.first_traffic_s(deployment)
     if first is None:
         return None
-    return default_windows(first, await store.pinned_baseline(deployment), store.clock(), days)
+    pinned = await store.pinned_baseline(deployment, version) if version is not None else None
+    return default_windows(first, pinned or await store.pinned_baseline(deployment), store.clock(), days)
 
 
 async def recent_minutes(store: Store, deployment: str, minutes: int) -> list[MinuteCount]:
@@ -46,14 +50,22 @@ async def drift_report(
     baseline: Window,
     current: Window,
     change: ChangeRule | None = None,
+    version: str | None = None,
 ) -> DriftReport:
     """KS tests of confidence, box size and image properties, current window vs baseline, the volume and
-    confidence checks, and the request parameters of both (with when the current ones first appeared)."""
+    confidence checks, and the request parameters of both (with when the current ones first appeared). With a
+    model version, of that version's requests only (its per-minute checks are left out: minute sums are kept per
+    deployment, not per version)."""
     change = change or ChangeRule()
     before = await store.window(deployment, baseline.start_s, baseline.end_s, signals=True)
     after = await store.window(deployment, current.start_s, current.end_s, signals=True)
-    baseline_minutes = await store.minute_counts(deployment, baseline.start_s, baseline.end_s)
-    recent = await recent_minutes(store, deployment, change.minutes)
+    if version is not None:
+        before, after = (bucket.versions.get(version) or Bucket(deployment, 0, 0) for bucket in (before, after))
+        baseline_minutes: dict[int, MinuteCount] = {}
+        recent: list[MinuteCount] = []
+    else:
+        baseline_minutes = await store.minute_counts(deployment, baseline.start_s, baseline.end_s)
+        recent = await recent_minutes(store, deployment, change.minutes)
     since = None
     now_params = dominant(after.params)
     if now_params is not None and now_params != dominant(before.params):

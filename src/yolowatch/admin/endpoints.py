@@ -21,6 +21,7 @@ from yolowatch.admin.params import (
     parse_limit,
     parse_range,
     parse_severities,
+    parse_version,
     parse_window,
     parse_window_body,
 )
@@ -226,7 +227,7 @@ class Admin:
         range_name = parse_range(request)
         row = await self._known(request)
         host = await self._known_host(request)
-        version = request.query_params.get("version") or None
+        version = parse_version(request)
         total, series = await self.store.signals(row["id"], range_name, host)
         if version is not None:
             await self._known_version(request, "version", total)
@@ -316,31 +317,35 @@ class Admin:
         row = await self._known(request)
         baseline = parse_window(request, "baseline")
         current = parse_window(request, "current")
+        version = parse_version(request)
         try:
             import scipy.stats  # noqa: F401
         except ImportError:  # scipy is in the yolo extra; the middleware install stays without it
             raise RequestError(501, "drift tests need scipy: pip install 'yolowatch[yolo]'") from None
         if baseline is None or current is None:
-            defaults = await drift_windows(self.store, row["id"])
+            defaults = await drift_windows(self.store, row["id"], version=version)
             if defaults is None:
                 raise RequestError(409, f"{row['id']} has no traffic yet: nothing to compare")
             baseline, current = baseline or defaults[0], current or defaults[1]
-        report = await drift_report(self.store, row["id"], self.drift_rule, baseline, current)
-        return JSONResponse(drift_json(report))
+        report = await drift_report(self.store, row["id"], self.drift_rule, baseline, current, version=version)
+        return JSONResponse({**drift_json(report), "version": version})
 
     async def baseline(self, request: Request) -> Response:
         """GET the drift baseline (pinned or default), PUT `{"start", "end"}` to pin one, DELETE to unpin."""
         row = await self._known(request)
+        version = parse_version(request)
         if request.method == "PUT":
             start, end = parse_window_body(await json_body(request))
-            await self.store.pin_baseline(row["id"], (start, end))
-            log.info("drift baseline of %s pinned to %s .. %s", row["id"], iso_time(start), iso_time(end))
+            await self.store.pin_baseline(row["id"], (start, end), version)
+            shown = row["id"] if version is None else f"{row['id']} version {version}"
+            log.info("drift baseline of %s pinned to %s .. %s", shown, iso_time(start), iso_time(end))
         elif request.method == "DELETE":
-            await self.store.pin_baseline(row["id"], None)
-        pinned = await self.store.pinned_baseline(row["id"])
-        defaults = await drift_windows(self.store, row["id"])
+            await self.store.pin_baseline(row["id"], None, version)
+        pinned = await self.store.pinned_baseline(row["id"], version)
+        defaults = await drift_windows(self.store, row["id"], version=version)
         window = {"start": defaults[0].start_s, "end": defaults[0].end_s} if defaults else None
-        return JSONResponse({"deployment": row["id"], "pinned": pinned is not None, "baseline": window})
+        body = {"deployment": row["id"], "version": version, "pinned": pinned is not None, "baseline": window}
+        return JSONResponse(body)
 
     async def holdout(self, request: Request) -> Response:
         row = await self._known(request)
@@ -412,5 +417,5 @@ class Admin:
         return Response(status_code=204)
 
     async def prometheus(self, request: Request) -> Response:
-        body = exposition(await self.store.process_totals(), await self.store.health())
+        body = exposition(await self.store.process_totals(), await self.store.health(), now_s=self.store.clock())
         return Response(body, media_type=CONTENT_TYPE)

@@ -244,6 +244,7 @@ SCHEMAS: dict[str, Schema] = {
     "Drift": obj(
         {
             "deployment": STRING,
+            "version": nullable(STRING),
             "baseline": ref("Window"),
             "current": ref("Window"),
             "changes": {
@@ -282,7 +283,9 @@ SCHEMAS: dict[str, Schema] = {
             },
         }
     ),
-    "Baseline": obj({"deployment": STRING, "pinned": BOOLEAN, "baseline": nullable(ref("Window"))}),
+    "Baseline": obj(
+        {"deployment": STRING, "version": nullable(STRING), "pinned": BOOLEAN, "baseline": nullable(ref("Window"))}
+    ),
     "ParamsChange": obj(
         {
             "changed": BOOLEAN,

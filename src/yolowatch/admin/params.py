@@ -41,6 +41,19 @@ def parse_host(request: Request) -> str | None:
     return value
 
 
+MAX_VERSION_LENGTH = 160  # a model name (128) and its digest
+
+
+def parse_version(request: Request) -> str | None:
+    """`version`: one model version (as /signals lists them), or None for the whole deployment."""
+    version = request.query_params.get("version")
+    if version is None:
+        return None
+    if not version.strip() or len(version) > MAX_VERSION_LENGTH:
+        raise RequestError(400, f"version must be a model version of 1 to {MAX_VERSION_LENGTH} characters")
+    return version
+
+
 def parse_bool(request: Request, name: str, default: bool = False) -> bool:
     value = request.query_params.get(name)
     if value is None:

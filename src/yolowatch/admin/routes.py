@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from yolowatch.admin.endpoints import Admin
 from yolowatch.admin.openapi import Operation, Param, openapi_document
-from yolowatch.admin.params import MAX_HOST_LENGTH, MAX_LOG_LIMIT
+from yolowatch.admin.params import MAX_HOST_LENGTH, MAX_LOG_LIMIT, MAX_VERSION_LENGTH
 from yolowatch.admin.views import health_json
 from yolowatch.asgi.auth import KeyCheck, unauthorized
 from yolowatch.asgi.headers import SecurityHeaders
@@ -39,6 +39,10 @@ DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
 
 DEPLOYMENT = Param("deployment", "path", {"type": "string"}, "the deployment's id")
 ARCHIVED = Param("archived", "query", {"type": "boolean", "default": False}, "include archived deployments")
+VERSION = Param(
+    "version", "query", {"type": "string", "minLength": 1, "maxLength": MAX_VERSION_LENGTH},
+    "one model version (as /signals lists them); the whole deployment when absent",
+)  # fmt: skip
 HOST = Param(
     "host", "query", {"type": "string", "minLength": 1, "maxLength": MAX_HOST_LENGTH},
     "only this host's requests (a host of /api/fleet); all hosts when absent",
@@ -84,7 +88,7 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
             DEPLOYMENT,
             Param("range", "query", {"enum": list(RANGES), "default": "24h"}, "time range"),
             HOST,
-            Param("version", "query", {"type": "string", "minLength": 1}, "only this model version's requests"),
+            VERSION,
         )),
         Operation("GET", f"{d}/compare", "compare",
                   "Two model versions side by side, and drift tests of b against a (judging a canary)",
@@ -106,13 +110,14 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
                   {200: "Health", 409: "Error"}, (DEPLOYMENT,)),
         Operation("GET", f"{d}/drift", "drift",
                   "KS drift tests of confidence and box size, current window against the baseline",
-                  {200: "Drift", 409: "Error", 501: "Error"}, (DEPLOYMENT, *_window_params())),
+                  {200: "Drift", 409: "Error", 501: "Error"}, (DEPLOYMENT, *_window_params(), VERSION)),
         Operation("GET", f"{d}/baseline", "baseline", "The drift baseline window, pinned or default",
-                  {200: "Baseline"}, (DEPLOYMENT,)),
-        Operation("PUT", f"{d}/baseline", "baseline", "Pin the drift baseline (epoch seconds or ISO 8601)",
-                  {200: "Baseline"}, (DEPLOYMENT,), body="BaselineWindow"),
+                  {200: "Baseline"}, (DEPLOYMENT, VERSION)),
+        Operation("PUT", f"{d}/baseline", "baseline",
+                  "Pin the drift baseline (epoch seconds or ISO 8601), of the deployment or one model version",
+                  {200: "Baseline"}, (DEPLOYMENT, VERSION), body="BaselineWindow"),
         Operation("DELETE", f"{d}/baseline", "baseline", "Unpin: back to the first 7 days of traffic",
-                  {200: "Baseline"}, (DEPLOYMENT,)),
+                  {200: "Baseline"}, (DEPLOYMENT, VERSION)),
         Operation("GET", f"{d}/holdout", "holdout", "The holdout mAP series", {200: "Holdout"}, (DEPLOYMENT,)),
         Operation("GET", "/api/alerts", "alerts", "Alert rule states and notifications, newest first",
                   {200: "Alerts"}, (Param("deployment", "query", {"type": "string"}, "only this deployment"),)),

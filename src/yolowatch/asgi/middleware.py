@@ -38,14 +38,19 @@ def incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-def _json_under_cap(headers: Iterable[tuple[bytes, bytes]], cap: int) -> bool:
+def _json_under_cap(headers: Iterable[tuple[bytes, bytes]], cap: int) -> tuple[bool, str | None]:
+    """Whether the response is JSON within the cap, and the model version its X-Model-Version header names (for
+    an app whose body does not say which model answered)."""
     is_json = False
+    model = None
     for name, value in headers:
         if name == b"content-type":
             is_json = value.split(b";", 1)[0].strip().lower() == b"application/json"
         elif name == b"content-length" and value.isdigit() and int(value) > cap:
-            return False
-    return is_json
+            return False, None
+        elif name == b"x-model-version":
+            model = value.decode("latin-1")
+    return is_json, model
 
 
 class WatchMiddleware:
@@ -106,6 +111,7 @@ class WatchMiddleware:
         cap = self.max_body_bytes
         status = 0
         chunks: list[bytes] | None = None
+        model: str | None = None
         captured = 0
         finished_ns = 0
         disconnected = False
@@ -119,7 +125,7 @@ class WatchMiddleware:
             return message
 
         async def watched_send(message: Message) -> None:
-            nonlocal status, chunks, captured, finished_ns, send_failed
+            nonlocal status, chunks, model, captured, finished_ns, send_failed
             if message["type"] == "http.response.body":
                 if chunks is not None:
                     body = message.get("body", b"")
@@ -133,8 +139,10 @@ class WatchMiddleware:
             elif message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", ())
-                if capture and _json_under_cap(headers, cap):
-                    chunks = []
+                if capture:
+                    is_json, model = _json_under_cap(headers, cap)
+                    if is_json:
+                        chunks = []
                 # In place, as Starlette's own middlewares do: the message is this response's.
                 message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
             try:
@@ -157,7 +165,7 @@ class WatchMiddleware:
         if not finished_ns:
             # The app returned without completing a response: the client went away (499) or the app is broken.
             status = 499 if disconnected else (status or 500)
-        self._record(scope, status, started_ns, finished_ns, request_id, chunks, CRITICAL_MARK in scope)
+        self._record(scope, status, started_ns, finished_ns, request_id, chunks, CRITICAL_MARK in scope, model)
 
     def _record(
         self,
@@ -168,13 +176,16 @@ class WatchMiddleware:
         request_id: str,
         chunks: list[bytes] | None,
         crashed: bool = False,
+        model: str | None = None,
     ) -> None:
         try:
             latency_us = ((finished_ns or perf_counter_ns()) - started_ns) // 1000
             # 2xx bodies are read for detections, 4xx/5xx ones for the error's reason (both later, in the fold).
             body = (chunks[0] if len(chunks) == 1 else b"".join(chunks)) if chunks and status >= 200 else None
+            # With the version a header named, for a body that names none.
+            read = (body, model) if model is not None and body is not None else body
             self.recorder.record_request(
-                self.deployment, scope["method"], scope["path"], status, latency_us, request_id, body, crashed
+                self.deployment, scope["method"], scope["path"], status, latency_us, request_id, read, crashed
             )
         except Exception:
             self.recorder.stats.monitoring_failures += 1

@@ -52,18 +52,19 @@ class DeploymentQueries(StoreBase):
         row = await self.db.fetch_one("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
         return None if row is None else dict(row)
 
-    async def pinned_baseline(self, deployment: str) -> tuple[int, int] | None:
-        """The baseline window a user pinned for drift tests (None: the default, the first days of traffic)."""
-        row = await self.db.fetch_one("SELECT value FROM meta WHERE key = ?", (f"baseline:{deployment}",))
+    async def pinned_baseline(self, deployment: str, version: str | None = None) -> tuple[int, int] | None:
+        """The baseline window a user pinned for drift tests, of the deployment or of one model version (None:
+        the default, the first days of traffic)."""
+        row = await self.db.fetch_one("SELECT value FROM meta WHERE key = ?", (_baseline_key(deployment, version),))
         if row is None:
             return None
         start, end = json.loads(row["value"])
         return int(start), int(end)
 
-    async def pin_baseline(self, deployment: str, window: tuple[int, int] | None) -> None:
-        """Pin (or, with None, unpin) the drift baseline; kept in the database, so every process and restart
-        sees it."""
-        key = f"baseline:{deployment}"
+    async def pin_baseline(self, deployment: str, window: tuple[int, int] | None, version: str | None = None) -> None:
+        """Pin (or, with None, unpin) the drift baseline of a deployment or of one of its model versions; kept in
+        the database, so every process and restart sees it."""
+        key = _baseline_key(deployment, version)
         if window is None:
             await self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
         else:
@@ -71,3 +72,7 @@ class DeploymentQueries(StoreBase):
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(list(window))),
             )
+
+
+def _baseline_key(deployment: str, version: str | None) -> str:
+    return f"baseline:{deployment}" if version is None else f"baseline:{deployment}@{version}"

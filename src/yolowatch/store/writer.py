@@ -201,6 +201,8 @@ class StoreWriter:
                     "rows_dropped": writer_stats.rows_dropped,
                     "write_failures": writer_stats.failures,
                     "backlog": self.backlog,
+                    # Gauges, as last sampled (in flight, queue, CPU, memory, GPU): summed over processes too.
+                    "saturation": self.recorder.saturation_now.get(deployment, {}),
                 },
                 separators=(",", ":"),
             )

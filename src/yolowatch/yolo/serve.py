@@ -28,7 +28,9 @@ def app_from_env() -> ASGIApp:
 def create_serve_app(settings: Settings, monitor: Monitor | None = None) -> ASGIApp:
     detector = Detector(settings.model)
     if monitor is None:
-        monitor = create_monitor(settings, probe=detector.probe, model=settings.model.name)
+        monitor = create_monitor(
+            settings, probe=detector.probe, model=settings.model.name, queue_depth=lambda: detector.queued
+        )
     predict: ASGIApp = create_predict_app(settings, detector)
     predict_keys = KeyCheck(settings.predict_keys())
     if predict_keys.enabled:
