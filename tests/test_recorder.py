@@ -322,3 +322,18 @@ def test_versions_get_their_own_requests_and_detections(clock: FakeClock) -> Non
     assert {name: v.requests for name, v in minute.versions.items()} == {"a.pt@1": 3, "b.pt@2": 1}
     assert minute.versions["b.pt@2"].classes == {"dog": 2}
     assert minute.versions["b.pt@2"].latency.get_value_at_percentile(50) == pytest.approx(90_000, rel=0.01)
+
+
+def test_image_properties_measured_apart_join_their_live_minute(clock: FakeClock) -> None:
+    """Properties recorded after their request (the sidecar's sample) join that minute in the next fold, with
+    properties outside IMAGE_PROPERTIES ignored; one whose minute has ended is dropped and counted."""
+    recorder = Recorder(clock=clock)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    recorder.record_image("d", {"brightness": 100.0, "sharpness": 50.0, "hue": 3.0})
+    minute = recorder.collect().buckets[0]
+    assert sum(minute.image["brightness"]) == 1 and sum(minute.image["sharpness"]) == 1 and "hue" not in minute.image
+    recorder.record_image("d", {"brightness": 90.0})
+    clock.advance(60)
+    recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
+    recorder.collect()
+    assert recorder.stats.images_dropped == 1

@@ -225,3 +225,40 @@ def test_probe_by_a_real_prediction(tmp_path: Path, probe_path: str, healthy: bo
             assert body["status"] == (200 if healthy else 404)
             overview = requests.get(f"{side.admin}/api/monitoring", timeout=10).json()
             assert overview["totalRequests"] == 0  # probes go straight to the upstream: not traffic
+
+
+@pytest.mark.yolo
+def test_a_sample_of_uploads_is_measured_for_image_drift(tmp_path: Path) -> None:
+    """With --image-sample 0.5, every second upload is decoded off the request path and its brightness, contrast
+    and sharpness recorded: half of the uploads counted, the drifted split darker and blurrier; an upload that is
+    no image costs nothing but its sample. The upstream says nothing of its images."""
+    from yolowatch.demo.traffic import upload_for
+
+    upstream_port, port, admin_port = free_port(), free_port(), free_port()
+    admin = f"http://127.0.0.1:{admin_port}"
+    with running(upstream_command(upstream_port), f"http://127.0.0.1:{upstream_port}/health"):
+        command = _sidecar(f"http://127.0.0.1:{upstream_port}", port, admin_port, tmp_path / "i.db",
+                           "--image-sample", "0.5")  # fmt: skip
+        with running(command, f"{admin}/health"):
+            medians = {}
+            for mode in ("normal", "drifted"):
+                for index in range(40):
+                    name, data, content_type = upload_for(mode, index)
+                    files = {"file": (name, data, content_type)}
+                    assert requests.post(f"http://127.0.0.1:{port}/predict", files=files, timeout=30).ok
+                expected = 20 if mode == "normal" else 40
+
+                def measured(response: requests.Response, expected: int = expected) -> bool:
+                    rows = {row["property"]: row for row in response.json()["image"]}
+                    return "brightness" in rows and rows["brightness"]["images"] == expected
+
+                answer = wait_until(lambda: requests.get(f"{admin}/api/deployments/edge/signals?range=1h", timeout=10),
+                                    f"{expected} measured uploads", accept=measured)  # fmt: skip
+                medians[mode] = {row["property"]: row for row in answer.json()["image"]}
+            text = {"file": ("notes.txt", b"not an image", "text/plain")}
+            for _ in range(2):
+                requests.post(f"http://127.0.0.1:{port}/predict", files=text, timeout=30)
+            assert requests.get(f"{admin}/health", timeout=10).status_code == 200
+    # Cumulative figures: the drifted half pulls the median down and the 5th percentile far down.
+    assert medians["drifted"]["brightness"]["p5"] < medians["normal"]["brightness"]["p5"] - 20
+    assert medians["drifted"]["sharpness"]["p5"] < medians["normal"]["sharpness"]["p5"] / 10

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -157,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep-alive connections to the upstream, at most N at once; more concurrent requests wait for a "
         "free one, up to --timeout-s (default 100)",
+    )
+    sidecar.add_argument(
+        "--image-sample",
+        type=float,
+        metavar="SHARE",
+        help="decode this share of the uploads (0.1: one in ten) for their image properties (brightness, "
+        "contrast, sharpness, size), off the request path; for an upstream that does not report them (the "
+        "bundled app does). Needs the yolo extra (OpenCV). Default 0: none",
     )
     _monitoring_arguments(sidecar)
 
@@ -360,9 +369,11 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
         probe_path=args.probe_path,
         upstream_timeout_s=args.timeout_s,
         upstream_connections=args.upstream_connections,
+        image_sample=args.image_sample,
         **_monitoring_overrides(args),
     )
     settings = _checked(settings, "sidecar")
+    measure = _image_measure(settings) if settings.image_sample > 0 else None
     configure_logging(settings.log_level, settings.log_format)
     print(
         f"yolowatch: proxying http://{settings.host}:{settings.port} to {redacted_url(settings.upstream)}; "
@@ -372,8 +383,14 @@ def run_sidecar(args: argparse.Namespace, settings: Settings) -> int:
     )
     stack = server_stack()
     print(f"yolowatch: {stack.describe()}", flush=True)
-    run_on(stack, serve_sidecar(settings, stack))
+    run_on(stack, serve_sidecar(settings, stack, measure))
     return 0
+
+
+def _image_measure(settings: Settings) -> Callable[[bytes], dict[str, float] | None]:
+    """What measures a sampled upload: OpenCV's decoding and the properties, from the yolo extra."""
+    imagestats = _extra("yolowatch.yolo.imagestats", "--image-sample")
+    return functools.partial(imagestats.measure_upload, max_pixels=settings.max_image_pixels)
 
 
 def _predict_headers(settings: Settings) -> dict[str, str] | None:

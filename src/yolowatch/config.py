@@ -66,6 +66,8 @@ class Settings:
     upstream_timeout_s: float = 60.0
     # Keep-alive connections to the upstream, at most this many at once; more concurrent requests wait for one.
     upstream_connections: int = 100
+    # The share of uploads the sidecar decodes for their image properties (0: none; needs the yolo extra).
+    image_sample: float = 0.0
     admin_port: int = 8001
     alerts: bool = True  # the default alert rules (README, "Alerts"), to the log
     # Also POST Alertmanager-shaped notifications here; the URL may hold a password, so it is never printed.
@@ -117,6 +119,8 @@ class Settings:
                 )
             if not urlsplit(self.db).hostname:
                 raise ValueError(f"--db {shown_db(self.db)} names no host: use postgresql://user:password@host:5432/db")
+        if not 0 <= self.image_sample <= 1:
+            raise ValueError(f"--image-sample must be between 0 and 1 (a share of uploads); got {self.image_sample}")
         if self.upstream_connections < 1:
             raise ValueError(f"--upstream-connections must be at least 1; got {self.upstream_connections}")
         if self.upstream_timeout_s <= 0:

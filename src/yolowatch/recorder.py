@@ -85,6 +85,7 @@ class RecorderStats:
     monitoring_failures: int = 0
     detections_skipped: int = 0  # predict responses not parsed because the per-second parse budget was spent
     paused_skipped: int = 0  # requests of paused or archived monitors, not recorded
+    images_dropped: int = 0  # sampled image properties that came after their minute ended
 
 
 # A response body to read later, or one with the model version its X-Model-Version header named.
@@ -130,7 +131,24 @@ class Recorder:
         self.paused: frozenset[str] = frozenset()
         # Requests inside the wrapped app now (the middleware counts them in and out); saturation figures.
         self.in_flight = 0
+        self._pending_images: list[tuple[float, str, dict[str, float]]] = []
         self.saturation_now: dict[str, dict[str, float]] = {}  # deployment -> the latest sample
+
+    def record_image(self, deployment: str, properties: dict[str, float]) -> None:
+        """One upload's image properties, measured apart from its request (the sidecar's sample of uploads): kept
+        for the next fold, which adds them to the deployment's live minute (after that minute's requests)."""
+        self._pending_images.append((self.clock(), deployment, properties))
+
+    def _fold_images(self) -> None:
+        """The pending image properties into their live minutes; one whose minute is no longer live is dropped
+        (measured as its minute ended) and counted."""
+        images, self._pending_images = self._pending_images, []
+        for ts, deployment, properties in images:
+            bucket = self._live.get(deployment)
+            if bucket is None or bucket.start_s != int(ts // 60) * 60:
+                self.stats.images_dropped += 1
+            else:
+                bucket.add_image(properties)
 
     def record_saturation(self, deployment: str, sample: dict[str, float]) -> None:
         """Note one saturation sample (about once a second, from the monitor's sampler): kept as the latest, and
@@ -192,6 +210,7 @@ class Recorder:
             self.stats.paused_skipped += len(pending) - len(kept)
             pending = kept
         if not pending:
+            self._fold_images()
             return
         self._folding = True
         try:
@@ -218,6 +237,7 @@ class Recorder:
                         self._failure_logged = True
                         log.exception("yolowatch could not fold %d requests (counted; logged only once)", len(run))
                 start = end
+            self._fold_images()
         finally:
             self._folding = False
 

@@ -227,11 +227,18 @@ class Bucket:
             key = params_key(*summary.params)
             self.params[key] = self.params.get(key, 0) + 1
         for properties in summary.image_properties:
-            for name, value in properties.items():
-                counts = self.image.get(name)
-                if counts is None:
-                    counts = self.image[name] = [0] * (len(IMAGE_EDGES[name]) + 1)
-                counts[bisect.bisect_right(IMAGE_EDGES[name], value)] += 1
+            self.add_image(properties)
+
+    def add_image(self, properties: dict[str, float]) -> None:
+        """One image's properties (IMAGE_PROPERTIES; others are not kept) into their bins."""
+        for name, value in properties.items():
+            edges = IMAGE_EDGES.get(name)
+            if edges is None:
+                continue
+            counts = self.image.get(name)
+            if counts is None:
+                counts = self.image[name] = [0] * (len(edges) + 1)
+            counts[bisect.bisect_right(edges, value)] += 1
 
     def stage(self, name: str) -> HdrHistogram:
         histogram = self.stages.get(name)

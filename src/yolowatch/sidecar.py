@@ -23,6 +23,7 @@ from yolowatch._util import redacted_url
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.asgi.proxy import ProxyApp
 from yolowatch.asgi.routes import DEFAULT_EXCLUDED_PATHS, Dispatch
+from yolowatch.asgi.sampler import Measure, UploadSampler
 from yolowatch.compose import ServerStack, admin_app, create_monitor, health_router, server_stack
 from yolowatch.config import Settings
 from yolowatch.errors import json_error
@@ -37,8 +38,9 @@ async def _not_admin(scope: Scope, receive: Receive, send: Send) -> None:
         )
 
 
-def create_sidecar(settings: Settings) -> tuple[ASGIApp, ASGIApp, Monitor]:
-    """(traffic app, admin app, monitor) for `settings.upstream`."""
+def create_sidecar(settings: Settings, measure: Measure | None = None) -> tuple[ASGIApp, ASGIApp, Monitor]:
+    """(traffic app, admin app, monitor) for `settings.upstream`; with `measure` (an upload's bytes to its image
+    properties, from the yolo extra), `settings.image_sample` of the uploads are measured."""
     upstream = settings.upstream.rstrip("/")
     if settings.probe_image:
         image = Path(settings.probe_image)
@@ -46,8 +48,13 @@ def create_sidecar(settings: Settings) -> tuple[ASGIApp, ASGIApp, Monitor]:
     else:
         probe = http_probe(upstream + settings.health_path)
     monitor = create_monitor(settings, probe=probe, endpoint=redacted_url(upstream), kind="sidecar")
+    proxy: ASGIApp = ProxyApp(
+        upstream, timeout_s=settings.upstream_timeout_s, max_connections=settings.upstream_connections
+    )
+    if measure is not None and settings.image_sample > 0:
+        proxy = UploadSampler(proxy, monitor.recorder, settings.deployment, measure, settings.image_sample)
     traffic = WatchMiddleware(
-        ProxyApp(upstream, timeout_s=settings.upstream_timeout_s, max_connections=settings.upstream_connections),
+        proxy,
         monitor=monitor,
         excluded_paths=DEFAULT_EXCLUDED_PATHS,
         excluded_prefixes=(),  # the upstream's /api/... is its traffic
@@ -63,8 +70,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_sidecar(settings: Settings, stack: ServerStack | None = None) -> None:
-    traffic, admin, _ = create_sidecar(settings)
+async def serve_sidecar(settings: Settings, stack: ServerStack | None = None, measure: Measure | None = None) -> None:
+    traffic, admin, _ = create_sidecar(settings, measure)
     stack = stack or server_stack()
     common = {"host": settings.host, "log_config": None, "access_log": False, "loop": stack.loop, "http": stack.http}
     servers = [

@@ -14,6 +14,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from yolowatch.errors import RequestError
+from yolowatch.yolo.uploads import decode_image
+
 # The long side the properties are measured at: the default imgsz, the scale the model sees the image at.
 MEASURE_LONG_SIDE = 640
 
@@ -65,3 +68,13 @@ def _gray(image: np.ndarray) -> np.ndarray:
     if channels == 1:
         return np.ascontiguousarray(image[:, :, 0])
     return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if channels == 3 else cv2.COLOR_BGRA2GRAY))
+
+
+def measure_upload(data: bytes, max_pixels: int) -> dict[str, float] | None:
+    """An uploaded file's properties (what the sidecar measures of a sample of the uploads it relays; the aspect
+    ratio and size come with every response's `shape`); None for what is not a whole, accepted image (the
+    upstream judged it already)."""
+    try:
+        return image_properties(decode_image(data, max_pixels))
+    except RequestError:
+        return None
