@@ -328,14 +328,21 @@ async def _fire_any_error(monitor: Monitor) -> list[tuple[str, str]]:
 
 
 def test_the_readme_rules_example_loads(tmp_path: Path) -> None:
-    """The README's rules.toml example loads, adding its one rule to the defaults."""
+    """The README's rules.toml example loads, adding its two rules (one scoped to a class) to the defaults."""
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "rules.toml").write_text(example)
     rules = {r.name: r for r in load_rules_file(tmp_path / "rules.toml", default_rules())}
     slow = rules["SlowP99"]
     assert (slow.for_s, slow.keep_firing_s, slow.every_s, slow.deployment) == (600, 120, 60, "prod")
-    assert len(rules) == len(default_rules()) + 1
+    person = rules["PersonDrop"]
+    assert (person.class_name, person.key, person.threshold, person.for_s) == (
+        "person",
+        "detection_rate[person]",
+        0.5,
+        600,
+    )
+    assert len(rules) == len(default_rules()) + 2
 
 
 async def test_without_scipy_the_drift_rule_is_skipped_and_the_others_still_run(

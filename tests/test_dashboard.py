@@ -16,8 +16,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+import numpy as np
 import pytest
 import requests
 from playwright import sync_api as playwright_api
@@ -27,7 +28,7 @@ from starlette.routing import Mount
 from helpers import FakeClock, free_port, record_fortnight, stop_process, uvicorn_in_thread, wait_healthy, wait_until
 from yolowatch.admin import admin_router
 from yolowatch.recorder import Recorder
-from yolowatch.records import AlertState, HealthResult, Notification, ProcessInfo
+from yolowatch.records import STAGES, AlertState, DetectionSummary, HealthResult, Notification, ProcessInfo
 from yolowatch.store import Store, StoreWriter
 
 pytestmark = pytest.mark.slow
@@ -542,3 +543,261 @@ def test_fleet_map_pins_each_region_in_its_health_colour(browser, tmp_path: Path
     assert origins == {base}, requested
     assert f"{base}/dashboard/vendor/world-atlas/land-110m.json" in requested
     assert refused == []
+
+
+# The Signals, Versions and Quality tabs over the YOLO signals: stage times, classes, request parameters, image
+# properties, saturation and model versions.
+
+DASHBOARD_JS = Path(__file__).parents[1] / "src" / "yolowatch" / "dashboard" / "js"
+VERSION_A = "shapes-yolo.pt@0123456789ab"
+VERSION_B = "<b>canary</b>.pt@ba9876543210"  # a client-named model: markup that must show as text
+MARKUP_CLASS = "<img src=x onerror=alert('class')>"
+_CLASS_DETECTIONS = """() => Object.fromEntries([...document.querySelectorAll(
+    '.deployment[data-id=demo] table.classes tr[data-class]')].map(r => [r.dataset.class,
+    +r.querySelector('td.detections').textContent.replace(/[^0-9]/g, '')]))"""
+
+
+def _fmt_ms(ms: float) -> str:
+    """As format.js fmtMs shows a time."""
+    return f"{round(ms)} ms" if ms >= 100 else f"{ms:.1f} ms"
+
+
+def _console_problems(page: playwright_api.Page) -> list[str]:
+    """Console errors, CSP refusals and uncaught exceptions from now on (the list fills as they happen)."""
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if m.type == "error" or "Content Security" in m.text else None,
+    )
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+def test_signals_tab_shows_the_same_figures_as_the_api(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    """The Signals tab shows the API's per-class detections, every pipeline stage, the request parameters and the
+    image properties of the real traffic, saturation cards (no GPU here), and follows the range selector."""
+    problems = _console_problems(page)
+    card = page.locator(".deployment[data-id=demo]")
+    with page.expect_response(lambda r: "/api/deployments/demo/signals?range=24h" in r.url) as answered:
+        card.locator("[data-tab=signals]").click()
+    api = answered.value.json()
+    card.locator(".panel.stages canvas").wait_for()
+    assert api["classes"] and page.evaluate(_CLASS_DETECTIONS) == {c["name"]: c["detections"] for c in api["classes"]}
+    stages = card.locator("table.stage-times tr[data-stage]")
+    assert stages.evaluate_all("rows => rows.map(r => r.dataset.stage)") == list(STAGES)
+    assert [s["stage"] for s in api["stages"]] == list(STAGES)
+    for stage in api["stages"]:
+        cells = card.locator(f"table.stage-times tr[data-stage={stage['stage']}] td").all_inner_texts()
+        assert cells[2:5] == [_fmt_ms(stage[key]) for key in ("p50Ms", "p95Ms", "p99Ms")]
+    params = card.locator("table.params tr[data-params]").evaluate_all("rows => rows.map(r => r.dataset.params)")
+    assert params == [
+        f"conf={p['conf']} iou={p['iou']} imgsz={p['imgsz']}".replace("None", "null") for p in api["params"]
+    ]
+    shown = card.locator("table.image-properties tr[data-property]").evaluate_all(
+        "rs => rs.map(r => r.dataset.property)"
+    )
+    assert sorted(shown) == sorted(row["property"] for row in api["image"]) and shown
+    figures = card.locator(".panel.saturation .card[data-figure]").evaluate_all("cs => cs.map(c => c.dataset.figure)")
+    assert figures == ["inFlight", "queue", "cpu", "rss", "gpu"]
+    if api["saturation"]["gpuUtilizationPercent"] is None:  # this machine has no GPU
+        assert card.locator(".card[data-figure=gpu] .value").inner_text() == "no GPU"
+    with page.expect_response(lambda r: "/api/deployments/demo/signals?range=1h" in r.url):
+        card.locator("button[data-range='1h']").click()
+    card.locator(".signals[data-range='1h'] .panel.stages").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    card.screenshot(path=str(ARTIFACTS / "dashboard-signals.png"))
+    card.locator("[data-tab=versions]").click()
+    assert "second model version will appear here" in card.locator(".versions .single").inner_text()
+    assert card.locator("table.version-list tr[data-version]").count() == 1
+    assert problems == []
+
+
+def _yolo_response(
+    rng: np.random.Generator, version: str, params: tuple[float, float, int], slow: bool = False
+) -> DetectionSummary:
+    """One image's response as a YOLO app answers it: four detections above the request's conf, its stage
+    times, image properties, parameters and model version."""
+    confidences = tuple(float(c) for c in np.clip(rng.beta(8, 2, 4), params[0], 1.0))
+    areas = tuple(float(a) for a in np.clip(rng.lognormal(np.log(0.02), 1.0, 4), 1e-6, 1.0))
+    stages = {"decode": 0.6, "queue": 0.2, "preprocess": 0.5, "inference": float(rng.normal(45 if slow else 30, 2))}
+    image = {"brightness": float(rng.normal(115, 8)), "contrast": float(rng.normal(40, 4)),
+             "sharpness": float(rng.lognormal(6, 0.3)), "aspect": 4 / 3, "megapixels": 0.3}  # fmt: skip
+    names = ("person", "car", "person", MARKUP_CLASS)
+    return DetectionSummary(
+        1, 4, confidences, areas, (0, 1, 0, 2), names, confidences, ({**stages, "postprocess": 0.7},), (image,),
+        params, version,
+    )  # fmt: skip
+
+
+async def _yolo_history(db: Path) -> None:
+    """'canary': 160 requests of VERSION_A at conf 0.25 imgsz 640 and 160 of VERSION_B at conf 0.5 imgsz 320 ten
+    minutes ago, with saturation samples; 'delta': a fortnight whose clients moved from conf 0.25 imgsz 640 to
+    conf 0.5 imgsz 320 on day 7; 'fresh': registered, never used."""
+    rng = np.random.default_rng(4)
+    clock = FakeClock(time.time() - 600)
+    store = Store(db, clock=clock)
+    try:
+        recorder = Recorder(clock=clock)
+        writer = StoreWriter(store, recorder, "w")
+        for name in ("canary", "delta", "fresh"):
+            await store.register_deployment(name)
+        for i in range(320):
+            version, params = (VERSION_A, (0.25, 0.7, 640)) if i % 2 else (VERSION_B, (0.5, 0.7, 320))
+            response = _yolo_response(rng, version, params, slow=version == VERSION_B)
+            recorder.record_request("canary", "POST", "/predict", 200, 40_000, f"c{i}", response)
+        assert await writer.flush()
+        for in_flight in (1, 3, 2):  # the live minute has traffic now: its saturation samples are kept
+            sample = {"in_flight": in_flight, "queue": in_flight - 1, "cpu_percent": 40.0, "rss_bytes": 900 * 2**20}
+            recorder.record_saturation("canary", sample)
+        assert await writer.flush()
+        clock.now = time.time() - 14 * 86400
+        for day in range(14):
+            params = (0.25, 0.7, 640) if day < 7 else (0.5, 0.7, 320)
+            for i in range(80):
+                response = _yolo_response(rng, VERSION_A, params)
+                recorder.record_request("delta", "POST", "/predict", 200, 40_000, f"d{day}-{i}", response)
+            clock.advance(3600)
+            assert await writer.flush()
+            clock.advance(86400 - 3600)
+        assert await writer.flush()
+    finally:
+        await store.close()
+
+
+@pytest.fixture(scope="module")
+def yolo_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = tmp_path_factory.mktemp("yolo") / "yolo.db"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _yolo_history(db)).result()
+    server = Served(db)
+    server.start()
+    try:
+        yield server.base
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def yolo_page(browser, yolo_served: str):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = context.new_page()
+    page.problems = _console_problems(page)
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{yolo_served}/dashboard/")
+    page.wait_for_selector(".deployment[data-id=canary] .chart canvas", timeout=20_000)
+    yield page
+    context.close()
+
+
+def test_versions_tab_compares_two_versions_side_by_side(yolo_page, yolo_served: str) -> None:  # type: ignore[no-untyped-def]
+    """Two versions get a selector each and their figures side by side as /compare gives them, with the drift
+    verdicts of b against a: the imgsz change makes confidence and box size "not comparable"."""
+    page = yolo_page
+    card = page.locator(".deployment[data-id=canary]")
+    with page.expect_response(lambda r: "/api/deployments/canary/compare?" in r.url) as answered:
+        card.locator("[data-tab=versions]").click()
+    compared = answered.value.json()
+    listed = requests.get(f"{yolo_served}/api/deployments/canary/signals?range=24h", timeout=10).json()["versions"]
+    rows = card.locator("table.version-list tr[data-version]")
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.version)") == [v["version"] for v in listed]
+    assert {compared["a"]["version"], compared["b"]["version"]} == {VERSION_A, VERSION_B}
+    assert card.locator("select[data-side=a]").input_value() == compared["a"]["version"]
+    assert card.locator("select[data-side=b]").input_value() == compared["b"]["version"]
+    card.locator("table.compare-signals").wait_for()
+    for side in ("a", "b"):
+        requests_shown = card.locator(f"table.compare-summary tr[data-figure=requests] td.{side}").inner_text()
+        assert _number(requests_shown) == compared[side]["summary"]["requests"] == 160
+        p50 = {s["stage"]: s["p50Ms"] for s in compared[side]["stages"]}
+        assert card.locator(f"table.compare-stages tr[data-stage=inference] td.{side}").inner_text() == _fmt_ms(
+            p50["inference"]
+        )
+    verdicts = dict(
+        card.locator("table.compare-signals tr[data-signal]").evaluate_all(
+            "rows => rows.map(r => [r.dataset.signal, r.querySelector('.verdict').textContent])"
+        )
+    )
+    expected = {s["signal"]: "not comparable" if not s["comparable"] else "drift" if s["drifted"] else "no drift"
+                for s in compared["drift"]["signals"]}  # fmt: skip
+    assert verdicts == expected and verdicts["confidence"] == "not comparable"
+    assert compared["drift"]["params"]["reason"] in card.locator(".compare-drift .params-change").inner_text()
+    # Picking b's version for a swaps the two, and asks /compare for the swapped pair.
+    swapped = urlencode({"a": compared["b"]["version"], "b": compared["a"]["version"]})
+    with page.expect_response(lambda r: "/compare?" in r.url and swapped in r.url):
+        card.locator("select[data-side=a]").select_option(compared["b"]["version"])
+    assert card.locator("select[data-side=b]").input_value() == compared["a"]["version"]
+    card.locator("table.compare-signals").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    card.screenshot(path=str(ARTIFACTS / "dashboard-versions.png"))
+    assert page.problems == []
+
+
+def test_markup_in_class_and_version_names_shows_as_text(yolo_page) -> None:  # type: ignore[no-untyped-def]
+    """A class name and a model version holding HTML show as that text in the new tabs, and run nothing."""
+    page = yolo_page
+    card = page.locator(".deployment[data-id=canary]")
+    card.locator("[data-tab=signals]").click()
+    card.locator(f'table.classes tr[data-class="{MARKUP_CLASS}"]').wait_for()
+    assert card.locator("table.classes td.class-name").all_inner_texts().count(MARKUP_CLASS) == 1
+    card.locator("[data-tab=versions]").click()
+    card.locator("table.compare-classes").wait_for()
+    assert VERSION_B in card.locator("table.version-list").inner_text()
+    assert MARKUP_CLASS in card.locator("table.compare-classes").inner_text()
+    assert card.locator(".tab img, .tab b").count() == 0 and page.dialogs == [] and page.problems == []
+
+
+def test_no_dashboard_module_writes_html() -> None:
+    """Every module builds the page from text (dom.js): none parses a string as HTML."""
+    writes_html = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment")
+    offenders = [path.name for path in sorted(DASHBOARD_JS.glob("*.js")) if writes_html.search(path.read_text())]
+    assert offenders == []
+
+
+def test_saturation_cards_show_the_sampled_figures(yolo_page, yolo_served: str) -> None:  # type: ignore[no-untyped-def]
+    """Sampled in-flight, queue, CPU and memory figures show on the cards and chart; no GPU figures: "no GPU"."""
+    page = yolo_page
+    card = page.locator(".deployment[data-id=canary]")
+    card.locator("[data-tab=signals]").click()
+    card.locator(".panel.saturation .chart[data-chart=busy] canvas").wait_for()
+    api = requests.get(f"{yolo_served}/api/deployments/canary/signals?range=24h", timeout=10).json()["saturation"]
+    assert api["inFlightMax"] == 3 and api["gpuUtilizationPercent"] is None
+    value = lambda figure: card.locator(f".card[data-figure={figure}] .value").inner_text()  # noqa: E731
+    assert value("inFlight") == "2 mean · 3 max"
+    assert value("cpu") == "40%" and value("rss") == "900 MiB" and value("gpu") == "no GPU"
+    assert page.problems == []
+
+
+def test_quality_tab_shows_a_parameter_change_and_image_drift(yolo_page, yolo_served: str) -> None:  # type: ignore[no-untyped-def]
+    """When clients changed conf and imgsz, the Quality tab says so above the tests, with when; the tests the
+    change spoils say "not comparable"; the image properties have drift tests of their own."""
+    page = yolo_page
+    card = page.locator(".deployment[data-id=delta]")
+    card.locator("[data-tab=quality]").click()
+    note = card.locator(".params-change")
+    note.wait_for(timeout=30_000)
+    drift = requests.get(f"{yolo_served}/api/deployments/delta/drift", timeout=30).json()
+    assert drift["params"]["changed"] and "conf from 0.25 to 0.5" in drift["params"]["reason"]
+    assert note.inner_text().startswith("Parameter change at ") and drift["params"]["reason"] in note.inner_text()
+    boxes = card.locator(".chart[data-signal]")
+    shown = dict(boxes.evaluate_all("bs => bs.map(b => [b.dataset.signal, b.querySelector('.verdict').textContent])"))
+    assert set(shown) == {s["signal"] for s in drift["signals"]} >= {"confidence", "boxSize", "brightness", "aspect"}
+    for signal in drift["signals"]:
+        assert (shown[signal["signal"]] == "not comparable") == (not signal["comparable"])
+    assert shown["boxSize"] == "not comparable"
+    card.locator(".chart[data-signal=brightness] canvas").wait_for()
+    assert page.problems == []
+
+
+def test_a_fresh_deployment_shows_empty_panels(yolo_page) -> None:  # type: ignore[no-untyped-def]
+    """A deployment with no traffic (null saturation, empty lists) gets a note in each panel, and no error."""
+    page = yolo_page
+    card = page.locator(".deployment[data-id=fresh]")
+    card.locator("[data-tab=signals]").click()
+    card.locator(".signals .panel.image .empty").wait_for()
+    for name in ("stages", "classes", "params", "image"):
+        assert card.locator(f".panel.{name} .empty").count() == 1, name
+    assert card.locator(".card[data-figure=gpu] .value").inner_text() == "no GPU"
+    card.locator("[data-tab=versions]").click()
+    card.locator(".versions .empty").wait_for()
+    assert "No response named its model version" in card.locator(".versions").inner_text()
+    assert page.problems == []

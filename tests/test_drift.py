@@ -102,6 +102,7 @@ def test_a_pinned_baseline_persists_and_moves_the_comparison(
         default = client.get(url).json()
         assert default == {
             "deployment": "drifting",
+            "version": None,  # the deployment's own, not one model version's
             "pinned": False,
             "baseline": {"start": start, "end": start + 7 * DAY},
         }

@@ -391,7 +391,7 @@ def test_stage_percentiles_match_the_times_each_stage_took(tmp_path: Path) -> No
     async def read() -> dict[str, float]:
         store = Store(db)
         try:
-            total, _ = await store.signals("staged", "1h")
+            total = (await store.signals("staged", "1h")).total
         finally:
             await store.close()
         return {stage: histogram.get_value_at_percentile(50) / 1000 for stage, histogram in total.stages.items()}
@@ -421,7 +421,7 @@ def test_a_model_version_header_names_the_version_a_body_does_not(tmp_path: Path
     async def versions() -> dict[str, int]:
         store = Store(db)
         try:
-            total, _ = await store.signals("h", "1h")
+            total = (await store.signals("h", "1h")).total
         finally:
             await store.close()
         return {name: bucket.requests for name, bucket in total.versions.items()}

@@ -337,3 +337,24 @@ def test_image_properties_measured_apart_join_their_live_minute(clock: FakeClock
     recorder.record_request("d", "POST", "/predict", 200, 1000, "r")
     recorder.collect()
     assert recorder.stats.images_dropped == 1
+
+
+def test_one_model_keeps_its_detection_figures_once_and_writes_them_whole(clock: FakeClock) -> None:
+    """With every response naming one model, the version's detection figures are the minute's own: written whole
+    in the snapshot, the closed minute and the rollups; a second model then keeps each version's apart."""
+    recorder = Recorder(clock=clock)
+    a = replace(_summary([0.9, 0.8], [0.01, 0.02], ["cat", "dog"]), model="a.pt@1")
+    for _ in range(4):
+        recorder.record_request("d", "POST", "/predict", 200, 10_000, "r", a)
+    live, quarter, *_ = recorder.collect().buckets
+    for bucket in (live, quarter):
+        version = bucket.versions["a.pt@1"]
+        assert (version.requests, version.predictions, version.detections) == (4, 4, 8)
+        assert version.classes == {"cat": 4, "dog": 4} and sum(version.confidence_hist) == 8
+    b = replace(_summary([0.5], [0.3], ["cat"]), model="b.pt@2")
+    recorder.record_request("d", "POST", "/predict", 200, 10_000, "r", b)
+    recorder.record_request("d", "POST", "/predict", 200, 10_000, "r", a)
+    clock.advance(60)
+    closed = next(bucket for bucket in recorder.collect().buckets if bucket.tier_s == 60)
+    assert closed.versions["a.pt@1"].detections == 10 and closed.versions["b.pt@2"].classes == {"cat": 1}
+    assert closed.detections == 11

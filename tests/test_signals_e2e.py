@@ -192,7 +192,7 @@ def test_parameter_change_drift_classes_and_versions(tmp_path: Path, receiver: W
         saturation = signals["saturation"]
         assert saturation["queueMax"] >= 4 and saturation["inFlightMax"] >= 4, saturation  # 12 clients, 1 model
         assert saturation["cpuPercent"] > 10 and saturation["rssMaxBytes"] > 100 * 2**20, saturation
-        assert saturation["gpuUtilization"] is None and saturation["gpuMemoryMaxBytes"] is None  # no GPU here
+        assert saturation["gpuUtilizationPercent"] is None and saturation["gpuMemoryMaxBytes"] is None  # no GPU here
         metrics = requests.get(f"{base}/metrics", timeout=10).text
         rss = re.search(r'^yolowatch_process_resident_memory_bytes\{deployment="e2e"\} (\S+)$', metrics, re.M)
         assert rss is not None and float(rss.group(1)) > 100 * 2**20

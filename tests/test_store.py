@@ -410,7 +410,7 @@ async def test_yolo_signals_and_versions_are_stored_and_read_back(
         if i % 50 == 49:
             clock.advance(15)
             assert await writer.flush()
-    total, series = await store.signals("demo", "1h")
+    total, series, seen = await store.signals("demo", "1h")
     expected_classes = Counter(r["name"] for _, _, b in sent for r in b["images"][0]["results"])
     assert total.classes == dict(expected_classes)
     for name, count in expected_classes.items():
@@ -424,7 +424,8 @@ async def test_yolo_signals_and_versions_are_stored_and_read_back(
         "a.pt@abc123": 300,
         "b.pt@abc123": 100,
     }
-    b_only, _ = await store.signals("demo", "1h", version="b.pt@abc123")
+    assert seen["a.pt@abc123"][0] < seen["b.pt@abc123"][0]  # the canary answered later
+    b_only = (await store.signals("demo", "1h", version="b.pt@abc123")).total
     assert b_only.requests == 100 and b_only.params == {"conf=0.5 iou=0.7 imgsz=640": 100}
     b_classes = Counter(r["name"] for m, _, b in sent if m == "b.pt" for r in b["images"][0]["results"])
     assert b_only.classes == dict(b_classes)

@@ -195,6 +195,8 @@ def request_params(params: Any) -> tuple[float | None, float | None, int | None]
 
 def version_name(name: str) -> str | None:
     """A model name as a version key: whitespace collapsed, control characters dropped, at most 128 characters."""
+    if len(name) <= MAX_MODEL_CHARS and name.isprintable() and name.strip() == name and "  " not in name:
+        return name or None  # the usual name, checked in C
     shown = " ".join("".join(ch for ch in name if ch.isprintable() or ch.isspace()).split())[:MAX_MODEL_CHARS]
     return shown or None
 

@@ -6,11 +6,11 @@ every range draws 60-96 points and a 30-day query decodes 90 histograms per writ
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from yolowatch.records import IMAGE_EDGES, IMAGE_TOP, STAGES, Bucket, add_saturation, parse_params_key
+from yolowatch.records import IMAGE_EDGES, IMAGE_PROPERTIES, IMAGE_TOP, STAGES, Bucket, add_saturation, parse_params_key
 
 EIGHT_HOURS = 8 * 3600
 
@@ -169,7 +169,10 @@ def histogram_quantile(counts: list[int], edges: tuple[float, ...], top: float, 
 def image_metrics(bucket: Bucket) -> list[dict[str, Any]]:
     """Per image property measured: images, and the 5th, 50th and 95th percentiles (from the bins)."""
     rows = []
-    for name, counts in bucket.image.items():
+    for name in IMAGE_PROPERTIES:
+        counts = bucket.image.get(name)
+        if counts is None:
+            continue
         edges, top = IMAGE_EDGES[name], IMAGE_TOP[name]
         rows.append(
             {
@@ -181,10 +184,17 @@ def image_metrics(bucket: Bucket) -> list[dict[str, Any]]:
     return rows
 
 
-def version_metrics(bucket: Bucket) -> list[dict[str, Any]]:
-    """Each model version that answered, most requests first, with its own figures."""
+def version_metrics(bucket: Bucket, seen: dict[str, tuple[int, int]] | None = None) -> list[dict[str, Any]]:
+    """Each model version that answered, most requests first, with its own figures and, given `seen`, the start
+    of the first and of the last period it answered in (which one is the incumbent, which the canary)."""
+    seen = seen or {}
     return [
-        {"version": name, **bucket_metrics(version)}
+        {
+            "version": name,
+            "first_seen_s": seen.get(name, (None, None))[0],
+            "last_seen_s": seen.get(name, (None, None))[1],
+            **bucket_metrics(version),
+        }
         for name, version in sorted(bucket.versions.items(), key=lambda item: (-item[1].requests, item[0]))
     ]
 
@@ -204,13 +214,14 @@ def saturation_metrics(figures: dict[str, float]) -> dict[str, float | None]:
         "queue_max": figures.get("queue_max"),
         "cpu_percent": mean("cpu_percent_sum", "cpu_samples"),
         "rss_max_bytes": figures.get("rss_max_bytes"),
-        "gpu_utilization": mean("gpu_utilization_sum", "gpu_samples"),
+        "gpu_utilization_percent": mean("gpu_utilization_sum", "gpu_samples"),
         "gpu_memory_max_bytes": figures.get("gpu_memory_max_bytes"),
     }
 
 
-def signal_metrics(bucket: Bucket) -> dict[str, Any]:
-    """Everything a YOLO operator reads beyond latency and errors, from one merged bucket."""
+def signal_metrics(bucket: Bucket, seen: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """Everything a YOLO operator reads beyond latency and errors, from one merged bucket (`seen`: when each
+    version first and last answered)."""
     return {
         "saturation": saturation_metrics(bucket.saturation),
         "stages": stage_metrics(bucket),
@@ -218,8 +229,17 @@ def signal_metrics(bucket: Bucket) -> dict[str, Any]:
         "params": params_metrics(bucket),
         "params_unknown": bucket.predictions - sum(bucket.params.values()),
         "image": image_metrics(bucket),
-        "versions": version_metrics(bucket),
+        "versions": version_metrics(bucket, seen),
     }
+
+
+def versions_seen(buckets: Iterable[Bucket], seen: dict[str, tuple[int, int]]) -> Iterator[Bucket]:
+    """Pass the buckets through, noting in `seen` the first and last period start of each version in them."""
+    for bucket in buckets:
+        for name in bucket.versions:
+            first, last = seen.get(name, (bucket.start_s, bucket.start_s))
+            seen[name] = (min(first, bucket.start_s), max(last, bucket.start_s))
+        yield bucket
 
 
 def signal_series(buckets: Iterable[Bucket], points: RangePoints) -> list[dict[str, Any]]:

@@ -125,7 +125,9 @@ class Monitor:
         """About once a second: requests in flight, the inference queue, this process's CPU and memory, and the
         GPUs NVML sees, into the recorder (its latest sample, and the live minute's sums and peaks). NVML is
         opened and read on a worker thread: a driver call never holds the event loop."""
-        gpus = await asyncio.to_thread(GpuReader.open)
+        gpus, why_not = await asyncio.to_thread(GpuReader.start)
+        if gpus is None:
+            log.info("no GPU readings: %s", why_not)
         try:
             before: ProcessSample = sample_process()
             while True:

@@ -290,19 +290,22 @@ class Recorder:
                 yield
                 budget.restart()
         summaries: dict[int, DetectionSummary] = {}
+        versions: dict[str, tuple[Counter[int], Counter[int]]] = {}  # its statuses and latencies, per version
         for i in chosen:
             summary = _summary(run[i][7])
             if summary is not None:
                 summaries[i] = summary
-                bucket.add_detections(summary)
+                bucket.add_parsed(summary)
                 lifetime.add_detections(summary)
-                if summary.model is not None:  # the version's own figures: of the responses that name it
-                    version = bucket.version(summary.model)
-                    version.add_requests(Counter((run[i][4],)), Counter((run[i][5],)), self.budget_us)
-                    version.add_detections(summary)
+                if summary.model is not None:  # the version's own requests: those whose response names it
+                    statuses_of, latencies_of = versions.setdefault(summary.model, (Counter(), Counter()))
+                    statuses_of[run[i][4]] += 1
+                    latencies_of[run[i][5]] += 1
             if budget.spent():
                 yield
                 budget.restart()
+        for name, (statuses_of, latencies_of) in versions.items():
+            bucket.version(name).add_requests(statuses_of, latencies_of, self.budget_us)
         for low in range(0, len(run), LOG_PIECE):
             self._log_entries(run, summaries, low, min(len(run), low + LOG_PIECE))
             if budget.spent():
@@ -361,6 +364,7 @@ class Recorder:
         return bucket
 
     def _close(self, minute_bucket: Bucket) -> None:
+        minute_bucket.settle_versions()  # it is written as it is (not copied): its versions whole
         self._closed.append(minute_bucket)
         for tier in TIER_SECONDS[1:]:
             start = minute_bucket.start_s - minute_bucket.start_s % tier

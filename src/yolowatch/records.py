@@ -180,6 +180,10 @@ class Bucket:
     versions: dict[str, Bucket] = field(default_factory=dict)  # model version -> its own requests (one level)
     # Saturation, sampled about once a second while the minute had traffic: sums and peaks (SATURATION_PEAKS).
     saturation: dict[str, float] = field(default_factory=dict)
+    # While every response read so far named this one model, its version's detection figures are this bucket's
+    # own (kept once, not twice: `add_parsed`); they are copied into the version when that stops holding, and by
+    # `merge` and `settle_versions` (before a bucket is written).
+    sole_version: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def errors(self) -> int:
@@ -253,6 +257,25 @@ class Bucket:
             bucket = self.versions[name] = Bucket(self.deployment, self.tier_s, self.start_s)
         return bucket
 
+    def add_parsed(self, summary: DetectionSummary) -> None:
+        """A read response's detections and signals, here and in its model version's sub-bucket (the caller adds
+        the version's request). The common case, one model, does the detection work once."""
+        model = summary.model
+        if self.sole_version is not None:
+            if model != self.sole_version:
+                self.settle_versions()
+        elif model is not None and self.predictions == 0 and not self.versions:
+            self.sole_version = model
+        self.add_detections(summary)
+        if model is not None and self.sole_version is None:
+            self.version(model).add_detections(summary)
+
+    def settle_versions(self) -> None:
+        """Give the sole version its detection figures (this bucket's own so far), and keep them apart from now."""
+        if self.sole_version is not None:
+            self.version(self.sole_version).merge_detections(self)
+            self.sole_version = None
+
     def merge(self, other: Bucket) -> None:
         self.latency.add(other.latency)
         self.requests += other.requests
@@ -261,6 +284,17 @@ class Bucket:
         self.server_errors += other.server_errors
         self.slow += other.slow
         self.latency_sum_us += other.latency_sum_us
+        self.merge_detections(other)
+        for name, bucket in other.versions.items():
+            version = self.version(name)
+            version.merge(bucket)
+            if name == other.sole_version:
+                version.merge_detections(other)
+        if other.saturation:
+            add_saturation(self.saturation, other.saturation)
+
+    def merge_detections(self, other: Bucket) -> None:
+        """The detection figures and YOLO signals of `other` (not its requests, latency or versions)."""
         self.predictions += other.predictions
         self.detections += other.detections
         self.confidence_sum += other.confidence_sum
@@ -278,10 +312,6 @@ class Bucket:
         for name, counts in other.image.items():
             mine = self.image.get(name)
             self.image[name] = list(counts) if mine is None else [a + b for a, b in zip(mine, counts, strict=True)]
-        for name, bucket in other.versions.items():
-            self.version(name).merge(bucket)
-        if other.saturation:
-            add_saturation(self.saturation, other.saturation)
 
     def copy_as(self, tier_s: int, start_s: int) -> Bucket:
         clone = Bucket(self.deployment, tier_s, start_s)

@@ -85,17 +85,24 @@ class GpuReader:
     @classmethod
     def open(cls) -> GpuReader | None:
         """A reader, or None where pynvml is missing or NVML cannot start (no driver, no GPU); logged at INFO."""
+        reader, reason = cls.start()
+        if reader is None:
+            log.info("no GPU readings: %s", reason)
+        return reader
+
+    @classmethod
+    def start(cls) -> tuple[GpuReader | None, str]:
+        """A reader, or None and why not, without logging (for a caller on a worker thread, which logs once it is
+        back on its event loop: a thread that outlives its caller must not log into a closed handler)."""
         try:
             import pynvml
         except ImportError:
-            log.info("no GPU readings: pynvml is not installed (the nvidia-ml-py package)")
-            return None
+            return None, "pynvml is not installed (the nvidia-ml-py package)"
         try:
             pynvml.nvmlInit()
         except Exception as exc:  # NVMLError_LibraryNotFound, _DriverNotLoaded, ...: no GPU to read either way
-            log.info("no GPU readings: NVML did not start (%s)", exc)
-            return None
-        return cls(pynvml)
+            return None, f"NVML did not start ({exc})"
+        return cls(pynvml), ""
 
     def read(self) -> list[GpuSample]:
         """One sample per device; [] once closed, or when NVML fails (logged once at WARNING per reader), so that a

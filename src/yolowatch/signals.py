@@ -100,7 +100,9 @@ async def minute_values(
             active = [c.detections for c in counts.values() if c.requests > 0]
             baseline_rate = sum(active) / len(active) if active and sum(active) else None
             if detail or changes & set(MINUTE_METRICS):
-                base = await store.window(deployment, windows[0].start_s, windows[0].end_s, detail, detail)
+                # The baseline's parameters and histograms, not its stage timings (the costly part to decode).
+                start, end = windows[0].start_s, windows[0].end_s
+                base = await store.window(deployment, start, end, detail, detail, timings=False)
             if base is not None and changes & set(MINUTE_METRICS):
                 baselines.update(minute_figures(bucket_metrics(base), len(active)), detection_rate=1.0)
         if base is not None and detail and floors_differ(minute.params, base.params):

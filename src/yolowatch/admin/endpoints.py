@@ -228,18 +228,18 @@ class Admin:
         row = await self._known(request)
         host = await self._known_host(request)
         version = parse_version(request)
-        total, series = await self.store.signals(row["id"], range_name, host)
+        read = await self.store.signals(row["id"], range_name, host)
         if version is not None:
-            await self._known_version(request, "version", total)
-            total, series = await self.store.signals(row["id"], range_name, host, version)
+            await self._known_version(request, "version", read.total)
+            read = await self.store.signals(row["id"], range_name, host, version)
         return JSONResponse(
             {
                 "deployment": row["id"],
                 "range": range_name,
                 "host": host,
                 "version": version,
-                **signals_json(signal_metrics(total)),
-                "series": [signal_point_json(point) for point in series],
+                **signals_json(signal_metrics(read.total, read.seen)),
+                "series": [signal_point_json(point) for point in read.series],
             }
         )
 

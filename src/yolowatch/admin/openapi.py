@@ -308,7 +308,7 @@ SCHEMAS: dict[str, Schema] = {
                 "queueMax",
                 "cpuPercent",
                 "rssMaxBytes",
-                "gpuUtilization",
+                "gpuUtilizationPercent",
                 "gpuMemoryMaxBytes",
             )
         }
@@ -371,7 +371,12 @@ SCHEMAS: dict[str, Schema] = {
                 "items": {
                     "type": "object",
                     "required": ["version", "requests"],
-                    "properties": {"version": STRING, "requests": INTEGER},
+                    "properties": {
+                        "version": STRING,
+                        "requests": INTEGER,
+                        "firstSeen": nullable(INTEGER),
+                        "lastSeen": nullable(INTEGER),
+                    },
                 },
             },
         }

@@ -278,7 +278,12 @@ def signals_json(signals: dict[str, Any]) -> dict[str, Any]:
         "paramsUnknown": signals["params_unknown"],
         "image": _rounded_rows(signals["image"], 3),
         "versions": [
-            {"version": row["version"], **summary_json({k: v for k, v in row.items() if k != "version"})}
+            {
+                "version": row["version"],
+                "firstSeen": row["first_seen_s"],  # the start of the first and last period it answered in
+                "lastSeen": row["last_seen_s"],
+                **summary_json({k: v for k, v in row.items() if k not in ("version", "first_seen_s", "last_seen_s")}),
+            }
             for row in signals["versions"]
         ],
     }

@@ -9,9 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from yolowatch.metrics import RangePoints, bucket_metrics, merged, range_points, series_points, signal_series
+from yolowatch.metrics import (
+    RangePoints,
+    bucket_metrics,
+    merged,
+    range_points,
+    series_points,
+    signal_series,
+    versions_seen,
+)
 from yolowatch.records import Bucket, MinuteCount
 from yolowatch.store.base import StoreBase
 from yolowatch.store.database import Tx
@@ -31,8 +39,16 @@ TOTALS_COLUMNS = ("writer", "deployment", "updated_s", "totals")
 UPSERT_TOTALS = insert_sql("process_totals", TOTALS_COLUMNS, ("writer", "deployment"))
 
 
-def _merge_rows(rows: list[Row], distributions: bool, signals: bool = False) -> Bucket:
-    return merged(buckets_from_rows(rows, distributions, signals))
+class RangeSignals(NamedTuple):
+    """What `signals` reads: the merged bucket, the per-point series, each version's first and last period."""
+
+    total: Bucket
+    series: list[dict[str, Any]]
+    seen: dict[str, tuple[int, int]]
+
+
+def _merge_rows(rows: list[Row], distributions: bool, signals: bool = False, timings: bool = True) -> Bucket:
+    return merged(buckets_from_rows(rows, distributions, signals, timings))
 
 
 class BucketQueries(StoreBase):
@@ -97,7 +113,13 @@ class BucketQueries(StoreBase):
         return None if row is None or row["first"] is None else int(row["first"])
 
     async def window(
-        self, deployment: str, start_s: int, end_s: int, distributions: bool = True, signals: bool = False
+        self,
+        deployment: str,
+        start_s: int,
+        end_s: int,
+        distributions: bool = True,
+        signals: bool = False,
+        timings: bool = True,
     ) -> Bucket:
         """Everything recorded in the minutes that start in [start_s, end_s), merged (distributions included).
 
@@ -113,7 +135,7 @@ class BucketQueries(StoreBase):
             "(tier_s = 60 AND ((start_s >= ? AND start_s < ?) OR (start_s >= ? AND start_s < ?))))",
             (deployment, first_hour, last_hour, start_s, first_hour, last_hour, end_s),
         )
-        return await asyncio.to_thread(_merge_rows, rows, distributions, signals)
+        return await asyncio.to_thread(_merge_rows, rows, distributions, signals, timings)
 
     async def _range_rows(
         self, deployment: str, range_name: str, host: str | None = None, signals: bool = False
@@ -147,22 +169,24 @@ class BucketQueries(StoreBase):
 
     async def signals(
         self, deployment: str, range_name: str = "24h", host: str | None = None, version: str | None = None
-    ) -> tuple[Bucket, list[dict[str, Any]]]:
-        """The range merged with its YOLO signals and versions (of one model version, if given), and each stage's
-        mean time and the saturation at each point. One pass: each row's histograms are decoded, merged, dropped."""
+    ) -> RangeSignals:
+        """The range merged with its YOLO signals and versions (of one model version, if given), each stage's mean
+        time and the saturation at each point, and when each version answered first and last. One pass: each
+        row's histograms are decoded, merged, dropped."""
         rows, points = await self._range_rows(deployment, range_name, host, signals=True)
 
-        def merge() -> tuple[Bucket, list[dict[str, Any]]]:
+        def merge() -> RangeSignals:
             total = Bucket(deployment, 0, points.first_s)
+            seen: dict[str, tuple[int, int]] = {}
 
             def each() -> Iterator[Bucket]:
-                for bucket in buckets_from_rows(rows, True, True):
+                for bucket in versions_seen(buckets_from_rows(rows, True, True), seen):
                     if version is not None:
                         bucket = bucket.versions.get(version) or Bucket(deployment, bucket.tier_s, bucket.start_s)
                     total.merge(bucket)
                     yield bucket
 
             series = signal_series(each(), points)
-            return total, series
+            return RangeSignals(total, series, seen)
 
         return await asyncio.to_thread(merge)

@@ -37,7 +37,9 @@ LOG_COLUMNS = (
 
 
 def bucket_row(bucket: Bucket, writer: str) -> tuple[Any, ...]:
-    """In BUCKET_COLUMNS order; the first four values are the row's key."""
+    """In BUCKET_COLUMNS order; the first four values are the row's key. A bucket whose one model version shares
+    its detection figures is settled first, so the version is written whole."""
+    bucket.settle_versions()
     return (
         bucket.deployment,
         bucket.tier_s,
@@ -78,11 +80,12 @@ def signals_json(bucket: Bucket) -> str:
     return json.dumps(found, separators=(",", ":")) if found else "{}"
 
 
-def _read_signals(bucket: Bucket, text: str | None) -> None:
+def _read_signals(bucket: Bucket, text: str | None, timings: bool = True) -> None:
     if not text or text == "{}":
         return
     found = json.loads(text)
-    bucket.stages = {name: HdrHistogram.decode(encoded) for name, encoded in found.get("stages", {}).items()}
+    if timings:  # decoding the stage histograms is most of the cost
+        bucket.stages = {name: HdrHistogram.decode(encoded) for name, encoded in found.get("stages", {}).items()}
     bucket.class_confidence = found.get("classConfidence", {})
     bucket.params = found.get("params", {})
     bucket.image = found.get("image", {})
@@ -113,9 +116,10 @@ def log_row(entry: LogEntry) -> tuple[Any, ...]:
     )
 
 
-def bucket_from_row(row: Row, distributions: bool = True, signals: bool = False) -> Bucket:
+def bucket_from_row(row: Row, distributions: bool = True, signals: bool = False, timings: bool = True) -> Bucket:
     """A stored row back as a Bucket; without `distributions` its histograms stay empty (the JSON is skipped);
-    with `signals` (the row must hold the signals and versions columns) the YOLO signals and versions too."""
+    with `signals` (the row must hold the signals and versions columns) the YOLO signals and versions too, but
+    without `timings` neither the stage histograms nor the versions (what the alert checks need is the rest)."""
     bucket = Bucket(row["deployment"], row["tier_s"], row["start_s"], HdrHistogram.decode(row["latency"]))
     bucket.requests = row["requests"]
     bucket.status_classes = [row[f"status_{k}xx"] for k in range(1, 6)]
@@ -132,8 +136,8 @@ def bucket_from_row(row: Row, distributions: bool = True, signals: bool = False)
         bucket.area_hist = json.loads(row["area_hist"])
         bucket.classes = json.loads(row["classes"])
     if signals:
-        _read_signals(bucket, row["signals"])
-        for name, values in json.loads(row["versions"] or "{}").items():
+        _read_signals(bucket, row["signals"], timings)
+        for name, values in json.loads(row["versions"] or "{}").items() if timings else ():
             version = bucket_from_row(_VersionRow(row, values), True, False)
             _read_signals(version, values["signals"])
             bucket.versions[name] = version
@@ -150,9 +154,11 @@ class _VersionRow(dict[str, Any]):
         return list(super().keys())
 
 
-def buckets_from_rows(rows: Iterable[Row], distributions: bool = True, signals: bool = False) -> Iterator[Bucket]:
+def buckets_from_rows(
+    rows: Iterable[Row], distributions: bool = True, signals: bool = False, timings: bool = True
+) -> Iterator[Bucket]:
     """Decoded one at a time, as the caller merges them (a decoded latency histogram is 24 KiB)."""
-    return (bucket_from_row(row, distributions, signals) for row in rows)
+    return (bucket_from_row(row, distributions, signals, timings) for row in rows)
 
 
 def insert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...] = (), update: bool = True) -> str:

@@ -11,16 +11,22 @@ import { renderLogs } from "./logs.js";
 import { loadMetrics } from "./metrics.js";
 import { renderPredict } from "./predict.js";
 import { renderQuality } from "./quality.js";
+import { renderSignals } from "./signals.js";
+import { renderVersions } from "./versions.js";
 
 const METRICS_EVERY_MS = 60_000;
 const TRANSITIONAL_EVERY_MS = 3_000; // while a deployment is being checked or is unhealthy
 const RANGES = ["1h", "6h", "24h", "7d", "30d"];
 const SNAPSHOT_WINDOWS = ["5m", "15m", "1h", "6h", "1d"];
-const TABS = { logs: renderLogs, quality: renderQuality, alerts: renderAlerts, code: renderCode, predict: renderPredict };
+const TABS = {
+  logs: renderLogs, signals: renderSignals, versions: renderVersions, quality: renderQuality,
+  alerts: renderAlerts, code: renderCode, predict: renderPredict,
+};
+const RANGED_TABS = new Set(["signals", "versions"]); // they show the card's range: a new range loads them again
 
 // What the page keeps about a deployment between refreshes.
 export function newDeployment(row, info) {
-  return { row, info, range: "24h", tab: "logs", logsMode: "all", charts: [], tabCharts: [] };
+  return { row, info, range: "24h", tab: "logs", logsMode: "all", charts: [], tabCharts: [], tabRenders: 0 };
 }
 
 const path = (d, rest = "") => `/api/deployments/${encodeURIComponent(d.row.id)}${rest}`;
@@ -30,7 +36,12 @@ export function renderCard(d) {
   d.node = node;
   const ranges = el("div", { class: "ranges", role: "group", "aria-label": "Range" }, ...RANGES.map((range) =>
     el("button", { type: "button", "data-range": range, class: range === d.range ? "active" : "", text: range,
-      onclick: () => { d.range = range; highlight(ranges, "data-range", range); refreshMetrics(d); } })));
+      onclick: () => {
+        d.range = range;
+        highlight(ranges, "data-range", range);
+        refreshMetrics(d);
+        if (RANGED_TABS.has(d.tab)) renderTab(d);
+      } })));
   const tabs = el("div", { class: "tabs", role: "tablist" }, ...Object.keys(TABS).map((tab) =>
     el("button", { type: "button", "data-tab": tab, class: tab === d.tab ? "active" : "", text: tab[0].toUpperCase() + tab.slice(1),
       onclick: () => { d.tab = tab; highlight(tabs, "data-tab", tab); renderTab(d); } })));
@@ -63,11 +74,18 @@ export function updateCard(d) {
 
 function metric(label, value) { return el("div", { class: "metric" }, el("div", { class: "label", text: label }), el("div", { class: "value", text: value })); }
 
+// Draws the chosen tab afresh. A tab that loads something draws only while `isCurrent()`: not once another tab,
+// range or refresh has drawn over it meanwhile.
 export function renderTab(d) {
   for (const chart of d.tabCharts) chart.destroy();
   d.tabCharts = [];
-  TABS[d.tab](d, $(".tab", d.node));
+  const render = ++d.tabRenders;
+  const tab = d.tab;
+  TABS[tab](d, $(".tab", d.node), () => d.tabRenders === render && d.tab === tab);
 }
+
+// Whether Refresh should load the open tab again (those that show recorded traffic).
+export const refreshesWithPage = (d) => d.tab === "logs" || RANGED_TABS.has(d.tab);
 
 // Loads the metric charts again, then schedules the next load.
 export async function refreshMetrics(d) {

@@ -22,6 +22,21 @@ export function highlight(group, attribute, value) {
   for (const button of group.querySelectorAll(`[${attribute}]`)) button.classList.toggle("active", button.getAttribute(attribute) === value);
 }
 
+// A table of figures: a head row of `labels`, then `rows` (<tr> elements). The rows go straight under <table>
+// (valid HTML): the overview's own table is the page's one <tbody>.
+export function figureTable(attrs, labels, rows) {
+  const head = el("thead", {}, el("tr", {}, ...labels.map((label) => el("th", { text: label }))));
+  return el("table", { ...attrs, class: `figures ${attrs.class || ""}`.trim() }, head, ...rows);
+}
+
+// A titled section of a tab, `name` its class and data-panel.
+export function panel(name, title, ...children) {
+  return el("section", { class: `panel ${name}`, "data-panel": name }, el("h3", { text: title }), ...children);
+}
+
+// A note in place of a panel with nothing to show yet.
+export function emptyNote(text) { return el("div", { class: "empty", text }); }
+
 export function statusPill(status) { return el("span", { class: `pill ${status}`, text: status }); }
 
 export function showStatus(text) { $("#status").textContent = text; }

@@ -3,7 +3,7 @@
 
 import { isApiDown, listenForAdminKey, RETRY_EVERY_MS } from "./api.js";
 import { loadNotifications } from "./alerts.js";
-import { refreshMetrics, renderTab } from "./deployment.js";
+import { refreshesWithPage, refreshMetrics, renderTab } from "./deployment.js";
 import { $, highlight, showStatus } from "./dom.js";
 import { loadFleet } from "./fleet.js";
 import { loadOverview, renderList } from "./overview.js";
@@ -38,7 +38,7 @@ for (const button of document.querySelectorAll("[data-view]")) {
 }
 $("#refresh").addEventListener("click", () => {
   refreshAll();
-  for (const d of state.deployments.values()) if (d.node && d.tab === "logs") renderTab(d);
+  for (const d of state.deployments.values()) if (d.node && refreshesWithPage(d)) renderTab(d);
 });
 $("#list").addEventListener("deployment-changed", refreshAll);
 listenForAdminKey(refreshAll);
