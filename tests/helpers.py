@@ -292,21 +292,36 @@ async def record_fortnight(
 ) -> None:
     """Fourteen days from `clock` (moved on to their end), one busy hour a day of 80 requests for each deployment:
     normal throughout for `steady`, drifted from day 7 for `drifting`; `idle` ones are registered, never used."""
+    rng = np.random.default_rng(9)
+
+    def request(recorder: Recorder, day: int, index: int) -> None:
+        for name in steady:
+            recorder.record_request(name, "POST", "/predict", 200, 50_000, "s", detection_summary(rng, False))
+        for name in drifting:
+            recorder.record_request(name, "POST", "/predict", 200, 50_000, "d", detection_summary(rng, day >= 7))
+
+    await record_busy_hours(path, clock, (*steady, *drifting, *idle), request)
+
+
+async def record_busy_hours(
+    path: Path,
+    clock: FakeClock,
+    deployments: Iterable[str],
+    request: Callable[[Recorder, int, int], None],
+    days: int = 14,
+    per_day: int = 80,
+) -> None:
+    """`days` days from `clock` (moved on to their end), one busy hour a day: `request(recorder, day, index)` is
+    called `per_day` times in it, then the hour is written. The deployments are registered first."""
     store = Store(path, clock=clock)
     try:
         recorder = Recorder(clock=clock)
         writer = StoreWriter(store, recorder, "w")
-        for name in (*steady, *drifting, *idle):
+        for name in deployments:
             await store.register_deployment(name)
-        rng = np.random.default_rng(9)
-        for day in range(14):
-            for _ in range(80):
-                for name in steady:
-                    recorder.record_request(name, "POST", "/predict", 200, 50_000, "s", detection_summary(rng, False))
-                for name in drifting:
-                    recorder.record_request(
-                        name, "POST", "/predict", 200, 50_000, "d", detection_summary(rng, day >= 7)
-                    )
+        for day in range(days):
+            for index in range(per_day):
+                request(recorder, day, index)
             clock.advance(3600)
             assert await writer.flush()
             clock.advance(86400 - 3600)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import FakeClock, admin_client, detection_summary, record_fortnight
+from helpers import FakeClock, admin_client, detection_summary, record_busy_hours, record_fortnight
 from yolowatch.alerts import default_rules
 from yolowatch.recorder import Recorder
 from yolowatch.signals import alert_evaluator
-from yolowatch.store import Store, StoreWriter
+from yolowatch.store import Store
 
 DAY = 86400
 YOLOWATCH = [sys.executable, "-m", "yolowatch"]
@@ -168,23 +168,14 @@ def test_the_daily_drift_rule_fires_for_drift_only(database: Callable[[str], str
 async def _record_canary(path: str, clock: FakeClock) -> None:
     """Fourteen days of 'canary': model a.pt answers normally throughout; from day 7, b.pt answers half the
     requests with drifted detections (a canary that sees the world worse)."""
-    store = Store(path, clock=clock)
-    try:
-        recorder = Recorder(clock=clock)
-        writer = StoreWriter(store, recorder, "w")
-        await store.register_deployment("canary")
-        rng = np.random.default_rng(17)
-        for day in range(14):
-            for i in range(80):
-                canary = day >= 7 and i % 2 == 1
-                summary = replace(detection_summary(rng, canary), model="b.pt@bbbb" if canary else "a.pt@aaaa")
-                recorder.record_request("canary", "POST", "/predict", 200, 60_000 if canary else 50_000, "c", summary)
-            clock.advance(3600)
-            assert await writer.flush()
-            clock.advance(86400 - 3600)
-        assert await writer.flush()
-    finally:
-        await store.close()
+    rng = np.random.default_rng(17)
+
+    def request(recorder: Recorder, day: int, index: int) -> None:
+        canary = day >= 7 and index % 2 == 1
+        summary = replace(detection_summary(rng, canary), model="b.pt@bbbb" if canary else "a.pt@aaaa")
+        recorder.record_request("canary", "POST", "/predict", 200, 60_000 if canary else 50_000, "c", summary)
+
+    await record_busy_hours(path, clock, ("canary",), request)
 
 
 def test_model_versions_side_by_side_with_a_baseline_each(database: Callable[[str], str]) -> None:

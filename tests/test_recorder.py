@@ -198,6 +198,17 @@ def test_pending_requests_stay_bounded_without_collect(clock: FakeClock) -> None
     assert recorder.collect().buckets[0].requests == 1050
 
 
+def test_the_in_place_fold_of_an_overload_counts_and_leaves_bodies_unread(clock: FakeClock) -> None:
+    """When the writer falls behind, the in-place fold keeps every request's count but reads no body (each
+    counted as skipped): its pause stays that of counting, not of parsing thousands of responses."""
+    recorder = Recorder(clock=clock, max_pending=100, parses_per_second=0)
+    for _ in range(250):
+        recorder.record_request("d", "POST", "/predict", 200, 1000, "r", BODY)
+    minute = recorder.collect().buckets[0]
+    assert minute.requests == 250
+    assert recorder.stats.detections_skipped == 200 and minute.predictions == 50  # the last 50 by the collect
+
+
 def test_a_fault_while_folding_is_counted_and_the_recorder_goes_on(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

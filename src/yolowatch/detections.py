@@ -17,7 +17,9 @@ import orjson
 from yolowatch.records import IMAGE_PROPERTIES, STAGES, DetectionSummary
 
 MAX_MODEL_CHARS = 128
-_MEASURED = tuple(name for name in IMAGE_PROPERTIES if name not in ("aspect", "megapixels"))
+_MEASURED = frozenset(IMAGE_PROPERTIES) - {"aspect", "megapixels"}  # the rest comes from the shape
+_STAGE_NAMES = frozenset(STAGES)
+_LARGEST = 1e15  # larger (or inf, nan: the comparison fails) is no measurement
 
 
 def _number(value: Any) -> float | None:
@@ -152,34 +154,36 @@ def summarize_results(
     )
 
 
+def _kept(values: dict[Any, Any], names: frozenset[str]) -> dict[str, float]:
+    """The named entries that are finite numbers >= 0, as floats (in C but for the comprehension itself)."""
+    return {
+        name: float(value)
+        for name, value in values.items()
+        if name in names and type(value) in _NUMBER_TYPES and 0 <= value < _LARGEST
+    }
+
+
 def stage_times(speed: Any) -> dict[str, float]:
     """Milliseconds per known stage from an Ultralytics `speed` object (other keys, and non-numbers, skipped)."""
-    if not isinstance(speed, dict):
-        return {}
-    times = {}
-    for stage in STAGES:
-        value = _number(speed.get(stage))
-        if value is not None and value >= 0:
-            times[stage] = value
-    return times
+    return _kept(speed, _STAGE_NAMES) if type(speed) is dict else {}
 
 
 def image_properties(image: dict[str, Any]) -> dict[str, float]:
     """Aspect ratio and megapixels from the image's `shape` [H, W], and brightness, contrast and sharpness from
     its `properties` when the app measured them."""
-    found: dict[str, float] = {}
+    measured = image.get("properties")
+    found = _kept(measured, _MEASURED) if type(measured) is dict else {}
     shape = image.get("shape")
-    if isinstance(shape, (list, tuple)) and len(shape) >= 2:
-        height, width = _number(shape[0]), _number(shape[1])
-        if height and width and height > 0 and width > 0:
+    if type(shape) is list and len(shape) >= 2:
+        height, width = shape[0], shape[1]
+        if (
+            type(height) in _NUMBER_TYPES
+            and type(width) in _NUMBER_TYPES
+            and 0 < height < _LARGEST
+            and 0 < width < _LARGEST
+        ):
             found["aspect"] = width / height
             found["megapixels"] = width * height / 1e6
-    measured = image.get("properties")
-    if isinstance(measured, dict):
-        for name in _MEASURED:
-            value = _number(measured.get(name))
-            if value is not None and value >= 0:
-                found[name] = value
     return found
 
 

@@ -180,21 +180,23 @@ class Recorder:
             elif type(detections) is tuple:
                 self._pending_body_bytes += len(detections[0])
             if self._pending_body_bytes > self.max_pending_body_bytes and not self._folding:
-                self._fold()
+                self._fold(parse=False)
         if len(self._pending) >= self.max_pending and not self._folding:
-            self._fold()  # bounded memory when nobody collects: amortized O(1)
+            # Bounded memory when nobody collects (or the writer's fold falls behind: an overloaded loop), in one
+            # piece: counts only, the bodies left unread (counted as skipped), so the pause stays short.
+            self._fold(parse=False)
 
     @property
     def pending(self) -> int:
         """Requests recorded and not folded yet."""
         return len(self._pending)
 
-    def _fold(self) -> None:
+    def _fold(self, parse: bool = True) -> None:
         """Fold everything pending now, in one piece (collect, and the bounded-memory fallback)."""
-        for _ in self.folding():
+        for _ in self.folding(parse=parse):
             pass
 
-    def folding(self, slice_s: float = 0.0005) -> Iterator[None]:
+    def folding(self, slice_s: float = 0.0005, parse: bool = True) -> Iterator[None]:
         """Fold the pending requests into their buckets and log entries, yielding each time `slice_s` is spent.
 
         The writer awaits at each yield, so the requests that arrive meanwhile are served: one fold of a busy
@@ -225,7 +227,11 @@ class Recorder:
                 if budget.spent():
                     yield
                     budget.restart()
-            chosen = self._chosen_for_parsing(bodies, elapsed)
+            if parse:
+                chosen = self._chosen_for_parsing(bodies, elapsed)
+            else:  # summaries made by the caller cost nothing to add; bodies are left unread
+                chosen = [i for i in bodies if isinstance(pending[i][7], DetectionSummary)]
+                self.stats.detections_skipped += len(bodies) - len(chosen)
             start = 0
             for end in _run_ends(pending):
                 run = pending[start:end]

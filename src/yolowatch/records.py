@@ -7,6 +7,7 @@ here imports another yolowatch module but the helpers beneath it.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ IMAGE_PROPERTIES = tuple(IMAGE_EDGES)
 IMAGE_TOP = {"brightness": 256.0, "contrast": 128.0, "sharpness": 1e5, "aspect": 4.0, "megapixels": 100.0}
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of a few distinct values, called per predict response read
 def params_key(conf: float | None, iou: float | None, imgsz: int | None) -> str:
     """The request parameters as one short key ("conf=0.25 iou=0.7 imgsz=640"; "?" for one not said)."""
     shown = (f"{value:g}" if value is not None else "?" for value in (conf, iou, imgsz))
@@ -218,15 +220,17 @@ class Bucket:
         for area in summary.box_areas:
             area_hist[bisect.bisect_right(AREA_EDGES, area)] += 1
         classes = self.classes
-        for name in summary.class_names:
-            classes[name] = classes.get(name, 0) + 1
         if summary.class_confidences:
             sums = self.class_confidence
             for name, confidence in zip(summary.class_names, summary.class_confidences, strict=True):
+                classes[name] = classes.get(name, 0) + 1
                 sums[name] = sums.get(name, 0.0) + confidence
+        else:
+            for name in summary.class_names:
+                classes[name] = classes.get(name, 0) + 1
         for times in summary.stages:
-            for stage, ms in times.items():
-                self.stage(stage).record_value(clamped_us(ms * 1000))
+            for stage, ms in times.items():  # inlined clamped_us
+                self.stage(stage).record_value(min(LATENCY_MAX_US, max(LATENCY_MIN_US, int(ms * 1000))))
         if summary.params is not None:
             key = params_key(*summary.params)
             self.params[key] = self.params.get(key, 0) + 1
