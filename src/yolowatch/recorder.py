@@ -152,10 +152,11 @@ class Recorder:
 
     def record_saturation(self, deployment: str, sample: dict[str, float]) -> None:
         """Note one saturation sample (about once a second, from the monitor's sampler): kept as the latest, and
-        added to the deployment's live minute when that minute has traffic (idle minutes keep no rows)."""
+        added to the deployment's live minute, the one with traffic now or just before (the writer closes an
+        ended minute within a second); idle minutes keep no rows."""
         self.saturation_now[deployment] = sample
         bucket = self._live.get(deployment)
-        if bucket is not None and bucket.start_s == int(self.clock() // 60) * 60:
+        if bucket is not None:
             add_saturation(bucket.saturation, saturation_figures(sample))
 
     def record_request(
