@@ -431,3 +431,8 @@ async def test_a_class_scoped_rule_fires_on_its_class_while_the_deployment_is_fi
     assert asked[0] == ["detection_rate", "detection_rate[person]"]
     states = await store.alert_states("prod")
     assert states["DetectionRateDrop"].state == "inactive" and states["PersonDrop"].value == 0.2
+    # The stored notification, and what a webhook receiver gets, carry the class as a label.
+    (stored,) = await store.undelivered("webhook")
+    assert stored.class_name == "person"
+    labels = alertmanager_payload([stored])["alerts"][0]["labels"]
+    assert labels == {"alertname": "PersonDrop", "deployment": "prod", "severity": "warning", "class": "person"}

@@ -241,7 +241,15 @@ def advance(
 
 def _notification(rule: Rule, state: AlertState, status: str, ends_at: int | None) -> Notification:
     return Notification(
-        rule.name, state.deployment, status, state.active_since or 0, ends_at, state.value, rule.severity, rule.runbook
+        rule.name,
+        state.deployment,
+        status,
+        state.active_since or 0,
+        ends_at,
+        state.value,
+        rule.severity,
+        rule.runbook,
+        class_name=rule.class_name,
     )
 
 

@@ -432,6 +432,7 @@ class Notification:
     severity: str
     runbook: str
     id: int | None = None
+    class_name: str = ""  # a class-scoped rule's class (a label of the alert)
 
 
 @dataclass(frozen=True)

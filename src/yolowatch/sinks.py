@@ -28,7 +28,12 @@ def alertmanager_payload(notifications: list[Notification], external_url: str = 
     alerts: list[dict[str, Any]] = [
         {
             "status": n.status,
-            "labels": {"alertname": n.rule, "deployment": n.deployment, "severity": n.severity},
+            "labels": {
+                "alertname": n.rule,
+                "deployment": n.deployment,
+                "severity": n.severity,
+                **({"class": n.class_name} if n.class_name else {}),
+            },
             "annotations": {"runbook": n.runbook, "value": "" if n.value is None else f"{n.value:.6g}"},
             "startsAt": _iso(n.starts_at),
             "endsAt": _iso(n.ends_at),
@@ -58,7 +63,8 @@ def alertmanager_payload(notifications: list[Notification], external_url: str = 
 async def log_sink(notifications: list[Notification]) -> None:
     for n in notifications:
         level = logging.CRITICAL if n.severity == "critical" and n.status == "firing" else logging.WARNING
-        log.log(level, "alert %s %s for %s (value %s): %s", n.rule, n.status.upper(), n.deployment, n.value, n.runbook)
+        scope = f"{n.deployment}, class {n.class_name}" if n.class_name else n.deployment
+        log.log(level, "alert %s %s for %s (value %s): %s", n.rule, n.status.upper(), scope, n.value, n.runbook)
 
 
 def webhook_sink(url: str, external_url: str = "", timeout_s: float = 10.0) -> Sink:

@@ -510,6 +510,7 @@ SCHEMAS: dict[str, Schema] = {
                         "severity": STRING,
                         "runbook": STRING,
                         "createdS": INTEGER,
+                        "className": STRING,
                     }
                 ),
             },

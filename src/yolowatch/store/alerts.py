@@ -17,7 +17,7 @@ from yolowatch.store.rows import insert_sql
 STATE_COLUMNS = ("rule", "deployment", "state", "active_since", "last_true", "value")
 UPSERT_STATE = insert_sql("alert_state", STATE_COLUMNS, ("rule", "deployment"))
 NOTIFICATION_COLUMNS = (
-    "rule", "deployment", "status", "starts_at", "ends_at", "value", "severity", "runbook", "created_s",
+    "rule", "deployment", "status", "starts_at", "ends_at", "value", "severity", "runbook", "created_s", "class_name",
 )  # fmt: skip
 INSERT_NOTIFICATION = insert_sql("alert_notifications", NOTIFICATION_COLUMNS)
 CLAIM_DELIVERY = insert_sql(
@@ -57,7 +57,18 @@ class AlertQueries(StoreBase):
             await tx.execute_many(
                 INSERT_NOTIFICATION,
                 [
-                    (n.rule, n.deployment, n.status, n.starts_at, n.ends_at, n.value, n.severity, n.runbook, now)
+                    (
+                        n.rule,
+                        n.deployment,
+                        n.status,
+                        n.starts_at,
+                        n.ends_at,
+                        n.value,
+                        n.severity,
+                        n.runbook,
+                        now,
+                        n.class_name,
+                    )
                     for n in notifications
                 ],
             )
@@ -72,7 +83,7 @@ class AlertQueries(StoreBase):
         return [
             Notification(
                 row["rule"], row["deployment"], row["status"], row["starts_at"], row["ends_at"], row["value"],
-                row["severity"], row["runbook"], row["id"],
+                row["severity"], row["runbook"], row["id"], row["class_name"],
             )
             for row in rows
         ]  # fmt: skip
@@ -145,10 +156,10 @@ class AlertQueries(StoreBase):
             rule = json.loads(row["definition"])
             await tx.execute(
                 "INSERT INTO alert_notifications (rule, deployment, status, starts_at, ends_at, value, severity, "
-                "runbook, created_s) SELECT rule, deployment, 'resolved', active_since, CAST(? AS BIGINT), value, "
-                "CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT) "
+                "runbook, created_s, class_name) SELECT rule, deployment, 'resolved', active_since, "
+                "CAST(? AS BIGINT), value, CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT) "
                 "FROM alert_state WHERE rule = ? AND state = 'firing'",
-                (now, rule.get("severity", "warning"), rule.get("runbook", ""), now, name),
+                (now, rule.get("severity", "warning"), rule.get("runbook", ""), now, rule.get("class", ""), name),
             )
             await tx.execute("DELETE FROM alert_state WHERE rule = ?", (name,))
             await tx.execute("DELETE FROM alert_rules WHERE name = ?", (name,))

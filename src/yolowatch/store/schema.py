@@ -15,7 +15,7 @@ from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, Bucket
 from yolowatch.store.database import Tx
 from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, bucket_from_row, bucket_row, insert_sql
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 EIGHT_HOURS = 8 * 3600
 
 
@@ -150,6 +150,8 @@ MIGRATIONS: dict[int, tuple[str | Callable[[Tx], Awaitable[None]], ...]] = {
         "ALTER TABLE buckets ADD COLUMN signals TEXT NOT NULL DEFAULT '{}'",
         "ALTER TABLE buckets ADD COLUMN versions TEXT NOT NULL DEFAULT '{}'",
     ),
+    # The class of a class-scoped rule's notifications (a label of the alert, as its deployment is).
+    10: ("ALTER TABLE alert_notifications ADD COLUMN class_name TEXT NOT NULL DEFAULT ''",),
 }
 
 
