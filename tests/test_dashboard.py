@@ -25,7 +25,16 @@ from playwright import sync_api as playwright_api
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from helpers import FakeClock, free_port, record_fortnight, stop_process, uvicorn_in_thread, wait_healthy, wait_until
+from helpers import (
+    FakeClock,
+    free_port,
+    record_busy_hours,
+    record_fortnight,
+    stop_process,
+    uvicorn_in_thread,
+    wait_healthy,
+    wait_until,
+)
 from yolowatch.admin import admin_router
 from yolowatch.recorder import Recorder
 from yolowatch.records import STAGES, AlertState, DetectionSummary, HealthResult, Notification, ProcessInfo
@@ -639,7 +648,7 @@ async def _yolo_history(db: Path) -> None:
     try:
         recorder = Recorder(clock=clock)
         writer = StoreWriter(store, recorder, "w")
-        for name in ("canary", "delta", "fresh"):
+        for name in ("canary", "fresh"):
             await store.register_deployment(name)
         for i in range(320):
             version, params = (VERSION_A, (0.25, 0.7, 640)) if i % 2 else (VERSION_B, (0.5, 0.7, 320))
@@ -650,18 +659,15 @@ async def _yolo_history(db: Path) -> None:
             sample = {"in_flight": in_flight, "queue": in_flight - 1, "cpu_percent": 40.0, "rss_bytes": 900 * 2**20}
             recorder.record_saturation("canary", sample)
         assert await writer.flush()
-        clock.now = time.time() - 14 * 86400
-        for day in range(14):
-            params = (0.25, 0.7, 640) if day < 7 else (0.5, 0.7, 320)
-            for i in range(80):
-                response = _yolo_response(rng, VERSION_A, params)
-                recorder.record_request("delta", "POST", "/predict", 200, 40_000, f"d{day}-{i}", response)
-            clock.advance(3600)
-            assert await writer.flush()
-            clock.advance(86400 - 3600)
-        assert await writer.flush()
     finally:
         await store.close()
+
+    def delta(recorder: Recorder, day: int, index: int) -> None:
+        params = (0.25, 0.7, 640) if day < 7 else (0.5, 0.7, 320)
+        response = _yolo_response(rng, VERSION_A, params)
+        recorder.record_request("delta", "POST", "/predict", 200, 40_000, f"d{day}-{index}", response)
+
+    await record_busy_hours(db, FakeClock(time.time() - 14 * 86400), ("delta",), delta)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.logformat import JsonLinesFormatter
 from yolowatch.monitor import Monitor
 from yolowatch.recorder import Collected, Recorder
+from yolowatch.records import Bucket
 from yolowatch.store import Store
 
 DETECTIONS = {
@@ -358,6 +359,19 @@ async def test_a_failing_writer_round_is_logged_with_its_traceback_and_the_write
     assert failures[0].exc_info is not None and "fold bug" in caplog.text and "Traceback" in caplog.text
 
 
+def stored_signals(db: Path, deployment: str) -> Bucket:
+    """The last hour of `deployment` in the file, with its YOLO signals and versions."""
+
+    async def read() -> Bucket:
+        store = Store(db)
+        try:
+            return (await store.signals(deployment, "1h")).total
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
 # Known stage times (ms): what a pipeline app sleeps in each stage.
 KNOWN_STAGES_MS = {"decode": 12.0, "queue": 20.0, "preprocess": 10.0, "inference": 45.0, "postprocess": 15.0}
 
@@ -388,15 +402,8 @@ def test_stage_percentiles_match_the_times_each_stage_took(tmp_path: Path) -> No
         for _ in range(40):
             assert client.post(f"{base}/predict", content=b"img").status_code == 200
 
-    async def read() -> dict[str, float]:
-        store = Store(db)
-        try:
-            total = (await store.signals("staged", "1h")).total
-        finally:
-            await store.close()
-        return {stage: histogram.get_value_at_percentile(50) / 1000 for stage, histogram in total.stages.items()}
-
-    p50 = asyncio.run(read())
+    stages = stored_signals(db, "staged").stages
+    p50 = {stage: histogram.get_value_at_percentile(50) / 1000 for stage, histogram in stages.items()}
     assert set(p50) == set(KNOWN_STAGES_MS)
     for stage, known in KNOWN_STAGES_MS.items():
         assert abs(p50[stage] - known) / known < 0.05, (stage, p50[stage], known)
@@ -418,12 +425,5 @@ def test_a_model_version_header_names_the_version_a_body_does_not(tmp_path: Path
         for named in ("", "", "1"):
             assert client.post(f"{base}/predict", params={"named": named}, content=b"img").status_code == 200
 
-    async def versions() -> dict[str, int]:
-        store = Store(db)
-        try:
-            total = (await store.signals("h", "1h")).total
-        finally:
-            await store.close()
-        return {name: bucket.requests for name, bucket in total.versions.items()}
-
-    assert asyncio.run(versions()) == {"canary 7": 2, "from-body.pt": 1}
+    versions = stored_signals(db, "h").versions
+    assert {name: bucket.requests for name, bucket in versions.items()} == {"canary 7": 2, "from-body.pt": 1}

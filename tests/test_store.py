@@ -19,9 +19,9 @@ from hdrh.histogram import HdrHistogram
 from helpers import FakeClock
 from yolowatch.metrics import RANGES
 from yolowatch.recorder import Recorder
-from yolowatch.records import Bucket, new_latency_histogram
+from yolowatch.records import Bucket, DetectionSummary, new_latency_histogram
 from yolowatch.store import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, Store, StoreWriter
-from yolowatch.store.rows import bucket_row
+from yolowatch.store.rows import BUCKET_COLUMNS, bucket_from_row, bucket_row
 from yolowatch.store.writer import SEEN_EVERY_S
 
 pytestmark = pytest.mark.anyio
@@ -434,3 +434,19 @@ async def test_yolo_signals_and_versions_are_stored_and_read_back(
     summary = await store.summary("demo", "1h")
     assert summary["requests"] == 400 and summary["predictions"] == 400
     await store.close()
+
+
+def test_a_one_model_bucket_is_written_with_its_version_whole() -> None:
+    """A minute whose responses all named one model shares its detection figures with that version until written:
+    the row carries them in the version, and writing it leaves the minute as it was."""
+    minute = Bucket("demo", 60, 0)
+    summary = DetectionSummary(1, 2, (0.9, 0.8), (0.01, 0.02), (0, 1), ("cat", "dog"), (0.9, 0.8), model="a.pt@1")
+    for _ in range(3):
+        minute.add_parsed(summary)
+    minute.version("a.pt@1").add_requests(Counter({200: 3}), Counter({40_000: 3}), 500_000)  # as the fold does
+    assert minute.sole_version == "a.pt@1"
+    row = dict(zip(BUCKET_COLUMNS, bucket_row(minute, "w"), strict=True))
+    version = bucket_from_row(row, signals=True).versions["a.pt@1"]
+    assert (version.requests, version.predictions, version.detections) == (3, 3, 6)
+    assert version.classes == {"cat": 3, "dog": 3}
+    assert minute.sole_version == "a.pt@1" and minute.versions["a.pt@1"].detections == 0

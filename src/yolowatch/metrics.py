@@ -34,6 +34,16 @@ class RangePoints:
     count: int
     tier_s: int
 
+    @property
+    def end_s(self) -> int:
+        """Where the last point ends."""
+        return self.first_s + self.count * self.step_s
+
+    def index_of(self, start_s: int) -> int | None:
+        """The point a period starting at `start_s` belongs to (None: outside the range)."""
+        index = (start_s - self.first_s) // self.step_s
+        return index if 0 <= index < self.count else None
+
 
 def range_points(range_name: str, now_s: float) -> RangePoints:
     """Points end with the one holding `now_s`; the first starts count-1 steps before it. ValueError naming the
@@ -84,8 +94,8 @@ def series_points(buckets: Iterable[Bucket], points: RangePoints) -> list[dict[s
     merged as it comes, so a lazy iterable keeps one decoded histogram alive at a time, not hundreds."""
     totals = [Bucket("", 0, 0) for _ in range(points.count)]
     for bucket in buckets:
-        index = (bucket.start_s - points.first_s) // points.step_s
-        if 0 <= index < points.count:
+        index = points.index_of(bucket.start_s)
+        if index is not None:
             totals[index].merge(bucket)
     return [{"start_s": points.first_s + i * points.step_s, **bucket_metrics(total)} for i, total in enumerate(totals)]
 
@@ -246,8 +256,8 @@ def signal_series(buckets: Iterable[Bucket], points: RangePoints) -> list[dict[s
     """At each of the range's points: mean ms per stage (a stacked chart of where the time goes) and saturation."""
     totals = [Bucket("", 0, 0) for _ in range(points.count)]
     for bucket in buckets:
-        index = (bucket.start_s - points.first_s) // points.step_s
-        if 0 <= index < points.count:
+        index = points.index_of(bucket.start_s)
+        if index is not None:
             for stage, histogram in bucket.stages.items():
                 totals[index].stage(stage).add(histogram)
             add_saturation(totals[index].saturation, bucket.saturation)

@@ -371,7 +371,6 @@ class Recorder:
         return bucket
 
     def _close(self, minute_bucket: Bucket) -> None:
-        minute_bucket.settle_versions()  # it is written as it is (not copied): its versions whole
         self._closed.append(minute_bucket)
         for tier in TIER_SECONDS[1:]:
             start = minute_bucket.start_s - minute_bucket.start_s % tier

@@ -120,15 +120,6 @@ def add_saturation(into: dict[str, float], other: dict[str, float]) -> None:
             into[name] = into.get(name, 0.0) + value
 
 
-def image_bin(name: str, value: float) -> int:
-    return bisect.bisect_right(IMAGE_EDGES[name], value)
-
-
-def clamped_us(value_us: float) -> int:
-    """Within the latency histograms' range (a value outside it still counts, at the edge)."""
-    return min(LATENCY_MAX_US, max(LATENCY_MIN_US, int(value_us)))
-
-
 @dataclass(frozen=True)
 class DetectionSummary:
     """What one response says. Box areas are w*h/(W*H), only for boxes whose image size is known; `class_names`
@@ -183,8 +174,8 @@ class Bucket:
     # Saturation, sampled about once a second while the minute had traffic: sums and peaks (SATURATION_PEAKS).
     saturation: dict[str, float] = field(default_factory=dict)
     # While every response read so far named this one model, its version's detection figures are this bucket's
-    # own (kept once, not twice: `add_parsed`); they are copied into the version when that stops holding, and by
-    # `merge` and `settle_versions` (before a bucket is written).
+    # own (kept once, not twice: `add_parsed`); they are copied into the version when that stops holding, and
+    # read with it by `merge` and `whole_versions`.
     sole_version: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -229,7 +220,7 @@ class Bucket:
             for name in summary.class_names:
                 classes[name] = classes.get(name, 0) + 1
         for times in summary.stages:
-            for stage, ms in times.items():  # inlined clamped_us
+            for stage, ms in times.items():  # clamped into the histogram's range, as request latencies are
                 self.stage(stage).record_value(min(LATENCY_MAX_US, max(LATENCY_MIN_US, int(ms * 1000))))
         if summary.params is not None:
             key = params_key(*summary.params)
@@ -280,6 +271,20 @@ class Bucket:
             self.version(self.sole_version).merge_detections(self)
             self.sole_version = None
 
+    def whole_versions(self) -> dict[str, Bucket]:
+        """The versions with all their figures (the sole version's detection figures included), for writing;
+        this bucket is left as it is."""
+        if self.sole_version is None:
+            return self.versions
+        own = self.versions.get(self.sole_version)
+        sole = (
+            Bucket(self.deployment, self.tier_s, self.start_s)
+            if own is None
+            else own.copy_as(self.tier_s, self.start_s)
+        )
+        sole.merge_detections(self)
+        return {**self.versions, self.sole_version: sole}
+
     def merge(self, other: Bucket) -> None:
         self.latency.add(other.latency)
         self.requests += other.requests
@@ -290,10 +295,9 @@ class Bucket:
         self.latency_sum_us += other.latency_sum_us
         self.merge_detections(other)
         for name, bucket in other.versions.items():
-            version = self.version(name)
-            version.merge(bucket)
-            if name == other.sole_version:
-                version.merge_detections(other)
+            self.version(name).merge(bucket)
+        if other.sole_version is not None:
+            self.version(other.sole_version).merge_detections(other)
         if other.saturation:
             add_saturation(self.saturation, other.saturation)
 

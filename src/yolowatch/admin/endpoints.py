@@ -213,7 +213,7 @@ class Admin:
             body["sparkline"] = [point_json(p) for p in await self.store.series(row["id"], range_name, host)]
         return JSONResponse(body)
 
-    async def _known_version(self, request: Request, name: str, bucket: Bucket) -> str | None:
+    def _known_version(self, request: Request, name: str, bucket: Bucket) -> str | None:
         version = request.query_params.get(name)
         if version is None:
             return None
@@ -230,7 +230,7 @@ class Admin:
         version = parse_version(request)
         read = await self.store.signals(row["id"], range_name, host)
         if version is not None:
-            await self._known_version(request, "version", read.total)
+            self._known_version(request, "version", read.total)
             read = await self.store.signals(row["id"], range_name, host, version)
         return JSONResponse(
             {
@@ -250,9 +250,9 @@ class Admin:
         row = await self._known(request)
         now = int(self.store.clock())
         points = range_points(range_name, now)
-        window = Window(points.first_s, points.first_s + points.count * points.step_s)
+        window = Window(points.first_s, points.end_s)
         everything = await self.store.window(row["id"], window.start_s, window.end_s, signals=True)
-        names = [await self._known_version(request, side, everything) for side in ("a", "b")]
+        names = [self._known_version(request, side, everything) for side in ("a", "b")]
         if names[0] is None or names[1] is None:
             shown = ", ".join(sorted(everything.versions)) or "none in this range"
             raise RequestError(400, f"give two model versions as a and b; versions in this range: {shown}")
@@ -280,7 +280,7 @@ class Admin:
         range_name = parse_range(request, "1h")
         now = int(self.store.clock())
         points = range_points(range_name, now)
-        start, end = points.first_s, points.first_s + points.count * points.step_s
+        start, end = points.first_s, points.end_s
         deployments = [row for row in await self.store.deployments() if row["state"] != "archived"]
         windows = [(row, await self.store.host_windows(row["id"], start, end, points.tier_s)) for row in deployments]
         fleet = fleet_view(await self.store.fleet_processes(), windows, now, start)

@@ -49,6 +49,10 @@ HOST = Param(
 )  # fmt: skip
 
 
+def _range(default: str) -> Param:
+    return Param("range", "query", {"enum": list(RANGES), "default": default}, "time range")
+
+
 def _window_params() -> tuple[Param, ...]:
     return tuple(
         Param(
@@ -74,11 +78,11 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
         Operation("GET", "/api/fleet", "fleet",
                   "Processes, each deployment's hosts (request share, percentiles, health) and regions for the map",
                   {200: "Fleet"},
-                  (Param("range", "query", {"enum": list(RANGES), "default": "1h"}, "time range"),)),
+                  (_range("1h"),)),
         Operation("GET", f"{d}/metrics", "metrics", "Summary and sparkline over a range, of the fleet or one host",
                   {200: "Metrics"}, (
             DEPLOYMENT,
-            Param("range", "query", {"enum": list(RANGES), "default": "24h"}, "time range"),
+            _range("24h"),
             Param("sparkline", "query", {"type": "boolean", "default": False}, "include 60-100 points"),
             HOST,
         )),
@@ -86,7 +90,7 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
                   "Stage times, classes, request parameters, image properties and model versions over a range",
                   {200: "Signals"}, (
             DEPLOYMENT,
-            Param("range", "query", {"enum": list(RANGES), "default": "24h"}, "time range"),
+            _range("24h"),
             HOST,
             VERSION,
         )),
@@ -94,7 +98,7 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
                   "Two model versions side by side, and drift tests of b against a (judging a canary)",
                   {200: "Compare"}, (
             DEPLOYMENT,
-            Param("range", "query", {"enum": list(RANGES), "default": "24h"}, "time range"),
+            _range("24h"),
             Param("a", "query", {"type": "string", "minLength": 1}, "the version to compare against", True),
             Param("b", "query", {"type": "string", "minLength": 1}, "the version under test (the canary)", True),
         )),

@@ -37,9 +37,8 @@ LOG_COLUMNS = (
 
 
 def bucket_row(bucket: Bucket, writer: str) -> tuple[Any, ...]:
-    """In BUCKET_COLUMNS order; the first four values are the row's key. A bucket whose one model version shares
-    its detection figures is settled first, so the version is written whole."""
-    bucket.settle_versions()
+    """In BUCKET_COLUMNS order; the first four values are the row's key."""
+    versions = bucket.whole_versions()
     return (
         bucket.deployment,
         bucket.tier_s,
@@ -60,7 +59,7 @@ def bucket_row(bucket: Bucket, writer: str) -> tuple[Any, ...]:
         json.dumps(bucket.classes),
         bucket.latency.encode(),
         signals_json(bucket),
-        json.dumps({name: _bucket_dict(version) for name, version in bucket.versions.items()}, separators=(",", ":")),
+        json.dumps({name: _bucket_dict(version) for name, version in versions.items()}, separators=(",", ":")),
     )
 
 
