@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import threading
 import uuid
@@ -28,7 +29,8 @@ YOLO_MODULES = frozenset(
     {
         "test_dashboard.py", "test_drift.py", "test_holdout.py", "test_offline.py", "test_predict.py",
         "test_quality.py", "test_quality_e2e.py", "test_serve.py", "test_serve_store.py", "test_shapes.py",
-        "test_imagestats.py", "test_signals_e2e.py", "test_traffic.py", "test_uploads.py",
+        "test_imagestats.py", "test_signals_e2e.py", "test_traffic.py", "test_uploads.py", "test_golden_e2e.py",
+        "test_samples_e2e.py",
     }
 )  # fmt: skip
 
@@ -56,6 +58,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def _ultralytics_config(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep ultralytics' settings file out of the user's home during tests."""
     os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """`main()` run in-process sets a root handler on the stderr of that moment (pytest's capture file, closed
+    after the test): remove it, so no later log line (a background thread's) meets a closed stream."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if type(handler) is logging.StreamHandler and handler not in before:  # configure_logging's own
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -7,20 +7,26 @@ import asyncio
 import base64
 import contextlib
 import json
+import shutil
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from helpers import FakeClock, admin_client
+from helpers import FakeClock, admin_client, registered_store
 from yolowatch.admin import admin_router
 from yolowatch.admin.fleet import located
 from yolowatch.admin.routes import admin_document
+from yolowatch.framesample import FrameSampler, SampleRules
+from yolowatch.monitor import Monitor
 from yolowatch.recorder import Recorder
-from yolowatch.records import HealthResult, ProcessInfo
+from yolowatch.records import GoldenRun, HealthResult, ProcessInfo
 from yolowatch.store import Store, StoreWriter
 
 KEY = "test-admin-key-7f3c"
@@ -407,3 +413,273 @@ def test_a_rolled_out_host_does_not_turn_its_region_red() -> None:
     windows = {"pod-old": traffic(40), "pod-new": traffic(60), "pod-gone": traffic(10)}
     fleet = fleet_view(rows, [({"id": "edge", "name": "edge"}, windows)], now, now - 3600)
     assert {r.region: r.healthy for r in fleet.regions} == {"eu-west-1": True, "us-east-1": False}
+
+
+# Sampled production frames (--sample-dir) and golden-image runs.
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 60  # the sampler keeps bytes by their magic; the size comes from the answer
+
+
+def png_bytes(width: int, height: int, rgb: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    """A real PNG of one colour, made with zlib."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def box(confidence: float, cls: int, name: str) -> dict[str, object]:
+    return {"class": cls, "name": name, "confidence": confidence, "box": {"x1": 4, "y1": 4, "x2": 40, "y2": 30}}
+
+
+MARKUP = "<img src=x onerror=alert(1)>"
+# What 'demo' kept: (seconds after RECORDED_AT, image, detections) -> the rule that keeps it. Two days: the sampler
+# writes a folder a day, and the admin API reads the newest back.
+DEMO_FRAMES = [
+    (-86400, JPEG, [box(0.9, 1, "car")], "class"),
+    (-86390, JPEG, [box(0.3, 0, "person"), box(0.8, 0, "person")], "low_confidence"),
+    (-600, png_bytes(8, 6), [], "no_detection"),
+    (-590, JPEG, [box(0.9, 0, "person"), box(0.95, 5, "bus")], "random"),
+    (-580, JPEG, [box(0.97, 2, MARKUP)], "random"),
+]
+
+
+def keep_frames(directory: Path, deployment: str, frames: list[tuple[float, bytes, list[dict[str, object]]]]) -> None:
+    """Frames kept by a real FrameSampler (classes: car; everything else at random), written before it closes."""
+    clock = FakeClock(RECORDED_AT)
+    sampler = FrameSampler(
+        directory, deployment, SampleRules(classes=frozenset({"car"}), random_share=1.0), clock=clock
+    )
+    sampler.start()
+    for offset, image, detections in frames:
+        clock.now = RECORDED_AT + offset
+        assert sampler.offer(image, detections, shape=(480, 640), model="shapes-yolo.pt@abc") is not None
+    sampler.close()
+    assert sampler.stats.kept == len(frames), sampler.stats
+
+
+@pytest.fixture
+def sampled(
+    admin: Callable[..., TestClient], database: Callable[[str], str], tmp_path: Path
+) -> Callable[..., TestClient]:
+    """A factory of admin clients of a process that samples 'demo' into tmp_path/samples; another process wrote one
+    frame of 'other' there."""
+    directory = tmp_path / "samples"
+    keep_frames(directory, "demo", [frame[:3] for frame in DEMO_FRAMES])
+    keep_frames(directory, "other", [(-100, JPEG, [])])
+    asyncio.run(registered_store(database("admin.db"), ["other"], clock=FakeClock(RECORDED_AT)))
+
+    def make(**router_options: object) -> TestClient:
+        monitor = Monitor(database("admin.db"), "demo", sampler=FrameSampler(directory, "demo"))
+        return admin(monitors=[monitor], **router_options)
+
+    return make
+
+
+def test_samples_lists_the_newest_frames_and_counts_them_all(sampled: Callable[..., TestClient]) -> None:
+    """The newest frames come first, across day folders, each with its time, rule, model, size, detections, distinct
+    classes and image URL; the summary counts every frame by rule, with the time they span."""
+    body = sampled().get("/api/deployments/demo/samples").json()
+    assert body["deployment"] == "demo" and body["enabled"] is True
+    assert body["summary"] == {
+        "frames": 5,
+        "bytes": 4 * len(JPEG) + len(png_bytes(8, 6)),
+        "oldest": "2027-01-14T08:00:00.000Z",
+        "newest": "2027-01-15T07:50:20.000Z",
+        "byRule": {"class": 1, "low_confidence": 1, "no_detection": 1, "random": 2},
+    }
+    samples = body["samples"]
+    assert [s["rule"] for s in samples] == [rule for *_, rule in reversed(DEMO_FRAMES)]
+    newest = samples[1]
+    assert newest["time"] == "2027-01-15T07:50:10.000Z" and newest["model"] == "shapes-yolo.pt@abc"
+    assert (newest["width"], newest["height"], newest["detections"]) == (640, 480, 2)
+    assert newest["classes"] == ["bus", "person"] and samples[0]["classes"] == [MARKUP]
+    assert newest["image"] == f"/api/deployments/demo/samples/{newest['id']}/image"
+    assert samples[3]["classes"] == ["person"] and samples[3]["detections"] == 2  # one class, two boxes
+    two = sampled().get("/api/deployments/demo/samples?limit=2").json()
+    assert [s["id"] for s in two["samples"]] == [s["id"] for s in samples[:2]] and two["summary"]["frames"] == 5
+    four = sampled().get("/api/deployments/demo/samples?limit=4").json()["samples"]  # three today, one the day before
+    assert [s["id"] for s in four] == [s["id"] for s in samples[:4]]
+
+
+@pytest.mark.parametrize(
+    ("query", "rules"),
+    [
+        ("rule=random", ["random", "random"]),
+        ("class=car", ["class"]),
+        ("class=person", ["random", "low_confidence"]),
+        ("rule=class&class=car", ["class"]),
+        ("rule=class&class=person", []),
+        (f"class={quote(MARKUP)}", ["random"]),
+        ("rule=&class=", ["random", "random", "no_detection", "low_confidence", "class"]),
+    ],
+)
+def test_samples_filter_by_rule_and_class(sampled: Callable[..., TestClient], query: str, rules: list[str]) -> None:
+    """`rule` and `class` narrow the frames shown (empty: no filter); the summary still counts them all."""
+    body = sampled().get(f"/api/deployments/demo/samples?{query}").json()
+    assert [s["rule"] for s in body["samples"]] == rules
+    assert body["summary"]["frames"] == 5
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("limit=0", "limit must be an integer from 1 to 200; got '0'"),
+        ("limit=201", "limit must be an integer from 1 to 200"),
+        ("limit=-1", "limit must be an integer from 1 to 200"),
+        ("rule=sometimes", "rule must be one of class, low_confidence, no_detection, drift, random"),
+        ("class=" + "x" * 129, "class must be a class name of at most 128"),
+        ("class=%00", "class must be a class name"),
+    ],
+)
+def test_bad_sample_parameters_say_what_is_allowed(
+    sampled: Callable[..., TestClient], query: str, expected: str
+) -> None:
+    """A bad limit, rule or class is a 400 that says what is allowed."""
+    response = sampled().get(f"/api/deployments/demo/samples?{query}")
+    assert response.status_code == 400 and expected in response.json()["error"]
+
+
+def test_a_frame_written_after_a_read_is_counted_in_the_next(
+    sampled: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    """Counts are kept per day folder only until the folder changes: a new frame is counted (and shown) at once,
+    and a day deleted by retention is no longer counted."""
+    client = sampled()
+    assert client.get("/api/deployments/demo/samples").json()["summary"]["frames"] == 5
+    keep_frames(tmp_path / "samples", "demo", [(-60, JPEG, [box(0.9, 1, "car")])])
+    body = client.get("/api/deployments/demo/samples?limit=1").json()
+    assert body["summary"]["frames"] == 6 and body["summary"]["byRule"]["class"] == 2
+    assert body["samples"][0]["time"] == "2027-01-15T07:59:00.000Z"
+    shutil.rmtree(tmp_path / "samples" / "demo" / "2027-01-14")
+    assert client.get("/api/deployments/demo/samples").json()["summary"]["byRule"] == {
+        "class": 1, "no_detection": 1, "random": 2,
+    }  # fmt: skip
+
+
+def test_samples_of_a_deployment_this_process_does_not_sample(
+    sampled: Callable[..., TestClient], admin: Callable[..., TestClient]
+) -> None:
+    """Another process's deployment in the same sample folder is listed with enabled false; a process that samples
+    nothing answers empty counts."""
+    other = sampled().get("/api/deployments/other/samples").json()
+    assert other["enabled"] is False and other["summary"]["frames"] == 1 and len(other["samples"]) == 1
+    assert other["samples"][0]["rule"] == "no_detection"
+    nothing = admin().get("/api/deployments/demo/samples").json()
+    assert nothing == {
+        "deployment": "demo",
+        "enabled": False,
+        "summary": {"frames": 0, "bytes": 0, "oldest": None, "newest": None, "byRule": {}},
+        "samples": [],
+    }
+
+
+def test_a_sample_image_is_served_with_its_type(sampled: Callable[..., TestClient]) -> None:
+    """Each frame's image URL answers the bytes as they were uploaded, with their content type, cached privately."""
+    client = sampled()
+    samples = client.get("/api/deployments/demo/samples").json()["samples"]
+    by_rule = {s["rule"]: s for s in samples}
+    png = client.get(by_rule["no_detection"]["image"])
+    assert png.status_code == 200 and png.content == png_bytes(8, 6)
+    assert png.headers["content-type"] == "image/png"
+    assert png.headers["cache-control"] == "private, max-age=3600"
+    assert png.headers["x-content-type-options"] == "nosniff"
+    jpeg = client.get(by_rule["class"]["image"])
+    assert jpeg.content == JPEG and jpeg.headers["content-type"] == "image/jpeg"
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "..",
+        "..%2F..%2Fadmin.db",
+        "%2e%2e%2f%2e%2e%2fadmin.db",
+        "20270115T075000-000-ab-000001",  # the shape of an id, but no such frame
+        "20270115T075000-000-ab-000001.json",
+        "20270115T075000-000-ab-000001%2F..%2F..%2F..",
+        "OTHER",  # replaced by the id of a frame 'other' kept: not one of demo's
+    ],
+)
+def test_unknown_or_ill_formed_sample_ids_are_404(sampled: Callable[..., TestClient], sample: str) -> None:
+    """No id that is not one of the deployment's kept frames reaches a file: each is a JSON 404."""
+    client = sampled()
+    if sample == "OTHER":
+        sample = client.get("/api/deployments/other/samples").json()["samples"][0]["id"]
+    response = client.get(f"/api/deployments/demo/samples/{sample}/image")
+    assert response.status_code == 404 and response.headers["content-type"] == "application/json"
+    assert "error" in response.json()
+
+
+def test_samples_and_their_images_need_the_admin_key(sampled: Callable[..., TestClient]) -> None:
+    """With a key set, the list and the images answer 401 without it and 200 with it."""
+    client = sampled(keys=[KEY])
+    listed = client.get("/api/deployments/demo/samples", headers={"Authorization": f"Bearer {KEY}"})
+    assert listed.status_code == 200
+    image = listed.json()["samples"][0]["image"]
+    assert client.get("/api/deployments/demo/samples").status_code == 401
+    refused = client.get(image)
+    assert refused.status_code == 401 and refused.headers["content-type"] == "application/json"
+    assert client.get(image, headers={"Authorization": "Bearer not-the-key"}).status_code == 401
+    assert client.get(image, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+
+
+# Golden runs at these seconds before the admin's clock: (images passed of 4, what differed, error).
+GOLDEN_RUNS = [
+    (600, 4, {}, None),
+    (300, 3, {"bus.jpg": ["person moved: IoU 0.61 < 0.80", "extra car 0.41"]}, None),
+    (240, 0, {}, "the golden set cannot be read: golden.json is missing"),
+    (60, 4, {}, None),
+]
+
+
+async def _save_golden_runs(path: str) -> None:
+    async with Store(path, clock=FakeClock(RECORDED_AT)) as store:
+        for before_s, passed, differences, error in GOLDEN_RUNS:
+            checked_ms = int((RECORDED_AT + 60 - before_s) * 1000)
+            worst = max(differences, key=lambda name: len(differences[name])) if differences else None
+            images = 0 if error else 4
+            run = GoldenRun(checked_ms, images, passed, worst, differences, error, latency_ms=850.25)
+            await store.save_golden("demo", run)
+
+
+def test_golden_series_runs_and_latest(admin: Callable[..., TestClient], database: Callable[[str], str]) -> None:
+    """The golden endpoint gives a point a minute over 1h (runs, failing runs, worst pass rate), the runs oldest
+    first with what differed, and the newest as latest; no checker runs in this process."""
+    asyncio.run(_save_golden_runs(database("admin.db")))
+    body = admin().get("/api/deployments/demo/golden?range=1h").json()
+    assert (body["deployment"], body["range"], body["checked"], body["set"]) == ("demo", "1h", False, None)
+    assert [run["passed"] for run in body["runs"]] == [4, 3, 0, 4]
+    failing = body["runs"][1]
+    assert failing == {
+        "checkedAt": "2027-01-15T07:56:00.000Z", "ok": False, "images": 4, "passed": 3, "passRate": 0.75,
+        "worst": "bus.jpg", "differences": {"bus.jpg": ["person moved: IoU 0.61 < 0.80", "extra car 0.41"]},
+        "error": None, "latencyMs": 850.2,
+    }  # fmt: skip
+    assert body["runs"][2]["error"].startswith("the golden set cannot be read") and body["runs"][2]["ok"] is False
+    assert body["latest"] == body["runs"][-1] and body["latest"]["ok"] is True
+    series = body["series"]
+    assert len(series) == 60 and series[-1]["time"] == "2027-01-15T08:01:00.000Z"
+    points = {p["time"][11:16]: p for p in series if p["runs"]}
+    assert points == {
+        "07:51": {"time": "2027-01-15T07:51:00.000Z", "runs": 1, "failing": 0, "worstPassRate": 1.0},
+        "07:56": {"time": "2027-01-15T07:56:00.000Z", "runs": 1, "failing": 1, "worstPassRate": 0.75},
+        "07:57": {"time": "2027-01-15T07:57:00.000Z", "runs": 1, "failing": 1, "worstPassRate": 0.0},
+        "08:00": {"time": "2027-01-15T08:00:00.000Z", "runs": 1, "failing": 0, "worstPassRate": 1.0},
+    }
+    assert all(p["worstPassRate"] is None and p["failing"] == 0 for p in series if not p["runs"])
+    assert admin().get("/api/deployments/demo/golden?range=2h").status_code == 400
+
+
+def test_openapi_document_describes_samples_and_golden() -> None:
+    """The new routes are in the document with their parameters, statuses and media types."""
+    paths = admin_document()["paths"]
+    listed = paths["/api/deployments/{deployment}/samples"]["get"]
+    assert [p["name"] for p in listed["parameters"]] == ["deployment", "limit", "rule", "class"]
+    assert set(listed["responses"]) == {"200", "400", "401", "404"}
+    image = paths["/api/deployments/{deployment}/samples/{sample}/image"]["get"]
+    assert set(image["responses"]) == {"200", "401", "404"}
+    assert {"image/jpeg", "image/png"} <= set(image["responses"]["200"]["content"])
+    assert set(paths["/api/deployments/{deployment}/golden"]["get"]["responses"]) == {"200", "400", "401", "404"}

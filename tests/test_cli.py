@@ -154,3 +154,43 @@ def test_sidecar_refuses_a_bad_upstream_and_one_port_for_both(capsys: pytest.Cap
     assert "different ports" in capsys.readouterr().err
     assert main(["sidecar", "--upstream", "http://127.0.0.1:9", "--upstream-connections", "0"]) == 2
     assert "--upstream-connections must be at least 1" in capsys.readouterr().err
+
+
+def test_golden_and_sample_settings_are_checked_before_binding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A golden folder that holds no set, --golden-in-health alone, a low-confidence band that is not LOW,HIGH, or
+    a band upside down: usage errors (status 2) that say what is wrong, before the database is opened."""
+    upstream = ["sidecar", "--upstream", "http://127.0.0.1:9", "--db", str(tmp_path / "a.db")]
+    assert main([*upstream, "--golden", str(tmp_path)]) == 2
+    assert "golden.json" in capsys.readouterr().err
+    assert main([*upstream, "--golden-in-health"]) == 2
+    assert "--golden-in-health needs --golden DIR" in capsys.readouterr().err
+    assert main([*upstream, "--sample-dir", str(tmp_path / "f"), "--sample-low-confidence", "0.5"]) == 2
+    assert "--sample-low-confidence must be LOW,HIGH" in capsys.readouterr().err
+    assert main([*upstream, "--sample-dir", str(tmp_path / "f"), "--sample-low-confidence", "0.6,0.2"]) == 2
+    assert "0.6" in capsys.readouterr().err
+    assert main([*upstream, "--golden", str(tmp_path), "--golden-every", "0"]) == 2
+    assert "--golden-every must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "f").exists()
+
+
+def test_samples_and_golden_commands_refuse_what_they_cannot_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No sample folder, an empty one to export, a golden record against nothing listening: status 2 with the
+    reason; listing an empty folder says so."""
+    assert main(["samples", "list", "--dir", str(tmp_path / "none")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["samples", "list", "--dir", str(tmp_path)]) == 0
+    assert "no kept frames" in capsys.readouterr().out
+    assert main(["samples", "export", "--dir", str(tmp_path), "--out", str(tmp_path / "ds")]) == 2
+    assert "nothing to export" in capsys.readouterr().err
+    assert main(["samples", "list", "--dir", str(tmp_path), "--since", "yesterday"]) == 2
+    capsys.readouterr()
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"\xff\xd8\xff")
+    assert main(["golden", "record", "--endpoint", "http://127.0.0.1:9/predict", "--out", str(tmp_path / "g"),
+                 str(image)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "a.jpg" in err and "127.0.0.1:9" in err and not (tmp_path / "g" / "golden.json").exists()

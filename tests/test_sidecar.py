@@ -262,3 +262,53 @@ def test_a_sample_of_uploads_is_measured_for_image_drift(tmp_path: Path) -> None
     # Cumulative figures: the drifted half pulls the median down and the 5th percentile far down.
     assert medians["drifted"]["brightness"]["p5"] < medians["normal"]["brightness"]["p5"] - 20
     assert medians["drifted"]["sharpness"]["p5"] < medians["normal"]["sharpness"]["p5"] / 10
+
+
+def test_golden_checks_and_sampled_frames_in_front_of_an_upstream(tmp_path: Path) -> None:
+    """A golden set recorded from the upstream passes, straight to the upstream (no golden request is counted, and
+    /health carries the run); with --sample-dir, the relayed uploads are kept with the upstream's detections (its
+    0.6 star is in the low band), the answers relayed unchanged."""
+    from yolowatch.sampleset import list_samples
+
+    upstream_port, port, admin_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}"
+    admin = f"http://127.0.0.1:{admin_port}"
+    with running(upstream_command(upstream_port), f"{upstream}/health"):
+        recorded = subprocess.run(
+            [sys.executable, "-m", "yolowatch", "golden", "record", "--endpoint", f"{upstream}/predict",
+             "--out", str(tmp_path / "golden"), str(EXAMPLE)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert recorded.returncode == 0, recorded.stderr
+        assert "circle (0.90)" in recorded.stdout and "star (0.60)" in recorded.stdout
+        command = _sidecar(
+            upstream, port, admin_port, tmp_path / "g.db", "--golden", str(tmp_path / "golden"),
+            "--golden-every", "0.2", "--golden-in-health", "--sample-dir", str(tmp_path / "frames"),
+            "--sample-low-confidence", "0.5,0.7",
+        )  # fmt: skip
+        with running(command, f"{admin}/health", env=FAST_HEALTH):
+            golden = wait_until(
+                lambda: requests.get(f"{admin}/api/deployments/edge/golden?range=1h", timeout=10).json(),
+                "five golden runs",
+                accept=lambda body: len(body["runs"]) >= 5,
+            )
+            assert golden["checked"] and all(run["ok"] for run in golden["runs"]) and golden["latest"]["passRate"] == 1
+            health = requests.get(f"{admin}/health", timeout=10).json()
+            assert health["healthy"] and health["golden"]["ok"]
+            for _ in range(3):
+                files = {"file": ("shapes.jpg", EXAMPLE.read_bytes(), "image/jpeg")}
+                answer = requests.post(f"http://127.0.0.1:{port}/predict", files=files, timeout=30)
+                assert answer.status_code == 200 and answer.json()["received"]["bytes"] == len(EXAMPLE.read_bytes())
+            frames = wait_until(
+                lambda: list_samples(tmp_path / "frames"), "the three frames", accept=lambda f: len(f) == 3
+            )
+            metrics = wait_until(
+                lambda: requests.get(f"{admin}/api/deployments/edge/metrics?range=1h", timeout=10).json(),
+                "the three requests",
+                accept=lambda body: body["summary"]["requests"] >= 3,
+            )
+            assert metrics["summary"]["requests"] == 3  # the golden requests went to the upstream, not through us
+    for frame in frames:
+        assert frame.rule == "low_confidence" and frame.image.read_bytes() == EXAMPLE.read_bytes()
+        assert [d["name"] for d in frame.detections] == ["circle", "star"] and frame.model == "upstream.pt"
+        assert (frame.width, frame.height) == (200, 100)  # the answer's shape

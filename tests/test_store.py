@@ -19,7 +19,7 @@ from hdrh.histogram import HdrHistogram
 from helpers import FakeClock
 from yolowatch.metrics import RANGES
 from yolowatch.recorder import Recorder
-from yolowatch.records import Bucket, DetectionSummary, new_latency_histogram
+from yolowatch.records import Bucket, DetectionSummary, GoldenRun, new_latency_histogram
 from yolowatch.store import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, Store, StoreWriter
 from yolowatch.store.rows import BUCKET_COLUMNS, bucket_from_row, bucket_row
 from yolowatch.store.writer import SEEN_EVERY_S
@@ -450,3 +450,34 @@ def test_a_one_model_bucket_is_written_with_its_version_whole() -> None:
     assert (version.requests, version.predictions, version.detections) == (3, 3, 6)
     assert version.classes == {"cat": 3, "dog": 3}
     assert minute.sole_version == "a.pt@1" and minute.versions["a.pt@1"].detections == 0
+
+
+async def test_golden_runs_are_a_series_with_slots_latest_and_retention(
+    make_store: Callable[..., Store], clock: FakeClock
+) -> None:
+    """Runs come back oldest first with what differed; slots count failing runs and the worst pass rate; the
+    latest before a time is the one alerts read; retention deletes runs with the metrics."""
+    store = make_store("golden.db")
+    start_ms = int(clock() * 1000)
+    for minute, passed in enumerate([3, 3, 1, 3]):
+        failing = {"b.jpg": ["missing circle 0.91"]} if passed < 3 else {}
+        run = GoldenRun(start_ms + minute * 60_000, 3, passed, "b.jpg" if failing else None, failing, None, 12.5)
+        await store.save_golden("demo", run)
+    await store.save_golden("other", GoldenRun(start_ms, 0, 0, None, {}, "golden.json is missing"))
+    runs = await store.golden_runs("demo", start_ms, start_ms + 4 * 60_000)
+    assert [run.passed for run in runs] == [3, 3, 1, 3]
+    assert runs[2].differences == {"b.jpg": ["missing circle 0.91"]} and runs[2].worst == "b.jpg"
+    assert runs[2].pass_rate == pytest.approx(1 / 3) and not runs[2].ok and runs[3].ok
+    assert [run.passed for run in await store.golden_runs("demo", start_ms, start_ms + 4 * 60_000, limit=2)] == [1, 3]
+    latest = await store.latest_golden("demo", before_ms=start_ms + 2 * 60_000)
+    assert latest is not None and latest.passed == 1
+    other = await store.latest_golden("other")
+    assert other is not None and other.error == "golden.json is missing" and not other.ok and other.pass_rate is None
+    slots = await store.golden_slots("demo", start_ms, 120_000, 2)
+    assert slots == {
+        0: {"runs": 2, "failing": 0, "worst": 1.0},
+        1: {"runs": 2, "failing": 1, "worst": pytest.approx(1 / 3)},
+    }
+    clock.advance(31 * 86400)
+    await store.enforce_retention()
+    assert await store.latest_golden("demo") is None

@@ -34,8 +34,10 @@ log = logging.getLogger("yolowatch.alerts")
 
 METRICS = (
     "p50_ms", "p95_ms", "p99_ms", "error_rate", "request_rate", "detection_rate", "mean_confidence",
-    "confidence_drift_p", "box_drift_p", "holdout_map50", "holdout_map50_95",
+    "confidence_drift_p", "box_drift_p", "holdout_map50", "holdout_map50_95", "golden_pass_rate",
 )  # fmt: skip
+# The metrics whose firing rules mean the traffic has moved: frame sampling keeps a larger share while one fires.
+DRIFT_METRICS = frozenset({"confidence_drift_p", "box_drift_p", "mean_confidence", "detection_rate"})
 # above/below: the value against the threshold; drop/rise: the value's change from its baseline against it.
 COMPARISONS = ("above", "below", "drop", "rise")
 # The metrics a rule may scope to one class: computed over that class's detections only.
@@ -215,6 +217,15 @@ def default_rules(latency_budget_ms: float = 500.0) -> list[Rule]:
         Rule("HoldoutMapDrop", "holdout_map50_95", "drop", 0.01, 0, every_s=7 * 86400,
              runbook="Holdout mAP50-95 fell more than 1 point below its first run: check preprocessing and weights"),
     ]  # fmt: skip
+
+
+def golden_rule() -> Rule:
+    """The rule added when golden-image checks run: any mismatch for 5 minutes is critical."""
+    return Rule(
+        "GoldenMismatch", "golden_pass_rate", "below", 1.0, 300, severity="critical",
+        runbook="A golden image's answer differs from its recorded one for 5 minutes: new weights, precision, "
+        "preprocessing or a library upgrade? See the Golden panel for what differed",
+    )  # fmt: skip
 
 
 def advance(

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import importlib
 import json
+import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,10 +18,11 @@ from typing import Any
 
 import uvicorn
 
-from yolowatch import __version__
-from yolowatch._util import http_url, is_postgres_url, iso_time, parse_time, redacted_url, shown_db
-from yolowatch.compose import alert_rules, run_on, server_stack
+from yolowatch import __version__, golden, sampleset
+from yolowatch._util import http_url, is_postgres_url, iso_time, parse_bool, parse_time, redacted_url, shown_db
+from yolowatch.compose import alert_rules, run_on, sample_rules, server_stack
 from yolowatch.config import Settings, export_to_workers, settings_from_env
+from yolowatch.framesample import SAMPLE_RULES
 from yolowatch.logformat import configure_logging
 from yolowatch.sidecar import serve_sidecar
 from yolowatch.signals import drift_windows
@@ -51,6 +53,13 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _bool_word(text: str) -> bool:
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be yes or no, got {text}") from None
 
 
 def _port(text: str) -> int:
@@ -100,6 +109,57 @@ def _monitoring_arguments(command: argparse.ArgumentParser) -> None:
         help="TOML file of [[rule]] tables over the default alert rules (README: Alerts)",
     )
     command.add_argument("--alert-webhook", metavar="URL", help="also POST Alertmanager-shaped notifications here")
+    golden = command.add_argument_group(
+        "golden-image checks", "a set of images with approved answers, sent through the endpoint on a schedule"
+    )
+    golden.add_argument(
+        "--golden",
+        metavar="DIR",
+        help="a golden set recorded with 'yolowatch golden record': each image is sent through the real endpoint "
+        "every --golden-every seconds and its answer matched with the recorded one (class, IoU, confidence). "
+        "Golden requests are not counted as traffic; a mismatch for 5 minutes fires the GoldenMismatch alert",
+    )
+    golden.add_argument("--golden-every", type=float, metavar="SECONDS", help="seconds between runs (default 60)")
+    golden.add_argument(
+        "--golden-iou", type=float, help="least IoU of a box with its recorded box (default: the set's, 0.8)"
+    )
+    golden.add_argument("--golden-confidence", type=float, help="most a confidence may move (default: the set's, 0.1)")
+    golden.add_argument(
+        "--golden-in-health",
+        action="store_true",
+        default=None,
+        help="a failing golden run makes /health answer 503 (Kubernetes then stops sending traffic)",
+    )
+    samples = command.add_argument_group(
+        "sampled production frames (opt-in: this stores your users' images on disk)",
+        "frames kept with the model's detections as pseudo-labels, for review and retraining "
+        "('yolowatch samples export' makes them an Ultralytics dataset)",
+    )
+    samples.add_argument("--sample-dir", metavar="DIR", help="keep sampled frames here (default: none are kept)")
+    samples.add_argument(
+        "--sample-low-confidence",
+        metavar="LOW,HIGH",
+        help="keep frames with a detection whose confidence is in [LOW, HIGH) (default 0.25,0.5; off: none)",
+    )
+    samples.add_argument(
+        "--sample-no-detection",
+        type=_bool_word,
+        metavar="yes|no",
+        help="keep frames with no detection (default yes)",
+    )
+    samples.add_argument("--sample-classes", metavar="A,B", help="keep frames with a detection of these classes")
+    samples.add_argument(
+        "--sample-drift-share", type=float, metavar="SHARE", help="share of frames kept while a drift alert fires (0.1)"
+    )
+    samples.add_argument("--sample-random-share", type=float, metavar="SHARE", help="share kept at random (0.01)")
+    samples.add_argument("--sample-per-minute", type=_positive_int, metavar="N", help="at most N a minute (10)")
+    samples.add_argument("--sample-per-day", type=_positive_int, metavar="N", help="at most N a day (1000)")
+    samples.add_argument(
+        "--sample-max-mb", type=float, metavar="MB", help="disk the frames may use; oldest dropped first (1024)"
+    )
+    samples.add_argument(
+        "--sample-retention-days", type=float, metavar="DAYS", help="frames older than this are deleted (30)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,7 +265,75 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--endpoint", help="the deployment's predict URL, e.g. http://127.0.0.1:8000/predict")
     source.add_argument("--model", type=Path, help="a local .pt file, scored with ultralytics val")
     holdout.add_argument("--imgsz", type=_positive_int, default=640, help="inference size (default 640)")
+    holdout.add_argument(
+        "--recent",
+        action="store_true",
+        help="the set is recent production frames (exported with 'yolowatch samples export' and corrected): stored "
+        "as a second series beside the fixed holdout, which the HoldoutMapDrop alert alone reads",
+    )
+    holdout.add_argument("--name", help="the series' name (default: the dataset's folder; with --recent: recent)")
     holdout.add_argument("--db", help="where to store the score: an " + DB_HELP)
+
+    golden = commands.add_parser(
+        "golden",
+        help="record a golden set (images with approved answers) or check an endpoint against one",
+        description="Golden-image checks catch what a 200 does not: new weights, FP16, a preprocessing change or a "
+        "library upgrade that still answers, with different boxes. Record a few images' answers once (and look at "
+        "them), then run serve or sidecar with --golden DIR: every minute each image goes through the real "
+        "endpoint and its answer is matched with the recorded one.",
+    )
+    golden_commands = golden.add_subparsers(dest="golden_command", metavar="ACTION", required=True)
+    record = golden_commands.add_parser(
+        "record",
+        help="send images to an endpoint and keep its answers as the approved ones",
+        description="POST each image (multipart 'file', with the --param fields) to --endpoint and write the "
+        "images and the answers to --out (golden.json). The answers are what the endpoint says now: look at "
+        "them (the command prints them) before you trust the set. A predict key, if the endpoint needs one, is "
+        "read from YOLOWATCH_PREDICT_API_KEY and never written down.",
+    )
+    record.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (a handful is enough)")
+    record.add_argument("--endpoint", required=True, help="the predict URL, e.g. http://127.0.0.1:8000/predict")
+    record.add_argument("--out", type=Path, required=True, help="the golden set's folder (made if absent)")
+    record.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a form field sent with each image"
+    )
+    record.add_argument("--iou", type=float, default=0.8, help="least IoU of a box with its recorded one (0.8)")
+    record.add_argument("--confidence", type=float, default=0.1, help="most a confidence may move (0.1)")
+    record.add_argument("--overwrite", action="store_true", help="record over an existing set in --out")
+    check = golden_commands.add_parser(
+        "check",
+        help="run a golden set through an endpoint once; exit status 1 if an answer differs",
+        description="Send each image of --golden to --endpoint (default: the endpoint it was recorded from) and "
+        "say what differs from the recorded answers. Exit status 0 when every image matches, 1 when one does "
+        "not: a gate for a deploy pipeline. Nothing is stored.",
+    )
+    check.add_argument("--golden", type=Path, required=True, metavar="DIR", help="the golden set's folder")
+    check.add_argument("--endpoint", help="the predict URL (default: the one the set was recorded from)")
+    check.add_argument("--iou", type=float, help="least IoU (default: the set's)")
+    check.add_argument("--confidence", type=float, help="most a confidence may move (default: the set's)")
+
+    samples = commands.add_parser(
+        "samples",
+        help="list the production frames kept with --sample-dir, or export them as an Ultralytics dataset",
+        description="Frames kept by serve or sidecar with --sample-dir (each with the model's detections as "
+        "pseudo-labels and the rule that kept it: low_confidence, no_detection, class, drift, random). 'list' "
+        "counts them; 'export' writes images/, labels/ (YOLO format) and data.yaml with the model's class names, "
+        "for review in an annotation tool, then 'yolo train' or 'yolowatch holdout --recent'.",
+    )
+    sample_commands = samples.add_subparsers(dest="samples_command", metavar="ACTION", required=True)
+    for action, text in (("list", "count the kept frames by deployment and rule"), ("export", "write a dataset")):
+        command = sample_commands.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        command.add_argument(
+            "--dir", dest="sample_dir", help="the --sample-dir of serve/sidecar (default: YOLOWATCH_SAMPLE_DIR)"
+        )
+        command.add_argument("--deployment", help="only this deployment's frames")
+        command.add_argument("--since", help="only frames kept at or after this time (ISO 8601 or epoch seconds)")
+        command.add_argument("--until", help="only frames kept before this time")
+        command.add_argument("--rule", choices=SAMPLE_RULES, help="only frames kept by this rule")
+        command.add_argument("--class", dest="class_name", help="only frames with a detection of this class")
+        if action == "export":
+            command.add_argument("--out", type=Path, required=True, help="the dataset folder (new or empty)")
+            command.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
 
     baseline = commands.add_parser(
         "baseline",
@@ -287,6 +415,10 @@ def _checked(settings: Settings, command: str) -> Settings:
     try:
         settings.validate(command)
         alert_rules(settings)
+        if settings.golden:
+            golden.load_golden_set(settings.golden)
+        if settings.sample_dir:
+            sample_rules(settings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return settings
@@ -320,6 +452,21 @@ def _monitoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "log_level": args.log_level,
         "alert_rules_file": args.alert_rules,
         "alert_webhook": args.alert_webhook,
+        "golden": args.golden,
+        "golden_every_s": args.golden_every,
+        "golden_iou": args.golden_iou,
+        "golden_confidence": args.golden_confidence,
+        "golden_in_health": args.golden_in_health,
+        "sample_dir": args.sample_dir,
+        "sample_low_confidence": args.sample_low_confidence,
+        "sample_no_detection": args.sample_no_detection,
+        "sample_classes": args.sample_classes,
+        "sample_drift_share": args.sample_drift_share,
+        "sample_random_share": args.sample_random_share,
+        "sample_per_minute": args.sample_per_minute,
+        "sample_per_day": args.sample_per_day,
+        "sample_max_mb": args.sample_max_mb,
+        "sample_retention_days": args.sample_retention_days,
     }
 
 
@@ -333,6 +480,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         **_monitoring_overrides(args),
     )
     settings = _anchored(_checked(settings, "serve").with_overrides(db=resolved_db(settings.db)))
+    if settings.golden and not settings.golden_token:  # one token for every worker: each leaves all golden requests out
+        settings = settings.with_overrides(golden_token=secrets.token_hex(16))
     configure_logging(settings.log_level, settings.log_format)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
     print(
@@ -406,12 +555,7 @@ def run_traffic(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
     if not 0 < args.rate <= 1000:
         raise UsageError("--rate must be more than 0 and at most 1000 requests a second")
-    fields = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--param {item!r}: give NAME=VALUE, e.g. imgsz=320")
-        fields[name.strip()] = value
+    fields = _form_fields(args.param)
     traffic = _extra("yolowatch.demo.traffic", "traffic (it renders the demo images with OpenCV)")
     try:
         plan = traffic.parse_plan(args.plan)
@@ -460,13 +604,14 @@ def run_holdout(args: argparse.Namespace, settings: Settings) -> int:
     except (RuntimeError, OSError) as exc:
         print(f"yolowatch: {exc}", file=sys.stderr)
         return 1
-    result["details"] = holdout.run_details(result, args.data)
+    result["details"] = {**holdout.run_details(result, args.data), "set": "recent" if args.recent else "holdout"}
+    name = args.name or ("recent" if args.recent else dataset.name)
 
     async def save() -> None:
         async with Store(args.db or settings.db) as store:
             if await store.deployment(args.deployment) is None:
                 await store.register_deployment(args.deployment)
-            await store.save_holdout(args.deployment, dataset.name, holdout.digest(dataset), source, result)
+            await store.save_holdout(args.deployment, name, holdout.digest(dataset), source, result)
 
     try:
         asyncio.run(save())
@@ -477,12 +622,115 @@ def run_holdout(args: argparse.Namespace, settings: Settings) -> int:
         json.dumps(
             {
                 "deployment": args.deployment,
-                "dataset": dataset.name,
+                "dataset": name,
+                "set": result["details"]["set"],
                 "mAP50": round(result["map50"], 4),
                 "mAP50-95": round(result["map50_95"], 4),
                 "images": result["images"],
             }
         ),
+        flush=True,
+    )
+    return 0
+
+
+def _form_fields(items: Sequence[str]) -> dict[str, str]:
+    fields = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {item!r}: give NAME=VALUE, e.g. imgsz=320")
+        fields[name.strip()] = value
+    return fields
+
+
+def run_golden(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.golden_command == "record":
+            tolerance = golden.Tolerance(iou=args.iou, confidence=args.confidence)
+            recorded = asyncio.run(
+                golden.record_golden(
+                    args.endpoint,
+                    args.images,
+                    args.out,
+                    _form_fields(args.param),
+                    _predict_headers(settings),
+                    tolerance,
+                    overwrite=args.overwrite,
+                )
+            )
+            for image in recorded.images:
+                found = ", ".join(d.describe() for d in image.detections) or "no detection"
+                print(f"  {image.file}: {found}")
+            print(
+                f"yolowatch: recorded {len(recorded.images)} images into {args.out}/golden.json; look at the answers "
+                f"above, then: yolowatch serve --golden {args.out} (or sidecar --golden {args.out})",
+                flush=True,
+            )
+            return 0
+        the_set = golden.load_golden_set(args.golden)
+        endpoint = args.endpoint or the_set.endpoint
+        http_url(endpoint, "--endpoint", "http://127.0.0.1:8000/predict")
+
+        async def check_once() -> Any:
+            async with golden.HttpPoster(endpoint, _predict_headers(settings)) as post:
+                checker = golden.GoldenChecker("cli", args.golden, post, iou=args.iou, confidence=args.confidence)
+                return await checker.check()
+
+        run = asyncio.run(check_once())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if run.error:
+        print(f"yolowatch: the golden check could not run: {run.error}", file=sys.stderr)
+        return 1
+    for name, differences in run.differences.items():
+        print(f"  {name}: " + "; ".join(differences))
+    print(f"yolowatch: {run.passed} of {run.images} golden images match their recorded answer", flush=True)
+    return 0 if run.ok else 1
+
+
+def run_samples(args: argparse.Namespace, settings: Settings) -> int:
+    directory = args.sample_dir or settings.sample_dir
+    if not directory:
+        raise UsageError("give --dir (the --sample-dir that serve or sidecar keeps frames in)")
+    if not Path(directory).is_dir():
+        raise UsageError(f"--dir {directory} is not a folder")
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    found = sampleset.list_samples(
+        Path(directory),
+        deployment=args.deployment,
+        since=since,
+        until=until,
+        rule=args.rule,
+        class_name=args.class_name,
+    )
+    if args.samples_command == "list":
+        counts = sampleset.summary(found)
+        if not counts.frames:
+            print(f"yolowatch: no kept frames in {directory} match")
+            return 0
+        print(f"{counts.frames} frames, {counts.image_bytes / 1e6:.1f} MB, {iso_time(counts.oldest or 0)} .. "
+              f"{iso_time(counts.newest or 0)}")  # fmt: skip
+        for deployment, rules in counts.by_deployment.items():
+            shown = ", ".join(f"{rule} {count}" for rule, count in sorted(rules.items()))
+            print(f"  {deployment}: {sum(rules.values())} ({shown})")
+        return 0
+    if not found:
+        raise UsageError(f"no kept frames in {directory} match: nothing to export")
+    try:
+        result = sampleset.export_dataset(found, args.out, overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    for sample_id, why in sorted(result.skipped.items()):
+        print(f"  skipped {sample_id}: {why}")
+    print(
+        f"yolowatch: {result.frames} frames and {result.boxes} boxes written to {result.directory}; review and "
+        f"correct the labels, then: yolo train data={result.data_yaml} (or yolowatch holdout --recent "
+        f"--data {result.data_yaml} ...)",
         flush=True,
     )
     return 0
@@ -585,6 +833,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return run_holdout(args, settings)
     if args.command == "baseline":
         return run_baseline(args, settings)
+    if args.command == "golden":
+        return run_golden(args, settings)
+    if args.command == "samples":
+        return run_samples(args, settings)
     if args.command == "demo-data":
         return run_demo_data(args)
     return run_demo_model(args)

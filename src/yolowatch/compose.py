@@ -10,9 +10,11 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from starlette.routing import Route, Router
@@ -20,11 +22,13 @@ from starlette.types import ASGIApp
 
 from yolowatch._types import Clock
 from yolowatch.admin import admin_router, own_health_endpoint
-from yolowatch.alerts import Rule, Sink, default_rules, load_rules_file
+from yolowatch.alerts import Rule, Sink, default_rules, golden_rule, load_rules_file
 from yolowatch.asgi.auth import KeyCheck
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.asgi.routes import HEALTH_PATH, Dispatch
-from yolowatch.config import Settings
+from yolowatch.config import MiB, Settings
+from yolowatch.framesample import FrameSampler, SampleCaps, SampleRules
+from yolowatch.golden import GoldenChecker, HttpPoster
 from yolowatch.health import HealthSchedule, Probe
 from yolowatch.monitor import Monitor
 from yolowatch.records import ProcessInfo
@@ -87,6 +91,8 @@ def scaled_clock(scale: float, anchor: float = 0.0) -> Clock:
 def alert_rules(settings: Settings) -> list[Rule] | None:
     """The defaults (unless alerts are off), with the rules file over them; ValueError for a bad file."""
     rules = default_rules(settings.latency_budget_ms) if settings.alerts else []
+    if settings.alerts and settings.golden:
+        rules.append(golden_rule())
     if settings.alert_rules_file:
         rules = load_rules_file(settings.alert_rules_file, rules)
     return rules or None
@@ -123,7 +129,10 @@ def create_monitor(
     model: str | None = None,
     kind: str = "serve",
     queue_depth: Callable[[], int] | None = None,
+    golden_url: str | None = None,
 ) -> Monitor:
+    """One deployment's monitor from the settings. `golden_url` is where golden images go (serve: its own predict
+    route, the requests marked with the token; the sidecar: the upstream, past the proxy); default: `endpoint`."""
     clock = scaled_clock(settings.time_scale, settings.time_anchor)
     store = Store(
         settings.db,
@@ -132,6 +141,21 @@ def create_monitor(
         clock=clock,
         pool_size=settings.db_pool_size,
     )
+    token = (settings.golden_token or secrets.token_hex(16)) if settings.golden and kind == "serve" else None
+    golden = None
+    if settings.golden:
+        headers = {"X-Yolowatch-Golden": token} if token else {}
+        if settings.predict_api_key and kind == "serve":
+            headers["Authorization"] = f"Bearer {settings.predict_api_key}"
+        golden = GoldenChecker(
+            settings.deployment,
+            Path(settings.golden),
+            HttpPoster(golden_url or own_predict_url(settings), headers),
+            every_s=settings.golden_every_s,
+            clock=clock,
+            iou=settings.golden_iou or None,
+            confidence=settings.golden_confidence or None,
+        )
     return Monitor(
         store,
         settings.deployment,
@@ -150,7 +174,57 @@ def create_monitor(
         alert_settle_s=max(5.0, 2.0 * settings.time_scale),
         process=this_process(settings, kind, clock),
         queue_depth=queue_depth,
+        golden=golden,
+        golden_in_health=settings.golden_in_health,
+        golden_token=token,
+        sampler=frame_sampler(settings, clock),
     )
+
+
+def own_predict_url(settings: Settings) -> str:
+    """This serve process's predict route, as the process itself reaches it (a wildcard bind: over loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(settings.host, settings.host)
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{host}:{settings.port}/predict"
+
+
+def sample_rules(settings: Settings) -> tuple[SampleRules, SampleCaps]:
+    """The frame-sampling rules and caps the settings ask for; ValueError saying which setting is wrong."""
+    band: tuple[float, float] | None = None
+    low = settings.sample_low_confidence.strip().lower()
+    if low not in ("", "off", "none"):
+        parts = low.split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            band = (float(parts[0]), float(parts[1]))
+        except ValueError:
+            raise ValueError(
+                "--sample-low-confidence must be LOW,HIGH (e.g. 0.25,0.5) or off; "
+                f"got {settings.sample_low_confidence!r}"
+            ) from None
+    rules = SampleRules(
+        low_confidence=band,
+        no_detection=settings.sample_no_detection,
+        classes=frozenset(name.strip() for name in settings.sample_classes.split(",") if name.strip()),
+        drift_share=settings.sample_drift_share,
+        random_share=settings.sample_random_share,
+    )
+    caps = SampleCaps(
+        per_minute=settings.sample_per_minute,
+        per_day=settings.sample_per_day,
+        max_bytes=int(settings.sample_max_mb * MiB),
+        retention_days=settings.sample_retention_days,
+    )
+    return rules, caps
+
+
+def frame_sampler(settings: Settings, clock: Clock) -> FrameSampler | None:
+    """The sampler of production frames, when --sample-dir asks for one (on the monitor's clock)."""
+    if not settings.sample_dir:
+        return None
+    rules, caps = sample_rules(settings)
+    return FrameSampler(Path(settings.sample_dir), settings.deployment, rules, caps, clock=clock)
 
 
 def alert_sinks(settings: Settings) -> dict[str, Sink]:

@@ -69,6 +69,30 @@ class Settings:
     # The share of uploads the sidecar decodes for their image properties (0: none; needs the yolo extra).
     image_sample: float = 0.0
     admin_port: int = 8001
+    # Golden-image checks: a folder recorded with `yolowatch golden record`; every golden_every_s seconds each image
+    # is sent through the real endpoint and its answer matched with the recorded one (class, IoU, confidence).
+    golden: str = ""
+    golden_every_s: float = 60.0
+    golden_iou: float = 0.0  # the least IoU of a box with its recorded one; 0: the set's own (golden.json)
+    golden_confidence: float = 0.0  # the most a confidence may move; 0: the set's own (golden.json)
+    golden_in_health: bool = False  # a failing golden run makes /health answer 503
+    # Marks the golden requests a serve process sends itself, so they are not counted as traffic; made at start
+    # (shared by `--workers N`'s processes through the environment), never printed.
+    golden_token: str = field(default="", repr=False)
+    # Sampled production frames (opt-in: this stores users' images): kept with the model's detections as
+    # pseudo-labels, by rules (a detection whose confidence is in the low band "LOW,HIGH", no detection, classes of
+    # interest, a share while drift is flagged, a random share), within caps; `yolowatch samples export` makes
+    # them a dataset.
+    sample_dir: str = ""
+    sample_low_confidence: str = "0.25,0.5"  # "" or "off": no low-confidence rule
+    sample_no_detection: bool = True
+    sample_classes: str = ""  # comma-separated class names
+    sample_drift_share: float = 0.1
+    sample_random_share: float = 0.01
+    sample_per_minute: int = 10
+    sample_per_day: int = 1000
+    sample_max_mb: float = 1024.0
+    sample_retention_days: float = 30.0
     alerts: bool = True  # the default alert rules (README, "Alerts"), to the log
     # Also POST Alertmanager-shaped notifications here; the URL may hold a password, so it is never printed.
     alert_webhook: str = field(default="", repr=False)
@@ -121,6 +145,12 @@ class Settings:
                 raise ValueError(f"--db {shown_db(self.db)} names no host: use postgresql://user:password@host:5432/db")
         if not 0 <= self.image_sample <= 1:
             raise ValueError(f"--image-sample must be between 0 and 1 (a share of uploads); got {self.image_sample}")
+        if self.golden_every_s <= 0:
+            raise ValueError(f"--golden-every must be positive seconds; got {self.golden_every_s:g}")
+        if not 0 <= self.golden_iou <= 1 or not 0 <= self.golden_confidence <= 1:
+            raise ValueError("--golden-iou and --golden-confidence must be between 0 and 1 (0: the set's own)")
+        if self.golden_in_health and not self.golden:
+            raise ValueError("--golden-in-health needs --golden DIR (a set recorded with yolowatch golden record)")
         if self.upstream_connections < 1:
             raise ValueError(f"--upstream-connections must be at least 1; got {self.upstream_connections}")
         if self.upstream_timeout_s <= 0:

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from yolowatch._types import Clock
-from yolowatch.alerts import Rule, Sink
+from yolowatch.alerts import DRIFT_METRICS, Rule, Sink
+from yolowatch.framesample import FrameSampler
+from yolowatch.golden import GoldenChecker
 from yolowatch.health import HealthChecker, HealthSchedule, Probe
 from yolowatch.recorder import Recorder, default_writer_id
 from yolowatch.records import ProcessInfo
@@ -25,6 +27,7 @@ log = logging.getLogger("yolowatch")
 
 SATURATION_EVERY_S = 1.0  # how often in-flight requests, the inference queue, CPU, memory and GPUs are sampled
 START_WAIT_S = 1.0  # the longest start-up waits for the store (it is retried in the background after)
+GOLDEN_WAIT_S = 120.0  # the longest the first golden run waits for the deployment's first healthy probe
 MAX_CATCH_UP_S = 3600  # minutes missed while the loop stalled are evaluated late, up to this far back
 
 
@@ -59,6 +62,10 @@ class Monitor:
         recorder: Recorder | None = None,
         process: ProcessInfo | None = None,
         queue_depth: Callable[[], int] | None = None,
+        golden: GoldenChecker | None = None,
+        golden_in_health: bool = False,
+        golden_token: str | None = None,
+        sampler: FrameSampler | None = None,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store, clock=clock)
         self.deployment = deployment
@@ -88,6 +95,19 @@ class Monitor:
             else None
         )
         self._alert_task: asyncio.Task[None] | None = None
+        # Golden-image checks (their store is this monitor's); with golden_in_health a failing run fails /health.
+        # The requests they send through this process's own endpoint carry the token, and are not traffic.
+        self.golden = golden
+        if golden is not None and golden.store is None:
+            golden.store = self.store
+        self.golden_in_health = golden_in_health
+        self._golden_start: asyncio.Task[None] | None = None
+        self.golden_token = golden_token.encode() if golden_token else None
+        # Whether a drift-like alert (confidence or box drift, mean confidence, detection rate) is firing now: frame
+        # sampling keeps a larger share while it is.
+        self.drifting = False
+        # Sampled production frames (opt-in), written on the sampler's own thread: started and closed with the rest.
+        self.sampler = sampler
         # Saturation: the app's inference queue (the bundled app's detector says it), sampled with the rest.
         self.queue_depth = queue_depth
         self._saturation_task: asyncio.Task[None] | None = None
@@ -115,6 +135,10 @@ class Monitor:
         self.writer.start()
         if self.health is not None:
             self.health.start()
+        if self.golden is not None:
+            self._golden_start = asyncio.get_running_loop().create_task(self._start_golden(), name="yolowatch-golden")
+        if self.sampler is not None:
+            self.sampler.start()
         if self.alerts is not None:
             self._alert_task = asyncio.get_running_loop().create_task(self._alert_loop(), name="yolowatch-alerts")
         self._saturation_task = asyncio.get_running_loop().create_task(
@@ -145,6 +169,17 @@ class Monitor:
         finally:
             if gpus is not None:
                 gpus.close()
+
+    async def _start_golden(self) -> None:
+        """Golden runs begin once the deployment's probe has first passed (or after GOLDEN_WAIT_S): a model still
+        loading would fail every image and raise a false alarm."""
+        assert self.golden is not None
+        deadline = time.monotonic() + GOLDEN_WAIT_S
+        while self.health is not None and time.monotonic() < deadline:
+            if self.health.latest is not None and self.health.latest.healthy:
+                break
+            await asyncio.sleep(0.2)
+        self.golden.start()
 
     async def _first_flush(self) -> bool:
         """The first flush, waited for at most START_WAIT_S: a database host that does not answer (a connection
@@ -187,6 +222,16 @@ class Monitor:
                     evaluation_failing = True
                     break
                 evaluated, evaluation_failing = end, False
+            try:
+                self.drifting = await self._drift_firing()
+            except Exception:  # the flag keeps its last value
+                log.debug("could not read the alert states of %s", self.deployment, exc_info=True)
+
+    async def _drift_firing(self) -> bool:
+        assert self.alerts is not None
+        drift_rules = {rule.name for rule in await self.alerts.all_rules() if rule.metric in DRIFT_METRICS}
+        states = await self.store.alert_states(self.deployment)
+        return any(state.state == "firing" for name, state in states.items() if name in drift_rules)
 
     def start_soon(self) -> None:
         """For servers that never send lifespan events: start on the first request, without awaiting."""
@@ -209,6 +254,15 @@ class Monitor:
             self._alert_task = None
         if self.health is not None:
             await self.health.stop()
+        if self._golden_start is not None:
+            self._golden_start.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._golden_start
+            self._golden_start = None
+        if self.golden is not None:
+            await self.golden.stop()
+        if self.sampler is not None:
+            await asyncio.to_thread(self.sampler.close)  # the frames still queued are written first
         await self.writer.stop()
         await self.store.close()
 

@@ -413,6 +413,28 @@ class HealthResult:
     checked_ms: int
 
 
+@dataclass(frozen=True)
+class GoldenRun:
+    """One golden check of a deployment: how many images matched their recorded answer, and what differed."""
+
+    checked_ms: int  # clock milliseconds when the run finished
+    images: int
+    passed: int
+    worst: str | None  # the image with the most differences (None when all passed)
+    differences: dict[str, list[str]]  # failing image file name -> what differed, in sentences
+    error: str | None = None  # the run could not be made at all (the golden set is unreadable, say)
+    latency_ms: float = 0.0  # the whole run
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.images if self.images else None
+
+    @property
+    def ok(self) -> bool:
+        """Every image matched (a run that could not be made is not ok)."""
+        return self.error is None and self.images > 0 and self.passed == self.images
+
+
 @dataclass
 class AlertState:
     """One rule for one deployment. `state` is inactive, pending or firing."""

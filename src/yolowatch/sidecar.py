@@ -20,6 +20,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yolowatch._util import redacted_url
+from yolowatch.asgi.capture import FrameCapture
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.asgi.proxy import ProxyApp
 from yolowatch.asgi.routes import DEFAULT_EXCLUDED_PATHS, Dispatch
@@ -47,10 +48,18 @@ def create_sidecar(settings: Settings, measure: Measure | None = None) -> tuple[
         probe = predict_probe(upstream + settings.probe_path, image.read_bytes(), image.name)
     else:
         probe = http_probe(upstream + settings.health_path)
-    monitor = create_monitor(settings, probe=probe, endpoint=redacted_url(upstream), kind="sidecar")
+    monitor = create_monitor(
+        settings,
+        probe=probe,
+        endpoint=redacted_url(upstream),
+        kind="sidecar",
+        golden_url=upstream + settings.probe_path,  # golden images go to the upstream itself: never counted
+    )
     proxy: ASGIApp = ProxyApp(
         upstream, timeout_s=settings.upstream_timeout_s, max_connections=settings.upstream_connections
     )
+    if monitor.sampler is not None:  # a sample of the uploads and their answers, kept as frames (--sample-dir)
+        proxy = FrameCapture(proxy, monitor.sampler, lambda: monitor.drifting)
     if measure is not None and settings.image_sample > 0:
         proxy = UploadSampler(proxy, monitor.recorder, settings.deployment, measure, settings.image_sample)
     traffic = WatchMiddleware(

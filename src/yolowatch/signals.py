@@ -20,6 +20,8 @@ from yolowatch.store import Store
 
 log = logging.getLogger("yolowatch.alerts")
 
+# A golden run older than this at a minute's end says nothing about that minute (the checks stopped).
+GOLDEN_STALE_S = 600
 MINUTE_METRICS = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "request_rate", "detection_rate", "mean_confidence")
 
 
@@ -119,14 +121,26 @@ async def minute_values(
     if {"confidence_drift_p", "box_drift_p"} & wanted and windows is not None:
         values.update(await drift_values(store, deployment, windows))
     if {"holdout_map50", "holdout_map50_95"} & wanted:
-        runs = await store.holdout_runs(deployment)
+        # The fixed holdout only: a set of recent frames changes with every export, so it has no baseline.
+        runs = [run for run in await store.holdout_runs(deployment) if run["details"].get("set") != "recent"]
         if runs:
             latest = runs[-1]
             first = next(run for run in runs if run["digest"] == latest["digest"])  # same holdout set
             for metric in ("map50", "map50_95"):
                 values[f"holdout_{metric}"] = latest[metric]
                 baselines[f"holdout_{metric}"] = first[metric]
+    if "golden_pass_rate" in wanted:
+        values["golden_pass_rate"] = await golden_value(store, deployment, minute_start + 60)
     return values, baselines
+
+
+async def golden_value(store: Store, deployment: str, minute_end: int) -> float | None:
+    """The pass rate of the newest golden run before the minute's end (a run that could not be made: 0); None
+    without a recent run."""
+    run = await store.latest_golden(deployment, before_ms=minute_end * 1000 - 1)
+    if run is None or run.checked_ms < (minute_end - GOLDEN_STALE_S) * 1000:
+        return None
+    return run.pass_rate or 0.0
 
 
 def class_values(

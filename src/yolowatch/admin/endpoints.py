@@ -3,8 +3,10 @@ uptime checkers. Each raises `RequestError` for what it refuses; `routes` turns 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -13,18 +15,23 @@ from starlette.responses import JSONResponse, Response
 from yolowatch._util import iso_time
 from yolowatch.admin.fleet import fleet_view
 from yolowatch.admin.params import (
+    DEFAULT_SAMPLE_LIMIT,
+    MAX_SAMPLE_LIMIT,
     decode_page_token,
     encode_page_token,
     json_body,
     parse_bool,
+    parse_class_name,
     parse_host,
     parse_limit,
     parse_range,
+    parse_sample_rule,
     parse_severities,
     parse_version,
     parse_window,
     parse_window_body,
 )
+from yolowatch.admin.samples import SampleShelf
 from yolowatch.admin.views import (
     alert_rule_json,
     alert_state_json,
@@ -33,11 +40,15 @@ from yolowatch.admin.views import (
     drift_json,
     drift_signal_json,
     fleet_json,
+    golden_json,
+    golden_point_json,
     health_json,
     holdout_run_json,
     log_json,
     params_change_json,
     point_json,
+    sample_json,
+    sample_summary_json,
     signal_point_json,
     signals_json,
     summary_json,
@@ -51,9 +62,18 @@ from yolowatch.metrics import bucket_metrics, merged, range_points, signal_metri
 from yolowatch.monitor import Monitor
 from yolowatch.quality import ChangeRule, DriftRule, Window, compare_windows
 from yolowatch.records import MONITOR_STATES, SNAPSHOT_WINDOWS, Bucket
+from yolowatch.sampleset import MEDIA_TYPES, SampleInfo, SampleSummary, sample_image
 from yolowatch.signals import drift_report, drift_windows
 from yolowatch.store import Store
 from yolowatch.store.buckets import UNKNOWN_HOST
+
+# A user's upload, served from the admin origin: cached by this browser only, never sniffed or run as a page.
+SAMPLE_IMAGE_HEADERS = {
+    "Cache-Control": "private, max-age=3600",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+GOLDEN_RUNS_SHOWN = 60  # the newest runs of a range shown in full (what differed)
 
 log = logging.getLogger("yolowatch.admin")
 
@@ -77,6 +97,7 @@ class Admin:
         self.thresholds = thresholds
         self.metrics_need_key = metrics_need_key
         self.drift_rule = DriftRule()
+        self.sample_shelf = SampleShelf()
 
     async def _known(self, request: Request) -> dict[str, Any]:
         deployment_id = request.path_params["deployment"]
@@ -356,6 +377,78 @@ class Admin:
                 "runs": [holdout_run_json(run) for run in runs],
             }
         )
+
+    async def golden(self, request: Request) -> Response:
+        """The golden-image runs over a range: a point per step (runs, failing runs, the worst pass rate), the
+        latest runs in full (what differed), and whether this process runs the checks."""
+        range_name = parse_range(request)
+        row = await self._known(request)
+        points = range_points(range_name, self.store.clock())
+        slots = await self.store.golden_slots(row["id"], points.first_s * 1000, points.step_s * 1000, points.count)
+        runs = await self.store.golden_runs(row["id"], points.first_s * 1000, points.end_s * 1000, GOLDEN_RUNS_SHOWN)
+        monitor = self.monitors.get(row["id"])
+        checker = monitor.golden if monitor is not None else None
+        latest = checker.latest if checker is not None and checker.latest is not None else (runs[-1] if runs else None)
+        return JSONResponse(
+            {
+                "deployment": row["id"],
+                "range": range_name,
+                "checked": checker is not None,
+                "set": str(checker.directory) if checker is not None else None,
+                "latest": golden_json(latest) if latest is not None else None,
+                "runs": [golden_json(run) for run in runs],
+                "series": [
+                    golden_point_json(points.first_s + index * points.step_s, slots.get(index))
+                    for index in range(points.count)
+                ],
+            }
+        )
+
+    def _sample_directory(self, deployment: str) -> tuple[Path | None, bool]:
+        """Where the deployment's frames are kept (its sampler's --sample-dir, else this process's: other processes
+        may write there), and whether this process samples it."""
+        monitor = self.monitors.get(deployment)
+        if monitor is not None and monitor.sampler is not None:
+            return monitor.sampler.directory, True
+        others = [m.sampler.directory for m in self.monitors.values() if m.sampler is not None]
+        return (others[0] if others else None), False
+
+    async def samples(self, request: Request) -> Response:
+        """The newest kept frames (filtered by rule and class), and counts of every frame the deployment has kept."""
+        limit = parse_limit(request, DEFAULT_SAMPLE_LIMIT, MAX_SAMPLE_LIMIT)
+        rule = parse_sample_rule(request)
+        class_name = parse_class_name(request)
+        row = await self._known(request)
+        directory, enabled = self._sample_directory(row["id"])
+        counted = SampleSummary(frames=0, image_bytes=0, oldest=None, newest=None, by_rule={})
+        shown: list[SampleInfo] = []
+        if directory is not None:
+            counted, shown = await asyncio.to_thread(
+                self.sample_shelf.read, directory, row["id"], limit=limit, rule=rule, class_name=class_name
+            )
+        return JSONResponse(
+            {
+                "deployment": row["id"],
+                "enabled": enabled,
+                "summary": sample_summary_json(counted),
+                "samples": [sample_json(info, row["id"]) for info in shown],
+            }
+        )
+
+    async def sample_image(self, request: Request) -> Response:
+        """A kept frame's image, as it was uploaded. Only an id of the sampler's shape names a file (no path)."""
+        row = await self._known(request)
+        sample_id = request.path_params["sample"]
+        directory, _ = self._sample_directory(row["id"])
+        path = None if directory is None else await asyncio.to_thread(sample_image, directory, row["id"], sample_id)
+        try:
+            data = None if path is None else await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:  # deleted (retention, the disk cap) since it was found
+            data = None
+        if path is None or data is None:
+            raise RequestError(404, f"no kept frame {sample_id!r} of {row['id']}; GET its /samples for the ids")
+        media_type = MEDIA_TYPES[path.suffix.lstrip(".")]
+        return Response(data, media_type=media_type, headers=SAMPLE_IMAGE_HEADERS)
 
     def _configured_rules(self) -> list[Rule]:
         """The defaults or the config file's rules, as this process's monitors run them."""

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from yolowatch.alerts import COMPARISONS, METRICS
+from yolowatch.framesample import SAMPLE_RULES
 from yolowatch.metrics import RANGES
 from yolowatch.records import IMAGE_PROPERTIES, MONITOR_STATES, SEVERITY_LEVELS, SNAPSHOT_WINDOWS, STAGES
+from yolowatch.sampleset import MEDIA_TYPES
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -57,6 +59,35 @@ SCHEMAS: dict[str, Schema] = {
             "checkedAt": nullable(STRING),
             "lastError": nullable(STRING),
             "checking": BOOLEAN,
+            "golden": ref("GoldenRun"),  # GET /health with --golden-in-health, once a golden run has been made
+        },
+        optional=("golden",),
+    ),
+    "GoldenRun": obj(
+        {
+            "checkedAt": STRING,
+            "ok": BOOLEAN,
+            "images": INTEGER,
+            "passed": INTEGER,
+            "passRate": nullable(NUMBER),
+            "worst": nullable(STRING),
+            "differences": {"type": "object", "additionalProperties": {"type": "array", "items": STRING}},
+            "error": nullable(STRING),
+            "latencyMs": NUMBER,
+        }
+    ),
+    "Golden": obj(
+        {
+            "deployment": STRING,
+            "range": {"enum": list(RANGES)},
+            "checked": BOOLEAN,
+            "set": nullable(STRING),
+            "latest": nullable(ref("GoldenRun")),
+            "runs": {"type": "array", "items": ref("GoldenRun")},
+            "series": {
+                "type": "array",
+                "items": obj({"time": STRING, "runs": INTEGER, "failing": INTEGER, "worstPassRate": nullable(NUMBER)}),
+            },
         }
     ),
     "Snapshot": obj(
@@ -436,7 +467,39 @@ SCHEMAS: dict[str, Schema] = {
                         "map50": NUMBER,
                         "map50to95": NUMBER,
                         "images": INTEGER,
+                        "set": {"enum": ["holdout", "recent"]},
                         "details": {"type": "object"},
+                    }
+                ),
+            },
+        }
+    ),
+    "Samples": obj(
+        {
+            "deployment": STRING,
+            "enabled": BOOLEAN,
+            "summary": obj(
+                {
+                    "frames": INTEGER,
+                    "bytes": INTEGER,
+                    "oldest": nullable(STRING),
+                    "newest": nullable(STRING),
+                    "byRule": {"type": "object", "additionalProperties": INTEGER},
+                }
+            ),
+            "samples": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "id": STRING,
+                        "time": STRING,
+                        "rule": {"enum": list(SAMPLE_RULES)},
+                        "model": nullable(STRING),
+                        "width": INTEGER,
+                        "height": INTEGER,
+                        "detections": INTEGER,
+                        "classes": {"type": "array", "items": STRING},
+                        "image": STRING,
                     }
                 ),
             },
@@ -541,7 +604,8 @@ class Operation:
     """One method on one path: who handles it (an `Admin` method's name), what it takes, what it answers.
 
     `answers` maps each status the handler itself returns on success (and refusals other than the derived
-    400/401/404) to the name of its body schema: None for no body, "text" for Prometheus' text format."""
+    400/401/404) to the name of its body schema: None for no body, "text" for Prometheus' text format, "image" for
+    image bytes."""
 
     method: str
     path: str
@@ -572,6 +636,8 @@ def _response(status: int, schema: str | None) -> dict[str, Any]:
         return {"description": description}
     if schema == "text":
         return {"description": description, "content": {PROMETHEUS_TEXT: {"schema": STRING}}}
+    if schema == "image":  # bytes: OpenAPI 3.1 describes binary content by its media types alone
+        return {"description": description, "content": {media_type: {} for media_type in MEDIA_TYPES.values()}}
     return {"description": description, "content": {JSON: {"schema": ref(schema)}}}
 
 

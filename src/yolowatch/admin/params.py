@@ -15,6 +15,7 @@ from starlette.requests import Request
 from yolowatch._util import BOOL_WORDS, parse_time
 from yolowatch._util import parse_bool as parse_boolean
 from yolowatch.errors import RequestError
+from yolowatch.framesample import SAMPLE_RULES
 from yolowatch.metrics import RANGE_NAMES, RANGES
 from yolowatch.quality import Window
 from yolowatch.records import SEVERITY_LEVELS
@@ -64,13 +65,34 @@ def parse_bool(request: Request, name: str, default: bool = False) -> bool:
         raise RequestError(400, f"{name} must be {BOOL_WORDS}; got {value!r}") from None
 
 
-def parse_limit(request: Request) -> int:
+def parse_limit(request: Request, default: int = DEFAULT_LOG_LIMIT, maximum: int = MAX_LOG_LIMIT) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
-        return DEFAULT_LOG_LIMIT
-    if not re.fullmatch(r"\d{1,6}", raw) or not 1 <= int(raw) <= MAX_LOG_LIMIT:
-        raise RequestError(400, f"limit must be an integer from 1 to {MAX_LOG_LIMIT}; got {raw!r}")
+        return default
+    if not re.fullmatch(r"\d{1,6}", raw) or not 1 <= int(raw) <= maximum:
+        raise RequestError(400, f"limit must be an integer from 1 to {maximum}; got {raw!r}")
     return int(raw)
+
+
+MAX_SAMPLE_LIMIT = 200
+DEFAULT_SAMPLE_LIMIT = 24
+MAX_CLASS_LENGTH = 128
+
+
+def parse_sample_rule(request: Request) -> str | None:
+    """`rule`: frames kept by one sampling rule; absent or empty: every rule."""
+    rule = request.query_params.get("rule") or None
+    if rule is not None and rule not in SAMPLE_RULES:
+        raise RequestError(400, f"rule must be one of {', '.join(SAMPLE_RULES)} (or empty for all); got {rule!r}")
+    return rule
+
+
+def parse_class_name(request: Request) -> str | None:
+    """`class`: frames with a detection of this class name; absent or empty: every frame."""
+    name = request.query_params.get("class") or None
+    if name is not None and (len(name) > MAX_CLASS_LENGTH or not name.isprintable()):
+        raise RequestError(400, f"class must be a class name of at most {MAX_CLASS_LENGTH} printable characters")
+    return name
 
 
 def parse_severities(request: Request) -> list[str]:

@@ -21,11 +21,19 @@ from starlette.types import Receive, Scope, Send
 
 from yolowatch.admin.endpoints import Admin
 from yolowatch.admin.openapi import Operation, Param, openapi_document
-from yolowatch.admin.params import MAX_HOST_LENGTH, MAX_LOG_LIMIT, MAX_VERSION_LENGTH
-from yolowatch.admin.views import health_json
+from yolowatch.admin.params import (
+    DEFAULT_SAMPLE_LIMIT,
+    MAX_CLASS_LENGTH,
+    MAX_HOST_LENGTH,
+    MAX_LOG_LIMIT,
+    MAX_SAMPLE_LIMIT,
+    MAX_VERSION_LENGTH,
+)
+from yolowatch.admin.views import golden_json, health_json
 from yolowatch.asgi.auth import KeyCheck, unauthorized
 from yolowatch.asgi.headers import SecurityHeaders
 from yolowatch.errors import RequestError, json_error
+from yolowatch.framesample import SAMPLE_RULES
 from yolowatch.health import StateThresholds
 from yolowatch.metrics import RANGES
 from yolowatch.monitor import Monitor
@@ -123,6 +131,21 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
         Operation("DELETE", f"{d}/baseline", "baseline", "Unpin: back to the first 7 days of traffic",
                   {200: "Baseline"}, (DEPLOYMENT, VERSION)),
         Operation("GET", f"{d}/holdout", "holdout", "The holdout mAP series", {200: "Holdout"}, (DEPLOYMENT,)),
+        Operation("GET", f"{d}/golden", "golden",
+                  "Golden-image checks over a range: pass rates, and what differed in the latest runs",
+                  {200: "Golden"}, (DEPLOYMENT, _range("24h"))),
+        Operation("GET", f"{d}/samples", "samples",
+                  "Sampled production frames (--sample-dir): the newest, filtered by rule or class, and counts of all",
+                  {200: "Samples"}, (
+            DEPLOYMENT,
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLE_LIMIT,
+                                     "default": DEFAULT_SAMPLE_LIMIT}, "how many frames, newest first"),
+            Param("rule", "query", {"enum": ["", *SAMPLE_RULES]}, "only frames kept by this rule (empty: all)"),
+            Param("class", "query", {"type": "string", "maxLength": MAX_CLASS_LENGTH},
+                  "only frames with a detection of this class (empty: all)"),
+        )),
+        Operation("GET", f"{d}/samples/{{sample}}/image", "sample_image", "A sampled frame's image, as it was uploaded",
+                  {200: "image"}, (DEPLOYMENT, Param("sample", "path", {"type": "string"}, "the frame's id"))),
         Operation("GET", "/api/alerts", "alerts", "Alert rule states and notifications, newest first",
                   {200: "Alerts"}, (Param("deployment", "query", {"type": "string"}, "only this deployment"),)),
         Operation("GET", "/api/alerts/rules", "list_rules", "Every alert rule, from the config or the API",
@@ -207,12 +230,19 @@ def admin_router(
 
 
 def own_health_endpoint(monitor: Monitor) -> Endpoint:
-    """`GET /health` for this process's deployment: the latest probe from memory, 200 or 503, no key."""
+    """`GET /health` for this process's deployment: the latest probe from memory (and, when asked, the latest golden
+    run), 200 or 503, no key."""
 
     async def health(request: Request) -> Response:
         checker = monitor.health
         result = checker.latest if checker is not None else None
         body = health_json(result, checker.checking if checker is not None else False)
-        return JSONResponse(body, status_code=200 if result is not None and result.healthy else 503)
+        healthy = result is not None and result.healthy
+        golden = monitor.golden.latest if monitor.golden is not None and monitor.golden_in_health else None
+        if golden is not None:  # asked for (--golden-in-health); before the first run, the probe alone answers
+            body["golden"] = golden_json(golden)
+            if not golden.ok:
+                body["healthy"] = healthy = False
+        return JSONResponse(body, status_code=200 if healthy else 503)
 
     return health

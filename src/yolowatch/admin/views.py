@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from yolowatch._util import iso_time
 from yolowatch.admin.fleet import Fleet, FleetProcess, FleetRegion, HostTraffic
 from yolowatch.alerts import Rule, rule_json
 from yolowatch.comparable import ParamsChange
 from yolowatch.quality import ConfidenceChange, DriftReport, DriftSignal, VolumeChange
-from yolowatch.records import SEVERITY_NAMES, AlertState, HealthResult
+from yolowatch.records import SEVERITY_NAMES, AlertState, GoldenRun, HealthResult
+from yolowatch.sampleset import SampleInfo, SampleSummary
 
 
 def camel(name: str) -> str:
@@ -116,6 +118,70 @@ def health_json(result: HealthResult | None, checking: bool = False) -> dict[str
     }
 
 
+def golden_json(run: GoldenRun) -> dict[str, Any]:
+    """One golden run: how many images matched their recorded answer, the worst, and what differed."""
+    rate = run.pass_rate
+    return {
+        "checkedAt": iso_time(run.checked_ms / 1000),
+        "ok": run.ok,
+        "images": run.images,
+        "passed": run.passed,
+        "passRate": None if rate is None else round(rate, 4),
+        "worst": run.worst,
+        "differences": run.differences,
+        "error": run.error,
+        "latencyMs": round(run.latency_ms, 1),
+    }
+
+
+def golden_point_json(start_s: int, slot: dict[str, Any] | None) -> dict[str, Any]:
+    """One point of the golden series: its runs, how many failed, the worst pass rate (null: no run)."""
+    if slot is None:
+        return {"time": iso_time(start_s), "runs": 0, "failing": 0, "worstPassRate": None}
+    worst = slot["worst"]
+    return {
+        "time": iso_time(start_s),
+        "runs": slot["runs"],
+        "failing": slot["failing"],
+        "worstPassRate": None if worst is None else round(float(worst), 4),
+    }
+
+
+def sample_summary_json(counted: SampleSummary) -> dict[str, Any]:
+    """Counts of a deployment's kept frames: how many, their image bytes, the time they span, by rule."""
+    return {
+        "frames": counted.frames,
+        "bytes": counted.image_bytes,
+        "oldest": None if counted.oldest is None else iso_time(counted.oldest),
+        "newest": None if counted.newest is None else iso_time(counted.newest),
+        "byRule": dict(sorted(counted.by_rule.items())),
+    }
+
+
+def sample_json(info: SampleInfo, deployment: str) -> dict[str, Any]:
+    """One kept frame: when, which rule kept it, what the model saw in it, and where its image is."""
+    return {
+        "id": info.id,
+        "time": iso_time(info.ts),
+        "rule": info.rule,
+        "model": info.model,
+        "width": info.width,
+        "height": info.height,
+        "detections": len(info.detections),
+        "classes": _detected_classes(info),
+        "image": f"/api/deployments/{quote(deployment, safe='')}/samples/{info.id}/image",
+    }
+
+
+def _detected_classes(info: SampleInfo) -> list[str]:
+    """The distinct classes of a frame's detections: the name each detection gives, else its class id's name."""
+    names = set()
+    for detection in info.detections:
+        name, cls = detection.get("name"), detection.get("class")
+        names.add(str(name) if name is not None else info.names.get(cls, "") if isinstance(cls, int) else "")
+    return sorted(name for name in names if name)
+
+
 def _maybe_round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -202,6 +268,8 @@ def holdout_run_json(run: dict[str, Any]) -> dict[str, Any]:
         "map50": round(run["map50"], 5),
         "map50to95": round(run["map50_95"], 5),
         "images": run["images"],
+        # "holdout": the fixed labeled set; "recent": exported (and corrected) production frames
+        "set": run["details"].get("set", "holdout"),
         "details": run["details"],
     }
 

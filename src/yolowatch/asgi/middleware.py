@@ -38,6 +38,14 @@ def incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def is_golden(headers: Iterable[tuple[bytes, bytes]], token: bytes) -> bool:
+    """A golden-image check this process sent itself (its X-Yolowatch-Golden header holds the process's token)."""
+    for name, value in headers:
+        if name == b"x-yolowatch-golden":
+            return value == token
+    return False
+
+
 def _json_under_cap(headers: Iterable[tuple[bytes, bytes]], cap: int) -> tuple[bool, str | None]:
     """Whether the response is JSON within the cap, and the model version its X-Model-Version header names (for
     an app whose body does not say which model answered)."""
@@ -86,6 +94,7 @@ class WatchMiddleware:
         self.excluded_paths = frozenset(excluded_paths)
         self.excluded_prefixes = tuple(excluded_prefixes)
         self.max_body_bytes = max_body_bytes
+        self.golden_token = monitor.golden_token  # None unless golden checks run through this process
         self._failure_logged = False
         # Request ids: a random per-process prefix and a counter (unique, and no syscall per request).
         self._id_prefix = os.urandom(6).hex()
@@ -101,6 +110,9 @@ class WatchMiddleware:
         path = scope["path"]
         if path in self.excluded_paths or path.startswith(self.excluded_prefixes):
             await self.app(scope, receive, send)
+            return
+        if self.golden_token is not None and is_golden(scope["headers"], self.golden_token):
+            await self.app(scope, receive, send)  # not traffic: neither counted nor logged
             return
         if not self.monitor.started:
             self.monitor.start_soon()

@@ -15,7 +15,7 @@ from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, Bucket
 from yolowatch.store.database import Tx
 from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, bucket_from_row, bucket_row, insert_sql
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 EIGHT_HOURS = 8 * 3600
 
 
@@ -152,6 +152,14 @@ MIGRATIONS: dict[int, tuple[str | Callable[[Tx], Awaitable[None]], ...]] = {
     ),
     # The class of a class-scoped rule's notifications (a label of the alert, as its deployment is).
     10: ("ALTER TABLE alert_notifications ADD COLUMN class_name TEXT NOT NULL DEFAULT ''",),
+    # Golden-image checks: one row per run (its failing images and what differed, as JSON).
+    11: (
+        """CREATE TABLE golden_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, deployment TEXT NOT NULL, checked_ms INTEGER NOT NULL,
+            images INTEGER NOT NULL, passed INTEGER NOT NULL, worst TEXT, differences TEXT NOT NULL,
+            error TEXT, latency_ms REAL NOT NULL)""",
+        "CREATE INDEX golden_by_deployment ON golden_runs (deployment, checked_ms)",
+    ),
 }
 
 

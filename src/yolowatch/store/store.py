@@ -4,7 +4,7 @@ Every bucket row carries its writer (one per process start), so several workers 
 one database; queries merge the HDR histograms of all writers, so percentiles are those of the union.
 Ranges longer than six hours read quarter-hour, hour or eight-hour rollups, so a 30-day query decodes
 90 histograms per writer instead of 43,200. The SQL of each concern lives in its own module (buckets,
-logs, deployments, health and holdout, alerts), the schema in `schema`, the dialects in `sqlite` and
+logs, deployments, health and holdout, alerts, golden runs), the schema in `schema`, the dialects in `sqlite` and
 `postgres` (a path names an SQLite file, the embedded default; a postgresql:// URL a server that a fleet of
 hosts shares).
 """
@@ -22,13 +22,14 @@ from yolowatch.store.buckets import BucketQueries
 from yolowatch.store.database import Tx, open_database
 from yolowatch.store.deployments import DeploymentQueries
 from yolowatch.store.fleet import FleetQueries
+from yolowatch.store.golden import GoldenQueries
 from yolowatch.store.health import HealthQueries
 from yolowatch.store.logs import LogQueries
 from yolowatch.store.schema import migrate
 from yolowatch.store.sqlite import SQLiteDatabase
 
 
-class Store(BucketQueries, LogQueries, DeploymentQueries, HealthQueries, AlertQueries, FleetQueries):
+class Store(BucketQueries, LogQueries, DeploymentQueries, HealthQueries, AlertQueries, FleetQueries, GoldenQueries):
     """An SQLite file or a PostgreSQL database (created and migrated on first use), read and written through
     async calls. `pool_size` bounds PostgreSQL's connections per process."""
 
@@ -114,4 +115,5 @@ class Store(BucketQueries, LogQueries, DeploymentQueries, HealthQueries, AlertQu
             )
             await tx.execute("DELETE FROM process_totals WHERE updated_s < ?", (metrics_before,))
             await tx.execute("DELETE FROM processes WHERE seen_s < ?", (metrics_before,))
+            await tx.execute("DELETE FROM golden_runs WHERE checked_ms < ?", (metrics_before * 1000,))
         return buckets, logs

@@ -56,7 +56,9 @@ def load_holdout(data_yaml: Path) -> HoldoutSet:
     parts = list(images_dir.parts)
     if "images" in parts:
         parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
-    return HoldoutSet(images_dir.name, images, Path(*parts), names)
+    # A split folder names the set (images/val: val); a dataset with one folder of images is named by its root.
+    name = images_dir.name if images_dir.name != "images" else root.name
+    return HoldoutSet(name, images, Path(*parts), names)
 
 
 def digest(holdout: HoldoutSet) -> str:

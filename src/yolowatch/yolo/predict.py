@@ -34,7 +34,9 @@ from starlette.types import Message, Receive
 from yolowatch import __version__
 from yolowatch._util import BOOL_WORDS, parse_bool
 from yolowatch.config import Settings
+from yolowatch.detections import model_version
 from yolowatch.errors import RequestError, json_error
+from yolowatch.framesample import FrameSampler
 from yolowatch.yolo.imagestats import image_properties
 from yolowatch.yolo.offline import prepare_ultralytics
 from yolowatch.yolo.uploads import decode_image
@@ -162,6 +164,7 @@ class Detector:
         self.weights = weights
         self.error: str | None = None
         self.digest = ""  # of the weights file, once loaded
+        self.names: dict[int, str] = {}  # the model's class names, once loaded
         self.queued = 0  # requests waiting for the model thread or on it (the inference queue's depth)
         self._model: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yolowatch-model")
@@ -183,6 +186,7 @@ class Detector:
         # One warm-up inference, so the first request does not pay for lazy initialisation.
         model.predict(np.zeros((64, 64, 3), dtype=np.uint8), imgsz=64, verbose=False)
         self.digest = weights_digest(self.weights)
+        self.names = {int(k): str(v) for k, v in model.names.items()}
         self._model = model
 
     def start_loading(self) -> asyncio.Future[None]:
@@ -320,7 +324,15 @@ def _metadata(detector: Detector, params: PredictParams) -> dict[str, Any]:
     }
 
 
-def predict_endpoint(settings: Settings, detector: Detector) -> Callable[[Request], Awaitable[Response]]:
+def predict_endpoint(
+    settings: Settings,
+    detector: Detector,
+    sampler: FrameSampler | None = None,
+    drifting: Callable[[], bool] | None = None,
+) -> Callable[[Request], Awaitable[Response]]:
+    """POST /predict. With a sampler (--sample-dir), each answered upload is offered to it: the rules are checked
+    here (microseconds), and a kept frame is written on the sampler's thread, never before the answer."""
+
     async def predict(request: Request) -> Response:
         if not detector.ready:
             # Refuse before reading the upload: the model cannot answer anyway.
@@ -330,7 +342,19 @@ def predict_endpoint(settings: Settings, detector: Detector) -> Callable[[Reques
         result = await detector.predict(decoded.image, params)
         result["speed"] = {"decode": round(decoded.decode_ms, 3), **result["speed"]}
         result["properties"] = decoded.properties
-        return JSONResponse({"images": [result], "metadata": _metadata(detector, params)})
+        metadata = _metadata(detector, params)
+        if sampler is not None:
+            sampler.offer(
+                data,
+                result["results"],
+                shape=(result["shape"][0], result["shape"][1]),
+                normalized=params.normalize,
+                model=model_version(metadata),
+                params=metadata["params"],
+                names=detector.names,
+                drifting=drifting() if drifting is not None else False,
+            )
+        return JSONResponse({"images": [result], "metadata": metadata})
 
     return predict
 
@@ -367,8 +391,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return json_error(500, "internal error while predicting; see the server log")
 
 
-def create_predict_app(settings: Settings, detector: Detector | None = None) -> Starlette:
-    """The predict app. The model starts loading at startup; `/health` is 503 until it is ready."""
+def create_predict_app(
+    settings: Settings,
+    detector: Detector | None = None,
+    sampler: FrameSampler | None = None,
+    drifting: Callable[[], bool] | None = None,
+) -> Starlette:
+    """The predict app. The model starts loading at startup; `/health` is 503 until it is ready. With a sampler,
+    answered uploads are offered to it (its monitor starts and closes it)."""
     detector = detector if detector is not None else Detector(settings.model)
 
     @asynccontextmanager
@@ -381,7 +411,7 @@ def create_predict_app(settings: Settings, detector: Detector | None = None) -> 
 
     app = Starlette(
         routes=[
-            Route("/predict", predict_endpoint(settings, detector), methods=["POST"]),
+            Route("/predict", predict_endpoint(settings, detector, sampler, drifting), methods=["POST"]),
             Route("/health", health_endpoint(detector), methods=["GET"]),
         ],
         exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _server_error},

@@ -31,7 +31,9 @@ def create_serve_app(settings: Settings, monitor: Monitor | None = None) -> ASGI
         monitor = create_monitor(
             settings, probe=detector.probe, model=settings.model.name, queue_depth=lambda: detector.queued
         )
-    predict: ASGIApp = create_predict_app(settings, detector)
+    sampler = monitor.sampler
+    drifting = (lambda: monitor.drifting) if sampler is not None else None
+    predict: ASGIApp = create_predict_app(settings, detector, sampler, drifting)
     predict_keys = KeyCheck(settings.predict_keys())
     if predict_keys.enabled:
         predict = RequireKey(predict, predict_keys)
