@@ -10,9 +10,11 @@ import contextlib
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,8 +38,18 @@ from helpers import (
     wait_until,
 )
 from yolowatch.admin import admin_router
+from yolowatch.framesample import FrameSampler, SampleRules
+from yolowatch.monitor import Monitor
 from yolowatch.recorder import Recorder
-from yolowatch.records import STAGES, AlertState, DetectionSummary, HealthResult, Notification, ProcessInfo
+from yolowatch.records import (
+    STAGES,
+    AlertState,
+    DetectionSummary,
+    GoldenRun,
+    HealthResult,
+    Notification,
+    ProcessInfo,
+)
 from yolowatch.store import Store, StoreWriter
 
 pytestmark = pytest.mark.slow
@@ -493,16 +505,19 @@ async def _fleet_traffic(db: Path) -> None:
 
 
 @contextlib.contextmanager
-def _admin_served(db: Path) -> Iterator[str]:
-    """The admin router and dashboard over `db`, in a real uvicorn in this process (no model needed)."""
+def _admin_served(db: Path, sample_dir: Path | None = None, keys: tuple[str, ...] = ()) -> Iterator[str]:
+    """The admin router and dashboard over `db`, in a real uvicorn in this process (no model needed); with
+    `sample_dir`, as a process that samples 'demo' there."""
     store = Store(db)
+    monitors = [] if sample_dir is None else [Monitor(store, "demo", sampler=FrameSampler(sample_dir, "demo"))]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await store.close()
 
-    with uvicorn_in_thread(Starlette(routes=[Mount("/", admin_router(store))], lifespan=lifespan)) as base:
+    router = admin_router(store, monitors=monitors, keys=keys)
+    with uvicorn_in_thread(Starlette(routes=[Mount("/", router)], lifespan=lifespan)) as base:
         yield base
 
 
@@ -807,3 +822,152 @@ def test_a_fresh_deployment_shows_empty_panels(yolo_page) -> None:  # type: igno
     card.locator(".versions .empty").wait_for()
     assert "No response named its model version" in card.locator(".versions").inner_text()
     assert page.problems == []
+
+
+# Golden-image checks, sampled frames and the recent-frames holdout series, behind an admin key.
+
+GOLDEN_IMAGE = "<img src=x onerror=alert('golden')>.jpg"
+# Whether a blob: URL still loads as an image (img-src allows blob:; a fetch of it would break connect-src).
+_BLOB_LOADS = """(url) => new Promise((done) => { const image = new Image();
+    image.onload = () => done('alive'); image.onerror = () => done('revoked'); image.src = url; })"""
+GOLDEN_DIFFERENCES = [f"{MARKUP_CLASS} moved: IoU 0.52 < 0.80", "extra car 0.44"]
+
+
+def _png(width: int, height: int) -> bytes:
+    """A real PNG of one colour, made with zlib."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    rows = b"".join(b"\x00" + b"\x30\x90\xd0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+async def _golden_and_holdout(db: Path) -> None:
+    """'demo': golden runs over the last ten minutes, the latest failing on one image (whose name and differences
+    hold markup), and a holdout run of each set; 'fresh': registered, nothing else."""
+    store = Store(db)
+    try:
+        for name in ("demo", "fresh"):
+            await store.register_deployment(name)
+        now_ms = int(time.time() * 1000)
+        for before_s, passed in ((540, 4), (420, 4), (300, 2), (60, 3)):
+            differences = {GOLDEN_IMAGE: GOLDEN_DIFFERENCES} if passed < 4 else {}
+            worst = GOLDEN_IMAGE if differences else None
+            await store.save_golden(
+                "demo", GoldenRun(now_ms - before_s * 1000, 4, passed, worst, differences, None, 912.0)
+            )
+        for score, details in ((0.81, {}), (0.64, {"set": "recent"})):
+            result = {"map50": score + 0.05, "map50_95": score, "images": 50, "details": details}
+            await store.save_holdout("demo", "recent" if details else "holdout", "d1", "model:x.pt", result)
+    finally:
+        await store.close()
+
+
+def _keep_frames(directory: Path) -> list[bytes]:
+    """Three frames a real sampler kept for 'demo' (one with a class name holding markup); their images."""
+    images = [EXAMPLE.read_bytes(), _png(48, 32), _png(20, 30)]
+    sampler = FrameSampler(directory, "demo", SampleRules(random_share=1.0))  # kept: random, no_detection, low_conf.
+    sampler.start()
+    detections: list[list[dict[str, object]]] = [
+        [{"class": 0, "name": "circle", "confidence": 0.9, "box": {"x1": 1, "y1": 1, "x2": 9, "y2": 9}}],
+        [],
+        [{"class": 3, "name": MARKUP_CLASS, "confidence": 0.3, "box": {"x1": 1, "y1": 1, "x2": 9, "y2": 9}}],
+    ]
+    for image, found in zip(images, detections, strict=True):
+        assert sampler.offer(image, found) is not None
+    sampler.close()
+    assert sampler.stats.kept == 3, sampler.stats
+    return images
+
+
+def test_golden_samples_and_recent_holdout_tabs(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Behind an admin key: the Golden tab shows the latest run's figures and differences as the API gives them; the
+    Samples tab shows thumbnails that really loaded (from blob: URLs, revoked when the tab is left) with their rules
+    and classes, and filters by rule; the Quality tab shows both holdout series; markup in an image name, a difference
+    or a class shows as text; a deployment with neither says how to start; the CSP refuses nothing."""
+    db = tmp_path / "golden.db"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _golden_and_holdout(db)).result()
+    _keep_frames(tmp_path / "samples")
+    with _admin_served(db, tmp_path / "samples", keys=(ADMIN_KEY,)) as base:
+        auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        context = browser.new_context(viewport={"width": 1280, "height": 1400})
+        context.add_init_script(f"sessionStorage.setItem('yolowatch-api-key', {json.dumps(ADMIN_KEY)})")
+        page = context.new_page()
+        problems = _console_problems(page)
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{base}/dashboard/")
+        card = page.locator(".deployment[data-id=demo]")
+        with page.expect_response(lambda r: "/api/deployments/demo/golden?range=24h" in r.url) as answered:
+            card.locator("[data-tab=golden]").click()
+        golden = answered.value.json()
+        latest = golden["latest"]
+        assert (latest["passed"], latest["images"], latest["worst"]) == (3, 4, GOLDEN_IMAGE)
+        card.locator(".golden-charts canvas").first.wait_for()
+        headline = card.locator(".golden-headline").inner_text()
+        assert "3/4 passed" in headline and "75.0%" in headline and GOLDEN_IMAGE in headline
+        assert card.locator(".golden-headline .pill.failing").count() == 1
+        item = card.locator(".golden-differences > li")
+        assert item.get_attribute("data-image") == GOLDEN_IMAGE
+        assert item.locator("li.difference").all_inner_texts() == latest["differences"][GOLDEN_IMAGE]
+        assert card.locator(".golden-charts .chart canvas").count() == 2
+        assert card.locator("table.golden-failing tr[data-time]").count() == 2  # the run at 2/4 and the latest
+        assert card.locator(".tab img").count() == 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        card.screenshot(path=str(ARTIFACTS / "dashboard-golden.png"))
+
+        with page.expect_response(lambda r: "/api/deployments/demo/samples?" in r.url) as answered:
+            card.locator("[data-tab=samples]").click()
+        listed = answered.value.json()
+        assert listed["enabled"] is True and listed["summary"]["frames"] == 3
+        thumbnails = card.locator(".sample-grid figure.sample img")
+        page.wait_for_function(
+            "() => { const images = [...document.querySelectorAll('.deployment[data-id=demo] .sample-grid img')];"
+            " return images.length === 3 && images.every((i) => i.complete && i.naturalWidth > 0); }"
+        )
+        shown = thumbnails.evaluate_all("images => images.map((i) => [i.src, i.naturalWidth, i.naturalHeight])")
+        assert all(src.startswith("blob:") for src, *_ in shown)
+        assert [size for _, *size in shown] == [[20, 30], [48, 32], [320, 320]]  # newest first; the example is 320 px
+        figures = card.locator("figure.sample")
+        assert figures.evaluate_all("fs => fs.map((f) => f.dataset.id)") == [s["id"] for s in listed["samples"]]
+        assert figures.first.locator(".classes").inner_text() == MARKUP_CLASS
+        assert figures.nth(1).locator(".classes").inner_text() == "no detections"
+        rules = card.locator(".sample-rules").inner_text()
+        assert "random (1)" in rules and "no_detection (1)" in rules and "low_confidence (1)" in rules
+        with page.expect_response(lambda r: "/samples?" in r.url and "rule=no_detection" in r.url):
+            card.locator(".sample-rules button[data-rule=no_detection]").click()
+        card.locator(".samples[data-rule=no_detection] figure.sample[data-rule=no_detection] img").wait_for()
+        assert card.locator("figure.sample").count() == 1
+        card.locator(".sample-rules button[data-rule=drift]").click()
+        card.locator(".samples[data-rule=drift] .empty").wait_for()
+        assert requests.get(f"{base}{listed['samples'][0]['image']}", timeout=10).status_code == 401
+        assert requests.get(f"{base}{listed['samples'][0]['image']}", headers=auth, timeout=10).status_code == 200
+        card.locator(".sample-rules button[data-rule='']").click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.deployment[data-id=demo] .sample-grid img')]"
+            ".filter((i) => i.naturalWidth > 0).length === 3"
+        )
+        card.screenshot(path=str(ARTIFACTS / "dashboard-samples.png"))
+        blob = card.locator(".sample-grid img").first.get_attribute("src")
+        assert page.evaluate(_BLOB_LOADS, blob) == "alive"
+        card.locator("[data-tab=quality]").click()  # leaving the tab revokes its blob: URLs
+        assert page.evaluate(_BLOB_LOADS, blob) == "revoked"
+
+        card.locator(".chart.recent canvas").wait_for(timeout=30_000)
+        assert "mAP50-95 0.640" in card.locator(".chart.recent .stats").inner_text()
+        assert "mAP50-95 0.810" in card.locator(".chart.holdout .stats").inner_text()
+
+        fresh = page.locator(".deployment[data-id=fresh]")
+        fresh.locator("[data-tab=golden]").click()
+        assert "yolowatch golden record --endpoint" in fresh.locator(".how-to pre.command").inner_text()
+        fresh.locator("[data-tab=samples]").click()
+        fresh.locator(".how-to").wait_for()
+        assert "--sample-dir DIR" in fresh.locator(".how-to").inner_text()
+        assert "users' images" in fresh.locator(".how-to").inner_text()
+        # Expected: the drift tests' 409 without traffic (not enough data), and the revoked URL this test loaded.
+        problems = [p for p in problems if "status of 409" not in p and "ERR_FILE_NOT_FOUND" not in p]
+        assert dialogs == [] and problems == [], (dialogs, problems)
+        context.close()

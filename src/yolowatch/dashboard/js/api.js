@@ -18,15 +18,40 @@ export const isApiDown = () => apiDown;
 // GET (or `options.method`) an admin API path; `options.json` is sent as a JSON body. Answers the parsed body,
 // throws on an error answer; an unreachable API shows the banner, a 401 asks for the admin key.
 export async function api(path, options = {}) {
-  const { json, timeoutMs = API_TIMEOUT_MS, ...init } = options;
+  const { json, ...init } = options;
+  if (json !== undefined) { init.headers = { ...(init.headers || {}), "Content-Type": "application/json" }; init.body = JSON.stringify(json); }
+  const response = await send(path, { cache: "no-store", ...init });
+  const body = await response.json().catch(() => ({ error: `answer ${response.status} is not JSON` }));
+  if (response.status >= 500 && response.status !== 503) {
+    setApiDown(`the API answered ${response.status}: ${body.error || ""}`);
+    throw new Error(body.error);
+  }
+  setApiDown(null);
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+// GET an admin API path that answers bytes (a sampled frame's image) as a Blob, with the admin key: an <img src>
+// cannot send the key, so the page fetches the bytes and shows them from a blob: URL. Throws on an error answer.
+export async function apiBlob(path, options = {}) {
+  const response = await send(path, options);
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(body.error || `HTTP ${response.status}`);
+  }
+  return response.blob();
+}
+
+// One request to the admin API with the admin key: an unreachable API shows the banner, a 401 asks for the key.
+async function send(path, options) {
+  const { timeoutMs = API_TIMEOUT_MS, ...init } = options;
   const headers = { ...(init.headers || {}) };
-  if (json !== undefined) { headers["Content-Type"] = "application/json"; init.body = JSON.stringify(json); }
   const key = sessionStorage.getItem(ADMIN_KEY_STORE);
   if (key) headers.Authorization = `Bearer ${key}`;
   let response;
   try {
     // A hung API must not hang the page: past the timeout it counts as unreachable, and is retried.
-    response = await fetch(path, { ...init, headers, cache: "no-store", signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(path, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
     setApiDown(`cannot reach the yolowatch API (${error.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s` : error.message})`);
     throw error;
@@ -36,14 +61,7 @@ export async function api(path, options = {}) {
     askForAdminKey(key ? "That key was refused." : "");
     throw new Unauthorized();
   }
-  const body = await response.json().catch(() => ({ error: `answer ${response.status} is not JSON` }));
-  if (response.status >= 500 && response.status !== 503) {
-    setApiDown(`the API answered ${response.status}: ${body.error || ""}`);
-    throw new Error(body.error);
-  }
-  setApiDown(null);
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
+  return response;
 }
 
 function setApiDown(reason) {

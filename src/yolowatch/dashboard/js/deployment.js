@@ -7,10 +7,12 @@ import { renderAlerts } from "./alerts.js";
 import { renderCode } from "./code.js";
 import { $, el, highlight, statusPill } from "./dom.js";
 import { fmtCount, fmtMs, fmtPct } from "./format.js";
+import { renderGolden } from "./golden.js";
 import { renderLogs } from "./logs.js";
 import { loadMetrics } from "./metrics.js";
 import { renderPredict } from "./predict.js";
 import { renderQuality } from "./quality.js";
+import { renderSamples } from "./samples.js";
 import { renderSignals } from "./signals.js";
 import { renderVersions } from "./versions.js";
 
@@ -19,10 +21,10 @@ const TRANSITIONAL_EVERY_MS = 3_000; // while a deployment is being checked or i
 const RANGES = ["1h", "6h", "24h", "7d", "30d"];
 const SNAPSHOT_WINDOWS = ["5m", "15m", "1h", "6h", "1d"];
 const TABS = {
-  logs: renderLogs, signals: renderSignals, versions: renderVersions, quality: renderQuality,
-  alerts: renderAlerts, code: renderCode, predict: renderPredict,
+  logs: renderLogs, signals: renderSignals, versions: renderVersions, quality: renderQuality, golden: renderGolden,
+  samples: renderSamples, alerts: renderAlerts, code: renderCode, predict: renderPredict,
 };
-const RANGED_TABS = new Set(["signals", "versions"]); // they show the card's range: a new range loads them again
+const RANGED_TABS = new Set(["signals", "versions", "golden"]); // they show the card's range: a new range loads them again
 
 // What the page keeps about a deployment between refreshes.
 export function newDeployment(row, info) {
@@ -75,7 +77,8 @@ export function updateCard(d) {
 function metric(label, value) { return el("div", { class: "metric" }, el("div", { class: "label", text: label }), el("div", { class: "value", text: value })); }
 
 // Draws the chosen tab afresh. A tab that loads something draws only while `isCurrent()`: not once another tab,
-// range or refresh has drawn over it meanwhile.
+// range or refresh has drawn over it meanwhile. What a tab leaves in `d.tabCharts` (charts, the Samples tab's
+// blob: URLs) is destroyed when it is drawn again or left.
 export function renderTab(d) {
   for (const chart of d.tabCharts) chart.destroy();
   d.tabCharts = [];

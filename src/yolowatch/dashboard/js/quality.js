@@ -1,6 +1,6 @@
-// The Quality tab: the drift tests (baseline against current histograms) and the holdout mAP series. A change
-// of the clients' request parameters (conf, iou, imgsz) shows above the tests, and a test it makes meaningless
-// says "not comparable" instead of a verdict.
+// The Quality tab: the drift tests (baseline against current histograms) and the holdout mAP series (the fixed
+// set's and the recent production frames'). A change of the clients' request parameters (conf, iou, imgsz) shows
+// above the tests, and a test it makes meaningless says "not comparable" instead of a verdict.
 
 import { api, predictUrl } from "./api.js";
 import { lineChart } from "./charts.js";
@@ -70,19 +70,29 @@ function showDrift(d, box, drift) {
   }
 }
 
+// The fixed holdout set and the recent production frames (exported, corrected and scored with --recent) are two
+// series, side by side: a drop in the recent one alone says the world moved, a drop in both that the model did.
 function showHoldout(d, box, runs) {
-  const holder = el("div", { class: "chart holdout" }, el("div", { class: "title", text: "Holdout mAP" }));
-  box.append(holder);
-  if (!runs.length) {
-    holder.append(el("div", { class: "meta", text: `No holdout runs yet: yolowatch holdout --data holdout.yaml --deployment ${d.row.id} --endpoint ${predictUrl(d.info)}` }));
-    return;
-  }
+  const holdout = runs.filter((r) => (r.set || "holdout") === "holdout");
+  const recent = runs.filter((r) => r.set === "recent");
+  const pair = el("div", { class: "charts holdout-sets" });
+  box.append(pair);
+  const fixed = holdoutChart(d, pair, "holdout", "Holdout mAP (fixed set)", holdout, `No holdout runs yet: yolowatch holdout --data holdout.yaml --deployment ${d.row.id} --endpoint ${predictUrl(d.info)}`);
+  if (recent.length) holdoutChart(d, pair, "recent", "Recent production frames mAP", recent, "");
+  else fixed.append(el("div", { class: "meta recent-how-to", text: `Recent frames: none scored yet. With --sample-dir: yolowatch samples export --deployment ${d.row.id} --out recent, correct the labels, then yolowatch holdout --recent --data recent/data.yaml --deployment ${d.row.id} --endpoint ${predictUrl(d.info)}` }));
+}
+
+function holdoutChart(d, pair, set, title, runs, empty) {
+  const holder = el("div", { class: `chart ${set}`, "data-set": set }, el("div", { class: "title", text: title }));
+  pair.append(holder);
+  if (!runs.length) { holder.append(el("div", { class: "meta", text: empty })); return holder; }
   const last = runs[runs.length - 1];
   holder.append(el("div", { class: "stats", text: `latest: mAP50 ${last.map50.toFixed(3)} · mAP50-95 ${last.map50to95.toFixed(3)} on ${last.dataset} (${last.images} images), ${fmtTime(last.time)}` }));
   d.tabCharts.push(lineChart(holder, {
     data: [runs.map((r) => r.time), runs.map((r) => r.map50), runs.map((r) => r.map50to95)], height: 140, yRange: [0, 1], points: 6,
     series: [{ label: "mAP50", stroke: "#12a150" }, { label: "mAP50-95", stroke: "#7a5af8" }],
   }));
+  return holder;
 }
 
 export async function renderQuality(d, box, isCurrent) {
