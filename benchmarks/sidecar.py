@@ -143,11 +143,15 @@ def nginx_server(upstream: str, tmp: Path) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def sidecar_server(upstream: str, tmp: Path) -> Iterator[Target]:
+def sidecar_server(upstream: str, tmp: Path, sampled: bool = False) -> Iterator[Target]:
+    """`yolowatch sidecar`; `sampled`: with --sample-dir at its default rules and caps (issue 14's frames)."""
     port, admin = free_port(), free_port()
+    name = "sampled" if sampled else "sidecar"
     command = ["taskset", "-c", "0", sys.executable, "-m", "yolowatch", "sidecar", "--upstream", upstream,
-               "--port", str(port), "--admin-port", str(admin), "--db", str(tmp / "sidecar.db"),
+               "--port", str(port), "--admin-port", str(admin), "--db", str(tmp / f"{name}.db"),
                "--deployment", DEPLOYMENT, "--log-level", "warning"]  # fmt: skip
+    if sampled:
+        command += ["--sample-dir", str(tmp / "samples")]
     with process(command, f"http://127.0.0.1:{admin}/health") as started:
         pid = _python_pid(started.pid, "yolowatch")
         yield Target(f"http://127.0.0.1:{port}", pid, f"http://127.0.0.1:{admin}")
@@ -271,7 +275,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--bodies", nargs="+", choices=list(SIZES), default=list(SIZES))
     parser.add_argument(
-        "--paths", nargs="+", choices=["direct", "nginx", "sidecar"], default=["direct", "nginx", "sidecar"]
+        "--paths",
+        nargs="+",
+        choices=["direct", "nginx", "sidecar", "sampled"],
+        default=["direct", "nginx", "sidecar"],
+        help="sampled: the sidecar with --sample-dir (default rules and caps)",
     )
     args = parser.parse_args()
     results: dict[tuple[str, int, str], Result] = {}
@@ -290,12 +298,12 @@ def main() -> None:
             elif path == "nginx":
                 targets[path] = stack.enter_context(nginx_server(upstream.base, tmp))
             else:
-                targets[path] = stack.enter_context(sidecar_server(upstream.base, tmp))
-        counts: dict[str, float] = {}
-        for target in targets.values():  # warm up
+                targets[path] = stack.enter_context(sidecar_server(upstream.base, tmp, sampled=path == "sampled"))
+        counts: dict[str, dict[str, float]] = {}  # per sidecar: what its /metrics counted so far
+        for path, target in targets.items():  # warm up
             warm = wrk(target.base, 2, 16, scripts[args.bodies[0]])
             if target.admin:
-                counts = settled_counts(target.admin, {}, warm.requests)
+                counts[path] = settled_counts(target.admin, {}, warm.requests)
         for round_ in range(args.rounds):
             for body in args.bodies:
                 for connections in args.connections:
@@ -311,8 +319,8 @@ def main() -> None:
                         if target.pid:
                             line += f"  {path} cpu {result.cpu_us[-1]:5.1f} us/req  rss {result.rss_mib[-1]:.0f} MiB"
                         if target.admin:
-                            counts, note, problem = check_recorded(
-                                target.admin, counts, run, connections, int(result.started * 1000)
+                            counts[path], note, problem = check_recorded(
+                                target.admin, counts[path], run, connections, int(result.started * 1000)
                             )
                             line += f"  {note}"
                             if problem:
