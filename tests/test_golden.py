@@ -229,9 +229,9 @@ async def recorded(endpoint: FakePredict, images: list[Path], tmp_path: Path) ->
 
 async def test_record_then_load_round_trip(endpoint: FakePredict, images: list[Path], tmp_path: Path) -> None:
     """Recording copies the images, keeps their digests and the answers; loading gives the same set back. The
-    request headers (a bearer) and the URL's password are sent, never written down."""
+    request headers (a bearer), the URL's password and its query are sent, never written down."""
     out = tmp_path / "golden"
-    url = endpoint.url.replace("http://", "http://user:hunter2@")
+    url = endpoint.url.replace("http://", "http://user:hunter2@") + "?key=q-secret"
     secret = {"Authorization": "Bearer sk-secret-token", "X-Api-Key": "key-secret"}
     made = await record_golden(url, images, out, fields={"conf": "0.3"}, headers=secret, tolerance=Tolerance(0.7, 0.2))
     assert all(
@@ -241,7 +241,9 @@ async def test_record_then_load_round_trip(endpoint: FakePredict, images: list[P
     for source in images:
         assert (out / source.name).read_bytes() == source.read_bytes()
     text = (out / GOLDEN_FILE).read_text()
-    assert not any(word in text for word in ("sk-secret-token", "key-secret", "hunter2", "uthorization", "X-Api"))
+    assert not any(
+        word in text for word in ("sk-secret-token", "key-secret", "hunter2", "q-secret", "uthorization", "X-Api")
+    )
     document = json.loads(text)
     assert document["version"] == 1 and document["endpoint"] == endpoint.url and document["fields"] == {"conf": "0.3"}
     assert [image["sha256"] for image in document["images"]] == [

@@ -17,6 +17,7 @@ import requests
 from helpers import WebhookReceiver, run_server, wait_until
 from yolowatch.config import default_model_path
 from yolowatch.demo.traffic import upload_for
+from yolowatch.sampleset import list_samples
 
 
 def _changed_model(path: Path) -> Path:
@@ -91,7 +92,9 @@ def test_golden_check_fails_on_a_changed_model_alerts_and_resolves(tmp_path: Pat
 
     golden_args = [*common, "--golden", str(golden), "--golden-every", "1", "--golden-in-health"]
     changed = _changed_model(tmp_path / "shapes-yolo-retrained.pt")
-    with run_server([*golden_args, "--model", str(changed)], env=env) as base:
+    # Every upload is kept as a sampled frame (a random share of 1): the golden images must not be.
+    sampling = ["--sample-dir", str(tmp_path / "frames"), "--sample-random-share", "1", "--sample-per-minute", "1000"]
+    with run_server([*golden_args, "--model", str(changed), *sampling], env=env) as base:
         # Not the recorded answers: the check fails, /health says so, and after five (server) minutes the alert fires.
         health = wait_until(
             lambda: requests.get(f"{base}/health", timeout=10),
@@ -101,18 +104,21 @@ def test_golden_check_fails_on_a_changed_model_alerts_and_resolves(tmp_path: Pat
         )
         assert health.status_code == 503 and not health.json()["healthy"]
         failing = health.json()["golden"]
-        assert failing["passed"] < failing["images"] == 4 and failing["worst"] in failing["differences"]
-        assert any("moved" in text or "missing" in text or "confidence" in text
-                   for texts in failing["differences"].values() for text in texts)  # fmt: skip
+        assert failing["passed"] < failing["images"] == 4 and "differences" not in failing  # details need the key
         _sent(base, 3)
         fired = wait_until(lambda: _alerts(receiver, "firing"), "GoldenMismatch to fire", timeout_s=60)
         assert fired[0]["labels"]["severity"] == "critical" and fired[0]["labels"]["deployment"] == "prod"
         panel = requests.get(f"{base}/api/deployments/prod/golden", params={"range": "1h"}, timeout=10).json()
         assert panel["latest"]["passed"] < 4 and any(not run["ok"] for run in panel["runs"])
+        latest = panel["latest"]
+        assert latest["worst"] in latest["differences"]
+        assert any("moved" in text or "missing" in text or "confidence" in text
+                   for texts in latest["differences"].values() for text in texts)  # fmt: skip
         # Dozens of golden requests went through the endpoint; only the three sent above are traffic.
         assert len(panel["runs"]) >= 5
         wait_until(lambda: _requests(base), "the three requests to be stored", accept=lambda n: n >= before + 3)
         assert _requests(base) == before + 3
+        assert len(list_samples(tmp_path / "frames")) == 3  # the three uploads, none of the golden images
 
     with run_server(golden_args, env=env) as base:  # the original model: the answers match again
         health = wait_until(

@@ -312,3 +312,25 @@ def test_golden_checks_and_sampled_frames_in_front_of_an_upstream(tmp_path: Path
         assert frame.rule == "low_confidence" and frame.image.read_bytes() == EXAMPLE.read_bytes()
         assert [d["name"] for d in frame.detections] == ["circle", "star"] and frame.model == "upstream.pt"
         assert (frame.width, frame.height) == (200, 100)  # the answer's shape
+    # A sidecar sees only the classes it was answered: export says which have no name, and takes the model's.
+    exported = subprocess.run(
+        [sys.executable, "-m", "yolowatch", "samples", "export", "--dir", str(tmp_path / "frames"),
+         "--out", str(tmp_path / "ds")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert "class 1 was never named" in exported.stdout and "--names" in exported.stdout
+    names = tmp_path / "classes.txt"
+    names.write_text("circle\nsquare\nstar\n")
+    exported = subprocess.run(
+        [sys.executable, "-m", "yolowatch", "samples", "export", "--dir", str(tmp_path / "frames"),
+         "--out", str(tmp_path / "ds"), "--overwrite", "--names", str(names)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    data_yaml = (tmp_path / "ds" / "data.yaml").read_text()
+    assert '  0: "circle"\n  1: "square"\n  2: "star"\n' in data_yaml and "never named" not in exported.stdout
+    labels = sorted((tmp_path / "ds" / "labels").glob("*.txt"))
+    assert len(labels) == 3 and all(
+        line.split()[0] in ("0", "2") for f in labels for line in f.read_text().split("\n") if line
+    )

@@ -10,3 +10,5 @@ Clock = Callable[[], float]
 # An app that answered but wants the request logged as CRITICAL (the sidecar's unreachable upstream) sets
 # this key in the ASGI scope; WatchMiddleware reads it.
 CRITICAL_MARK = "yolowatch.critical"
+# Set in the scope of a golden-image request by the middleware: the app under it keeps no sampled frame of it.
+GOLDEN_MARK = "yolowatch.golden"

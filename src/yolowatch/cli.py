@@ -208,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--probe-image",
         help="probe by POSTing this image (multipart 'file') to --probe-path instead of GET --health-path",
     )
-    sidecar.add_argument("--probe-path", help="where --probe-image is sent (default /predict)")
+    sidecar.add_argument(
+        "--probe-path",
+        help="the upstream's predict path: where --probe-image and golden images are sent, and which requests "
+        "--sample-dir and --image-sample look at (default /predict)",
+    )
     sidecar.add_argument(
         "--timeout-s", type=float, help="longest wait for the upstream's answer before a 504 (default 60)"
     )
@@ -308,7 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
         "not: a gate for a deploy pipeline. Nothing is stored.",
     )
     check.add_argument("--golden", type=Path, required=True, metavar="DIR", help="the golden set's folder")
-    check.add_argument("--endpoint", help="the predict URL (default: the one the set was recorded from)")
+    check.add_argument(
+        "--endpoint",
+        help="the predict URL (default: the one the set was recorded from, which golden.json keeps without "
+        "credentials or query string: give it here when the endpoint needs them)",
+    )
     check.add_argument("--iou", type=float, help="least IoU (default: the set's)")
     check.add_argument("--confidence", type=float, help="most a confidence may move (default: the set's)")
 
@@ -333,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--class", dest="class_name", help="only frames with a detection of this class")
         if action == "export":
             command.add_argument("--out", type=Path, required=True, help="the dataset folder (new or empty)")
+            command.add_argument(
+                "--names",
+                type=Path,
+                help="the model's class names, for data.yaml: a YOLO data.yaml, a .pt weights file (yolo extra) or a "
+                "text file with one name per line. serve's frames carry them; a sidecar sees only the classes it "
+                "was answered, so give them for its frames",
+            )
             command.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
 
     baseline = commands.add_parser(
@@ -689,6 +704,31 @@ def run_golden(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if run.ok else 1
 
 
+def _class_names(path: Path) -> dict[int, str]:
+    """Class names from a YOLO data.yaml, a weights file or a text file of one name per line; a usage error else."""
+    if not path.is_file():
+        raise UsageError(f"--names {path} is not a file")
+    if path.suffix == ".pt":
+        _extra("yolowatch.yolo.offline", "--names with a weights file").prepare_ultralytics()
+    reader = _extra("yaml", "--names with a yaml file") if path.suffix in (".yaml", ".yml") else None
+    try:
+        if path.suffix == ".pt":
+            from ultralytics.models import YOLO
+
+            raw: Any = YOLO(str(path)).names
+        elif reader is not None:
+            raw = (reader.safe_load(path.read_text()) or {}).get("names")
+        else:
+            raw = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        pairs = enumerate(raw) if isinstance(raw, list) else dict(raw).items()
+        names = {int(cls): str(name) for cls, name in pairs}
+    except Exception as exc:  # a file that is no yaml, no weights, no names: whatever the reader raised
+        raise UsageError(f"--names {path}: cannot read class names ({exc})") from None
+    if not names:
+        raise UsageError(f"--names {path} names no class")
+    return names
+
+
 def run_samples(args: argparse.Namespace, settings: Settings) -> int:
     directory = args.sample_dir or settings.sample_dir
     if not directory:
@@ -721,10 +761,15 @@ def run_samples(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not found:
         raise UsageError(f"no kept frames in {directory} match: nothing to export")
+    names = _class_names(args.names) if args.names is not None else None
     try:
-        result = sampleset.export_dataset(found, args.out, overwrite=args.overwrite)
+        result = sampleset.export_dataset(found, args.out, names=names, overwrite=args.overwrite)
     except (FileExistsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    unnamed = [str(cls) for cls, name in result.names.items() if name == f"class{cls}" and not names]
+    if unnamed:
+        print(f"  note: class {', '.join(unnamed)} was never named in these frames (data.yaml calls it class<N>); "
+              "give the model's names with --names")  # fmt: skip
     for sample_id, why in sorted(result.skipped.items()):
         print(f"  skipped {sample_id}: {why}")
     print(

@@ -62,7 +62,7 @@ class Settings:
     upstream: str = ""
     health_path: str = "/health"
     probe_image: str = ""  # set: probe with a real POST of this image to probe_path instead of GET health_path
-    probe_path: str = "/predict"
+    probe_path: str = "/predict"  # the upstream's predict path (probe image, golden images, sampled uploads)
     upstream_timeout_s: float = 60.0
     # Keep-alive connections to the upstream, at most this many at once; more concurrent requests wait for one.
     upstream_connections: int = 100

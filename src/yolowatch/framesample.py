@@ -590,6 +590,8 @@ class FrameSampler:
                     self._days[entry.name] = _list_day(entry.path, mtime_ns)
             except FileNotFoundError:  # removed meanwhile (another process's retention)
                 self._days.pop(entry.name, None)
+            except OSError as error:  # a day folder we may not read: the others are still kept in bounds
+                self._write_failed(error, frame_lost=False)
         cutoff = now - ABANDONED_AFTER_S
         abandoned = [
             (day, sid)

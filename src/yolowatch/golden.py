@@ -484,6 +484,14 @@ def http_poster(url: str, headers: Mapping[str, str] | None = None, timeout_s: f
     return HttpPoster(url, headers, timeout_s)
 
 
+def _shown_endpoint(url: str) -> str:
+    """The endpoint as golden.json keeps it: without user:password and without a query string (it may hold a key)."""
+    try:
+        return str(httpx.URL(redacted_url(url)).copy_with(query=None))
+    except httpx.InvalidURL:
+        return redacted_url(url)
+
+
 async def record_golden(
     endpoint: str,
     images: Sequence[Path],
@@ -537,7 +545,7 @@ async def record_golden(
             shutil.copyfile(source, target)
     golden = GoldenSet(
         directory=out,
-        endpoint=redacted_url(endpoint),
+        endpoint=_shown_endpoint(endpoint),
         fields=fields,
         tolerance=tolerance or Tolerance(),
         images=tuple(recorded),
@@ -553,7 +561,7 @@ async def record_golden(
 async def _check_image(golden: GoldenSet, image: GoldenImage, post: Poster) -> list[str]:
     """What differed for one image (empty: it matched)."""
     try:
-        data = image.read(golden.directory)
+        data = await asyncio.to_thread(image.read, golden.directory)  # read and hashed off the event loop
     except ValueError as exc:
         return [str(exc)]
     try:

@@ -153,8 +153,11 @@ def _read_record(day: Path, name: str, listed: set[str]) -> SampleInfo | None:
         if image not in listed or not image.startswith(name.partition(".")[0] + "."):
             return None
         names = record.get("names") or {}
+        sample_id = name.partition(".")[0]  # the file's (its shape checked by the caller), never the json's say
+        if str(record["id"]) != sample_id:
+            return None
         return SampleInfo(
-            id=str(record["id"]),
+            id=sample_id,
             deployment=str(record["deployment"]),
             ts=float(record["ts"]),
             rule=str(record["rule"]),

@@ -59,9 +59,11 @@ def create_sidecar(settings: Settings, measure: Measure | None = None) -> tuple[
         upstream, timeout_s=settings.upstream_timeout_s, max_connections=settings.upstream_connections
     )
     if monitor.sampler is not None:  # a sample of the uploads and their answers, kept as frames (--sample-dir)
-        proxy = FrameCapture(proxy, monitor.sampler, lambda: monitor.drifting)
+        proxy = FrameCapture(proxy, monitor.sampler, lambda: monitor.drifting, predict_paths=(settings.probe_path,))
     if measure is not None and settings.image_sample > 0:
-        proxy = UploadSampler(proxy, monitor.recorder, settings.deployment, measure, settings.image_sample)
+        proxy = UploadSampler(
+            proxy, monitor.recorder, settings.deployment, measure, settings.image_sample, (settings.probe_path,)
+        )
     traffic = WatchMiddleware(
         proxy,
         monitor=monitor,

@@ -59,7 +59,10 @@ SCHEMAS: dict[str, Schema] = {
             "checkedAt": nullable(STRING),
             "lastError": nullable(STRING),
             "checking": BOOLEAN,
-            "golden": ref("GoldenRun"),  # GET /health with --golden-in-health, once a golden run has been made
+            # GET /health with --golden-in-health, once a golden run has been made (what differed: /golden)
+            "golden": obj(
+                {"checkedAt": STRING, "ok": BOOLEAN, "images": INTEGER, "passed": INTEGER, "passRate": nullable(NUMBER)}
+            ),
         },
         optional=("golden",),
     ),

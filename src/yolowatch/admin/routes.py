@@ -29,7 +29,7 @@ from yolowatch.admin.params import (
     MAX_SAMPLE_LIMIT,
     MAX_VERSION_LENGTH,
 )
-from yolowatch.admin.views import golden_json, health_json
+from yolowatch.admin.views import golden_health_json, health_json
 from yolowatch.asgi.auth import KeyCheck, unauthorized
 from yolowatch.asgi.headers import SecurityHeaders
 from yolowatch.errors import RequestError, json_error
@@ -240,7 +240,7 @@ def own_health_endpoint(monitor: Monitor) -> Endpoint:
         healthy = result is not None and result.healthy
         golden = monitor.golden.latest if monitor.golden is not None and monitor.golden_in_health else None
         if golden is not None:  # asked for (--golden-in-health); before the first run, the probe alone answers
-            body["golden"] = golden_json(golden)
+            body["golden"] = golden_health_json(golden)
             if not golden.ok:
                 body["healthy"] = healthy = False
         return JSONResponse(body, status_code=200 if healthy else 503)

@@ -134,6 +134,19 @@ def golden_json(run: GoldenRun) -> dict[str, Any]:
     }
 
 
+def golden_health_json(run: GoldenRun) -> dict[str, Any]:
+    """The latest golden run as the open `/health` shows it: the verdict and counts, not what differed (class names,
+    boxes, the set's path stay behind the admin key, in /api/deployments/{id}/golden)."""
+    rate = run.pass_rate
+    return {
+        "checkedAt": iso_time(run.checked_ms / 1000),
+        "ok": run.ok,
+        "images": run.images,
+        "passed": run.passed,
+        "passRate": None if rate is None else round(rate, 4),
+    }
+
+
 def golden_point_json(start_s: int, slot: dict[str, Any] | None) -> dict[str, Any]:
     """One point of the golden series: its runs, how many failed, the worst pass rate (null: no run)."""
     if slot is None:

@@ -19,7 +19,7 @@ from time import perf_counter_ns
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yolowatch._types import CRITICAL_MARK
+from yolowatch._types import CRITICAL_MARK, GOLDEN_MARK
 from yolowatch.asgi.routes import DEFAULT_EXCLUDED_PATHS, DEFAULT_EXCLUDED_PREFIXES
 from yolowatch.monitor import Monitor
 from yolowatch.store import Store
@@ -112,7 +112,8 @@ class WatchMiddleware:
             await self.app(scope, receive, send)
             return
         if self.golden_token is not None and is_golden(scope["headers"], self.golden_token):
-            await self.app(scope, receive, send)  # not traffic: neither counted nor logged
+            scope[GOLDEN_MARK] = True  # not traffic: neither counted, logged nor sampled
+            await self.app(scope, receive, send)
             return
         if not self.monitor.started:
             self.monitor.start_soon()

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive
 
 from yolowatch import __version__
+from yolowatch._types import GOLDEN_MARK
 from yolowatch._util import BOOL_WORDS, parse_bool
 from yolowatch.config import Settings
 from yolowatch.detections import model_version
@@ -343,7 +344,7 @@ def predict_endpoint(
         result["speed"] = {"decode": round(decoded.decode_ms, 3), **result["speed"]}
         result["properties"] = decoded.properties
         metadata = _metadata(detector, params)
-        if sampler is not None:
+        if sampler is not None and GOLDEN_MARK not in request.scope:  # a golden image is no production frame
             sampler.offer(
                 data,
                 result["results"],
