@@ -16,6 +16,7 @@ exits non-zero. Readiness is polled on /health, which the middleware does not re
     python benchmarks/overhead.py                 # trivial JSON endpoint (small detection body)
     python benchmarks/overhead.py --predict       # the real predict app with the demo model (yolo extra)
     python benchmarks/overhead.py --postgres --variants bare wrapped wrappedpg   # also on PostgreSQL
+    python benchmarks/overhead.py --otlp --variants bare wrapped wrappedotlp     # with the OTLP export on
 
 With `--postgres`, variant `wrappedpg` is `wrapped` writing to a PostgreSQL 15 server the script starts
 (Debian's binaries, fsync on; on this 2-core machine it shares the cores with the server and wrk, which a
@@ -114,9 +115,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=None, help="wrk duration per round")
     parser.add_argument("--connections", type=int, default=None)
     parser.add_argument(
-        "--variants", nargs="+", choices=["bare", "minimal", "wrapped", "parseall", "wrappedpg"], default=None
+        "--variants",
+        nargs="+",
+        choices=["bare", "minimal", "wrapped", "parseall", "wrappedpg", "wrappedotlp"],
+        default=None,
     )
     parser.add_argument("--postgres", action="store_true", help="add wrappedpg: wrapped, on a PostgreSQL server")
+    parser.add_argument(
+        "--otlp", action="store_true", help="add wrappedotlp: wrapped, exporting OTLP metrics each second to a receiver"
+    )
     args = parser.parse_args()
     if args.predict and args.variants and not set(args.variants) <= {"bare", "wrapped"}:
         parser.error("--predict has only the variants bare and wrapped")
@@ -130,6 +137,8 @@ def main() -> None:
         variants.append("wrappedpg")
     if "wrappedpg" in variants and not args.postgres:
         parser.error("wrappedpg needs --postgres")
+    if args.otlp and "wrappedotlp" not in variants:
+        variants.append("wrappedotlp")
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -146,6 +155,12 @@ def main() -> None:
             script.write_text(LUA_POST.format(body=body))
         with contextlib.ExitStack() as outer:
             databases: dict[str, str] = {}
+            if "wrappedotlp" in variants:
+                sys.path.insert(0, str(HERE.parent / "tests"))
+                from otlp_receiver import OtlpReceiver  # the tests' receiver: decodes every export it gets
+
+                receiver = outer.enter_context(OtlpReceiver())
+                os.environ["BENCH_OTLP"] = receiver.endpoint
             if args.postgres:
                 sys.path.insert(0, str(HERE.parent / "tests"))
                 from postgres import Cluster, admin, database_url  # the tests' own PostgreSQL helper
@@ -181,6 +196,8 @@ def main() -> None:
                         )
             # The servers have stopped (their shutdown flushed the store); the databases are still in `workdir`.
             _report(servers, kind, args, seconds, connections)
+            if "wrappedotlp" in variants:
+                print(f"wrappedotlp: the receiver decoded {len(receiver.requests)} OTLP exports")
             _check_recorded(servers, connections)
 
 

@@ -58,6 +58,15 @@ def wrapped_trivial() -> ASGIApp:
     return WatchMiddleware(bare_trivial(), store=_db(), deployment="bench")
 
 
+def wrappedotlp_trivial() -> ASGIApp:
+    """Wrapped, with the OTLP metrics export on (each second, to overhead.py's receiver at BENCH_OTLP)."""
+    from yolowatch.otlp import OtlpMetrics
+
+    monitor = Monitor(_db(), "bench")
+    monitor.otlp = OtlpMetrics(monitor.recorder, "bench", endpoint=os.environ["BENCH_OTLP"], interval_s=1.0)
+    return WatchMiddleware(bare_trivial(), monitor=monitor)
+
+
 def parseall_trivial() -> ASGIApp:
     """Wrapped, reading the detections of every response (no per-second parse budget)."""
     monitor = Monitor(_db(), "bench", detection_parses_per_second=0)

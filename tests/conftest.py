@@ -30,7 +30,7 @@ YOLO_MODULES = frozenset(
         "test_dashboard.py", "test_drift.py", "test_holdout.py", "test_offline.py", "test_predict.py",
         "test_quality.py", "test_quality_e2e.py", "test_serve.py", "test_serve_store.py", "test_shapes.py",
         "test_imagestats.py", "test_signals_e2e.py", "test_traffic.py", "test_uploads.py", "test_golden_e2e.py",
-        "test_samples_e2e.py",
+        "test_samples_e2e.py", "test_otlp_e2e.py",
     }
 )  # fmt: skip
 

@@ -683,3 +683,68 @@ def test_openapi_document_describes_samples_and_golden() -> None:
     assert set(image["responses"]) == {"200", "401", "404"}
     assert {"image/jpeg", "image/png"} <= set(image["responses"]["200"]["content"])
     assert set(paths["/api/deployments/{deployment}/golden"]["get"]["responses"]) == {"200", "400", "401", "404"}
+
+
+SILENCE = {"matchers": [{"name": "deployment", "value": "demo"}], "duration": "2h", "createdBy": "ops",
+           "comment": "<script>alert('x')</script> upgrading the GPU driver"}  # fmt: skip
+
+
+def test_silences_are_created_listed_read_and_expired(admin: Callable[..., TestClient]) -> None:
+    """POST answers 201 with the silence in Alertmanager's shape; GET lists it (filtered by state) and reads it;
+    DELETE expires it now and it stays listed as expired; unknown ids are 404, bad input and bad states 400."""
+    client = admin()
+    created = client.post("/api/silences", json=SILENCE)
+    assert created.status_code == 201
+    silence = created.json()
+    assert silence["status"] == {"state": "active"} and silence["comment"] == SILENCE["comment"]
+    assert silence["matchers"] == [{"name": "deployment", "value": "demo", "isRegex": False, "isEqual": True}]
+    assert (silence["startsAt"], silence["endsAt"]) == ("2027-01-15T08:01:00.000Z", "2027-01-15T10:01:00.000Z")
+    pending = client.post("/api/silences", json={**SILENCE, "startsAt": "2027-01-16T00:00:00Z"}).json()
+    listed = client.get("/api/silences").json()["silences"]
+    assert [(s["id"], s["status"]["state"]) for s in listed] == [(silence["id"], "active"), (pending["id"], "pending")]
+    assert [s["id"] for s in client.get("/api/silences?state=pending").json()["silences"]] == [pending["id"]]
+    assert client.get(f"/api/silences/{silence['id']}").json() == silence
+    expired = client.delete(f"/api/silences/{silence['id']}")
+    assert expired.status_code == 200 and expired.json()["status"]["state"] == "expired"
+    assert expired.json()["endsAt"] == "2027-01-15T08:01:00.000Z"
+    assert [s["id"] for s in client.get("/api/silences?state=expired").json()["silences"]] == [silence["id"]]
+    assert client.delete(f"/api/silences/{silence['id']}").status_code == 200  # expiring twice changes nothing
+    for path in ("/api/silences/0f0e5b7c-0000-4000-8000-000000000000", "/api/silences/..%2F%00"):
+        assert client.get(path).status_code == 404 and client.delete(path).status_code == 404
+    bad_state = client.get("/api/silences?state=muted")
+    assert bad_state.status_code == 400 and "state must be one of active, pending, expired" in bad_state.json()["error"]
+    bad = client.post("/api/silences", json={**SILENCE, "duration": "forever"})
+    assert bad.status_code == 400 and "duration must be seconds or a duration" in bad.json()["error"]
+    assert client.post("/api/silences", content=b"not json").status_code == 400
+    for huge in ('"endsAt": 1e400', '"duration": Infinity', '"duration": NaN'):  # Python's json reads these
+        body = json.dumps(SILENCE).replace('"duration": "2h"', huge).encode()
+        assert client.post("/api/silences", content=body).status_code == 400, huge
+
+
+def test_silences_and_acknowledgements_need_the_admin_key(admin: Callable[..., TestClient]) -> None:
+    """Every silence route and the acknowledgement answer 401 without the key, like the rest of /api."""
+    client = admin(keys=[KEY])
+    auth = {"Authorization": f"Bearer {KEY}"}
+    silence = client.post("/api/silences", json=SILENCE, headers=auth).json()
+    ack = {"rule": "HighErrorRate", "deployment": "demo", "by": "ana"}
+    for method, path, body in (
+        ("GET", "/api/silences", None),
+        ("POST", "/api/silences", SILENCE),
+        ("GET", f"/api/silences/{silence['id']}", None),
+        ("DELETE", f"/api/silences/{silence['id']}", None),
+        ("POST", "/api/alerts/ack", ack),
+    ):
+        assert client.request(method, path, json=body).status_code == 401, (method, path)
+    assert client.get(f"/api/silences/{silence['id']}", headers=auth).json()["status"]["state"] == "active"
+
+
+def test_openapi_document_describes_silences_and_acknowledgements() -> None:
+    """The silence routes and the acknowledgement are in the document with their statuses and body schemas."""
+    paths = admin_document()["paths"]
+    assert set(paths["/api/silences"]) == {"get", "post"} and set(paths["/api/silences/{id}"]) == {"get", "delete"}
+    assert set(paths["/api/silences"]["post"]["responses"]) == {"201", "400", "401"}
+    assert set(paths["/api/silences/{id}"]["delete"]["responses"]) == {"200", "401", "404"}
+    assert set(paths["/api/alerts/ack"]["post"]["responses"]) == {"200", "400", "401", "404", "409"}
+    schemas = admin_document()["components"]["schemas"]
+    assert {"silencedBy", "acknowledged"} <= set(schemas["AlertStatus"]["required"])
+    assert schemas["SilenceInput"]["additionalProperties"] is False

@@ -436,3 +436,11 @@ async def test_a_class_scoped_rule_fires_on_its_class_while_the_deployment_is_fi
     assert stored.class_name == "person"
     labels = alertmanager_payload([stored])["alerts"][0]["labels"]
     assert labels == {"alertname": "PersonDrop", "deployment": "prod", "severity": "warning", "class": "person"}
+
+
+def test_an_infinite_duration_is_refused_not_a_server_error() -> None:
+    """Regression (JSON's Infinity reached int() and raised OverflowError, a 500): a non-finite duration is a
+    ValueError that says so."""
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="finite number of seconds"):
+            rule_from_json({"name": "x", "metric": "p99_ms", "comparison": "above", "threshold": 1, "for": value})

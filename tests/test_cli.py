@@ -194,3 +194,27 @@ def test_samples_and_golden_commands_refuse_what_they_cannot_use(
                  str(image)]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert "a.jpg" in err and "127.0.0.1:9" in err and not (tmp_path / "g" / "golden.json").exists()
+
+
+def test_alert_channels_and_otlp_are_checked_before_binding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SMTP URL without sender and recipients, one with a password in it, a chat URL that is not http(s), an
+    unknown severity, an OTLP endpoint that is no URL: usage errors (status 2) that never echo a secret."""
+    upstream = ["sidecar", "--upstream", "http://127.0.0.1:9", "--db", str(tmp_path / "a.db")]
+    assert main([*upstream, "--smtp-url", "smtp://alerts@mail.example.com:587"]) == 2
+    assert "--alert-email-from and --alert-email-to" in capsys.readouterr().err
+    email = ["--alert-email-from", "a@example.com", "--alert-email-to", "b@example.com"]
+    assert main([*upstream, *email, "--smtp-url", "smtp://alerts:hunter2@mail.example.com:587"]) == 2
+    err = capsys.readouterr().err
+    assert "YOLOWATCH_SMTP_PASSWORD" in err and "hunter2" not in err
+    monkeypatch.setenv("YOLOWATCH_ALERT_CHAT", "ftp://hooks.example.com/s3cret-token")
+    assert main(upstream) == 2
+    err = capsys.readouterr().err
+    assert "apprise does not understand the URL ftp://…" in err and "s3cret-token" not in err
+    monkeypatch.delenv("YOLOWATCH_ALERT_CHAT")
+    assert main([*upstream, "--alert-chat-severity", "page"]) == 2
+    assert "warning and/or critical" in capsys.readouterr().err
+    assert main([*upstream, "--otlp-endpoint", "otel-collector:4318"]) == 2
+    assert "--otlp-endpoint must be an http(s) URL" in capsys.readouterr().err
+    assert not (tmp_path / "a.db").exists()

@@ -1,5 +1,5 @@
 """The store on both backends (a real SQLite file, a real PostgreSQL server): writes, queries, paging, retention,
-migrations, faults, processes, the fleet."""
+migrations, faults, processes, the fleet, silences and acknowledgements."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from helpers import FakeClock
+from yolowatch.alerts import Acknowledgement, silence_from_json
 from yolowatch.metrics import RANGES
 from yolowatch.recorder import Recorder
-from yolowatch.records import Bucket, DetectionSummary, GoldenRun, new_latency_histogram
+from yolowatch.records import AlertState, Bucket, DetectionSummary, GoldenRun, Notification, new_latency_histogram
 from yolowatch.store import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, Store, StoreWriter
 from yolowatch.store.rows import BUCKET_COLUMNS, bucket_from_row, bucket_row
 from yolowatch.store.writer import SEEN_EVERY_S
@@ -481,3 +482,82 @@ async def test_golden_runs_are_a_series_with_slots_latest_and_retention(
     clock.advance(31 * 86400)
     await store.enforce_retention()
     assert await store.latest_golden("demo") is None
+
+
+async def test_silences_are_shared_expired_and_forgotten_five_days_after(
+    make_store: Callable[..., Store], clock: FakeClock
+) -> None:
+    """A silence one process stores is read back whole by another on the database; it is active from its start to
+    its end; expiring it ends it now; five days after its end retention forgets it."""
+    now = int(clock())
+    body = {"matchers": [{"name": "deployment", "value": "prod-.*", "isRegex": True},
+                         {"name": "class", "value": "person", "isEqual": False}],
+            "duration": "2h", "createdBy": "ops", "comment": "maintenance"}  # fmt: skip
+    silence = silence_from_json(body, now)
+    later = silence_from_json({**body, "startsAt": now + 3600}, now)
+    one, other = make_store("silences.db"), make_store("silences.db")
+    await one.add_silence(silence)
+    await one.add_silence(later)
+    assert await other.silence(silence.id) == silence and await other.silence("nope") is None
+    assert [s.id for s in await other.active_silences()] == [silence.id]
+    clock.advance(3600)
+    assert {s.id for s in await other.active_silences()} == {silence.id, later.id}
+    expired = await other.expire_silence(silence.id)
+    assert expired is not None and expired.ends_at == now + 3600 and expired.state(clock()) == "expired"
+    assert [s.id for s in await one.active_silences()] == [later.id]
+    assert await one.expire_silence("nope") is None
+    assert {s.id for s in await one.silences()} == {silence.id, later.id}  # the expired one is still listed
+    clock.advance(3600 + 5 * 86400)
+    assert {s.id for s in await one.silences()} == {later.id}  # ended 5 days and an hour ago: no longer listed
+    await one.enforce_retention()
+    assert await one.silence(silence.id) is None and await one.silence(later.id) is not None
+
+
+async def test_notifications_are_marked_silenced_and_acknowledgements_last_while_firing(
+    make_store: Callable[..., Store],
+) -> None:
+    """A notification stored silenced is never undelivered; one marked silenced later is, unless a sink claimed it
+    first; an acknowledgement lands only on a pending or firing alert and goes when the alert turns inactive."""
+    store = make_store("outbox.db")
+    firing = AlertState("A", "prod", "firing", 60, 120, 1.0)
+    notes = [Notification("A", "prod", "firing", 60, None, 1.0, "warning", "r"),
+             Notification("B", "prod", "firing", 60, None, 1.0, "warning", "r"),
+             Notification("C", "prod", "firing", 60, None, 1.0, "warning", "r")]  # fmt: skip
+    await store.save_alerts([firing], notes, [["s1"], [], []])
+    assert [n.rule for n in await store.undelivered("webhook")] == ["B", "C"]
+    ids = {n.rule: n.id for n in await store.undelivered("webhook")}
+    assert await store.claim_deliveries("log", [ids["C"]]) == [ids["C"]]
+    assert await store.mark_silenced({ids["B"]: ["s2"], ids["C"]: ["s2"]}) == [ids["B"]]
+    assert [n.rule for n in await store.undelivered("webhook")] == ["C"]  # claimed by the log: goes everywhere
+    history = {row["rule"]: row["silenced_by"] for row in await store.alert_history("prod")}
+    assert history == {"A": ["s1"], "B": ["s2"], "C": []}
+
+    ack = Acknowledgement("ana", 1_800_000_000, "on it")
+    assert await store.acknowledge("A", "prod", ack) == "firing"
+    assert await store.acknowledgements() == {("prod", "A"): ack}
+    assert await store.acknowledge("Z", "prod", ack) is None
+    await store.save_alerts([AlertState("A", "prod", "firing", 60, 180, 2.0)], [])
+    assert await store.acknowledgements("prod") == {("prod", "A"): ack}  # still firing: kept
+    await store.save_alerts([AlertState("A", "prod", "inactive")], [])
+    assert await store.acknowledgements() == {}
+    assert await store.acknowledge("A", "prod", ack) == "inactive"
+
+
+async def test_a_version_11_database_gains_silences_and_acknowledgements(
+    make_store: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alert states and notifications written before version 12 read back unsilenced and unacknowledged."""
+    monkeypatch.setattr("yolowatch.store.schema.SCHEMA_VERSION", 11)
+    store = make_store("v11.db")
+    await store.db.execute(
+        "INSERT INTO alert_notifications (rule, deployment, status, starts_at, ends_at, value, severity, runbook, "
+        "created_s, class_name) VALUES ('A', 'prod', 'firing', 60, NULL, 1.0, 'warning', 'r', 1800000000, '')"
+    )
+    await store.db.execute("INSERT INTO alert_state (rule, deployment, state) VALUES ('A', 'prod', 'firing')")
+    await store.close()
+    monkeypatch.undo()
+    store = make_store("v11.db")
+    assert await store.schema_version() == SCHEMA_VERSION == 12
+    assert [row["silenced_by"] for row in await store.alert_history()] == [[]]
+    assert [n.rule for n in await store.undelivered("webhook")] == ["A"]
+    assert await store.acknowledgements() == {} and await store.silences() == []

@@ -6,10 +6,16 @@ duration; a pending rule whose condition fails resets; a firing rule whose condi
 store in the same transaction as the new state, as an undelivered notification; the sinks deliver those and
 mark them delivered. So a restart re-sends what was not delivered (nothing lost) and never what was (nothing
 sent twice).
+
+Silences (Alertmanager's: label matchers, for a time) are checked twice. A notification made while an active
+silence matches its alert is stored marked silenced, in the same transaction, and no sink ever sends it; one
+made before a silence began and not yet sent by any sink is marked silenced when a sink comes to send it (as
+Alertmanager checks at send time). Either way the alert's state moves as usual.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -17,12 +23,14 @@ import re
 import sys
 import time
 import unicodedata
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from yolowatch._types import Clock
+from yolowatch._util import parse_time
 from yolowatch.records import AlertState, Notification
 
 if sys.version_info >= (3, 11):
@@ -119,6 +127,8 @@ def parse_duration(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{what} must be seconds or a duration such as 5m; got {value!r}")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):  # JSON's Infinity and NaN: int() would raise OverflowError, a 500
+            raise ValueError(f"{what} must be a finite number of seconds; got {value!r}")
         return int(value)
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(value))
     if match is None:
@@ -268,6 +278,258 @@ def fingerprint(rule: str, deployment: str) -> str:
     return hashlib.sha256(f"{rule}\0{deployment}".encode()).hexdigest()[:16]
 
 
+# Silences and acknowledgements, as Alertmanager has them. A silence matches alerts by their labels (alertname,
+# deployment, severity, and class for a class-scoped rule) for a time: a silenced alert still changes state, but
+# its notifications are stored marked silenced and no sink sends them. An acknowledgement records who looks at a
+# pending or firing alert; it lasts until the alert resolves.
+
+SILENCE_LABELS = ("alertname", "deployment", "severity", "class")
+MATCHERS_MAX = 16
+MATCHER_VALUE_MAX = 256
+# Quantifiers in one branch of a regex, which may repeat only single characters, classes or `.` (a group may only
+# be optional): no exponential backtracking, and a polynomial one bounded by a label's length to this power.
+REGEX_REPEATS_MAX = 3
+AUTHOR_MAX = 100
+COMMENT_MAX = 1000
+SILENCE_HORIZON_S = 366 * 86400  # a silence starts and ends within a year (and a day) of now
+SILENCE_STATES = ("active", "pending", "expired")
+SILENCE_FIELDS = {"matchers", "startsAt", "endsAt", "duration", "createdBy", "comment"}
+MATCHER_FIELDS = {"name", "value", "isRegex", "isEqual"}
+ACK_FIELDS = {"rule", "deployment", "by", "comment"}
+_QUANTIFIER = re.compile(r"[*+?]|\{(?:\d+(?:,\d*)?|,\d+)\}")
+
+
+def alert_labels(rule: str, deployment: str, severity: str = "", class_name: str = "") -> dict[str, str]:
+    """An alert's labels, as silences match them (the webhook sends the same): `class` only where a rule has one."""
+    labels = {"alertname": rule, "deployment": deployment}
+    if severity:
+        labels["severity"] = severity
+    if class_name:
+        labels["class"] = class_name
+    return labels
+
+
+def notification_labels(notification: Notification) -> dict[str, str]:
+    n = notification
+    return alert_labels(n.rule, n.deployment, n.severity, n.class_name)
+
+
+def check_text(value: Any, what: str, longest: int, shortest: int = 1) -> str:
+    """`value` if it is a string of `shortest` to `longest` characters, not blank, without control characters."""
+    if (
+        not isinstance(value, str)
+        or not shortest <= len(value) <= longest
+        or (shortest and not value.strip())
+        or any(unicodedata.category(c) in ("Cc", "Cs") for c in value)  # Cs: a lone surrogate, which no database takes
+    ):
+        raise ValueError(f"{what} must be text of {shortest} to {longest} characters without control characters")
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _check_regex(pattern: str, what: str) -> None:
+    """Refuse what Python's backtracking engine could spend minutes on: a repeated group, or more than
+    REGEX_REPEATS_MAX quantifiers in one branch (`A.*|B.*|C.*|D.*` is fine: one in each)."""
+    try:
+        _compiled(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ValueError(f"{what} is not a valid regular expression: {exc}") from None
+    # Per open group: [quantifiers before it, in its current branch, the most in any of its branches so far].
+    groups, previous, i = [[0, 0, 0]], "start", 0
+    while i < len(pattern):
+        quantifier = _QUANTIFIER.match(pattern, i)
+        if quantifier is not None and previous != "start":
+            if previous == "quantifier" and quantifier.group() in "?+":  # lazy or possessive: part of the last one
+                i += 1
+                continue
+            if previous == "group" and quantifier.group() != "?":
+                raise ValueError(f"{what} must not repeat a group such as (...)* or (...)+: list the alternatives")
+            top = groups[-1]
+            top[1] += 1
+            top[2] = max(top[2], top[1])
+            if top[1] > REGEX_REPEATS_MAX:
+                raise ValueError(f"{what} may have at most {REGEX_REPEATS_MAX} quantifiers (* + ? {{}}) in a branch")
+            previous, i = "quantifier", quantifier.end()
+            continue
+        char = pattern[i]
+        if char == "\\":
+            previous, i = "atom", i + 2
+        elif char == "[":  # a class, up to its closing bracket (one right after [ or [^ is a member)
+            i += 2 if pattern.startswith("[^", i) else 1
+            i += 1 if pattern.startswith("]", i) else 0
+            while i < len(pattern) and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+            previous, i = "atom", i + 1
+        elif char == "(":
+            count = groups[-1][1]
+            groups.append([count, count, count])
+            previous, i = "start", i + 1
+        elif char == ")" and len(groups) > 1:
+            inner = groups.pop()
+            top = groups[-1]
+            top[1] = max(inner[1], inner[2])
+            top[2] = max(top[2], top[1])
+            previous, i = "group", i + 1
+        elif char == "|":
+            groups[-1][1] = groups[-1][0]
+            previous, i = "start", i + 1
+        else:
+            previous, i = "atom", i + 1
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher: the alert's label `name` equals `value` (with `is_regex`, matches it whole); `is_equal`
+    False negates it. A label the alert lacks reads as empty, as in Alertmanager."""
+
+    name: str
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+
+    def __post_init__(self) -> None:
+        if self.name not in SILENCE_LABELS:
+            raise ValueError(f"a matcher's name must be one of {', '.join(SILENCE_LABELS)}; got {self.name!r}")
+        check_text(self.value, f"the value of matcher {self.name}", MATCHER_VALUE_MAX, shortest=0)
+        if self.is_regex:
+            _check_regex(self.value, f"the regex of matcher {self.name}")
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        value = labels.get(self.name, "")
+        hit = _compiled(self.value).fullmatch(value) is not None if self.is_regex else value == self.value
+        return hit == self.is_equal
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Alerts whose labels all `matchers` match send nothing from `starts_at` to `ends_at` (epoch seconds)."""
+
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: int
+    ends_at: int
+    created_by: str
+    comment: str
+    created_at: int = 0
+    updated_at: int = 0
+
+    def state(self, now: float) -> str:
+        """pending before it starts, active until it ends, expired after."""
+        if now < self.starts_at:
+            return "pending"
+        return "active" if now < self.ends_at else "expired"
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(matcher.matches(labels) for matcher in self.matchers)
+
+
+def silenced_by(silences: Sequence[Silence], labels: dict[str, str]) -> list[str]:
+    """The ids of the silences (the active ones, as the store gives them) that match these labels."""
+    return [silence.id for silence in silences if silence.matches(labels)]
+
+
+def matcher_from_json(body: Any) -> Matcher:
+    if not isinstance(body, dict) or "name" not in body or "value" not in body:
+        raise ValueError('a matcher is an object such as {"name": "alertname", "value": "HighErrorRate"}')
+    unknown = sorted(set(body) - MATCHER_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown matcher field {', '.join(unknown)}; fields: {', '.join(sorted(MATCHER_FIELDS))}")
+    flags = {key: body.get(key, default) for key, default in (("isRegex", False), ("isEqual", True))}
+    for key, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise ValueError(f"a matcher's {key} must be true or false")
+    if not isinstance(body["name"], str):
+        raise ValueError("a matcher's name must be a string")
+    return Matcher(body["name"], body["value"], flags["isRegex"], flags["isEqual"])
+
+
+def matcher_json(matcher: Matcher) -> dict[str, Any]:
+    """The shape `matcher_from_json` reads (Alertmanager's)."""
+    return {"name": matcher.name, "value": matcher.value, "isRegex": matcher.is_regex, "isEqual": matcher.is_equal}
+
+
+def _silence_time(body: dict[str, Any], key: str) -> int:
+    try:
+        return parse_time(body[key])
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{key}: {exc}") from None
+
+
+def silence_from_json(body: Any, now: int, silence_id: str = "") -> Silence:
+    """A new silence from the admin API's shape (Alertmanager's, with `duration` as the alternative to `endsAt`);
+    ValueError that says what is wrong. A start in the past is now, as in Alertmanager."""
+    if not isinstance(body, dict):
+        raise ValueError("a silence is an object with matchers, endsAt or duration, createdBy and comment")
+    unknown = sorted(set(body) - SILENCE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown silence field {', '.join(unknown)}; fields: {', '.join(sorted(SILENCE_FIELDS))}")
+    missing = [key for key in ("matchers", "createdBy", "comment") if key not in body]
+    if missing:
+        raise ValueError(f"a silence needs {', '.join(missing)}")
+    listed = body["matchers"]
+    if not isinstance(listed, list) or not 1 <= len(listed) <= MATCHERS_MAX:
+        raise ValueError(f"matchers must be a list of 1 to {MATCHERS_MAX} matchers")
+    matchers = tuple(matcher_from_json(matcher) for matcher in listed)
+    if all(matcher.matches({}) for matcher in matchers):
+        raise ValueError("at least one matcher must not match an empty label: as it is, it matches every alert")
+    if ("endsAt" in body) == ("duration" in body):
+        raise ValueError("give endsAt (a time) or duration (such as 2h), one of the two")
+    starts = max(now, _silence_time(body, "startsAt")) if "startsAt" in body else now
+    if "duration" in body:
+        duration = parse_duration(body["duration"], "duration")
+        if duration <= 0:
+            raise ValueError(f"duration must be positive; got {body['duration']!r}")
+        ends = starts + duration
+    else:
+        ends = _silence_time(body, "endsAt")
+        if ends <= starts:
+            raise ValueError("endsAt must be after startsAt and after now")
+    if ends > now + SILENCE_HORIZON_S:
+        raise ValueError(f"a silence must end within {SILENCE_HORIZON_S // 86400} days")
+    return Silence(
+        silence_id or str(uuid.uuid4()),
+        matchers,
+        starts,
+        ends,
+        check_text(body["createdBy"], "createdBy", AUTHOR_MAX),
+        check_text(body["comment"], "comment", COMMENT_MAX),
+        now,
+        now,
+    )
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """Who acknowledged a pending or firing alert, when (epoch seconds), and what they said."""
+
+    by: str
+    at: int
+    comment: str = ""
+
+
+def ack_from_json(body: Any) -> tuple[str, str, str, str]:
+    """(rule, deployment, by, comment) from `{"rule", "deployment", "by", "comment"}`; ValueError that says what is
+    wrong. The comment may be left out."""
+    if not isinstance(body, dict):
+        raise ValueError('an acknowledgement is an object: {"rule", "deployment", "by", "comment"}')
+    unknown = sorted(set(body) - ACK_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field {', '.join(unknown)}; fields: {', '.join(sorted(ACK_FIELDS))}")
+    missing = [key for key in ("rule", "deployment", "by") if key not in body]
+    if missing:
+        raise ValueError(f"an acknowledgement needs {', '.join(missing)}")
+    return (
+        check_text(body["rule"], "rule", 64),
+        check_text(body["deployment"], "deployment", MATCHER_VALUE_MAX),
+        check_text(body["by"], "by", AUTHOR_MAX),
+        check_text(body.get("comment", ""), "comment", COMMENT_MAX, shortest=0),
+    )
+
+
 # Where notifications go: a coroutine that raises when it could not deliver (they are kept and retried).
 Sink = Callable[[list[Notification]], Awaitable[None]]
 
@@ -288,7 +550,16 @@ class AlertStore(Protocol):
 
     async def alert_states(self, deployment: str | None = None) -> dict[str, AlertState]: ...
 
-    async def save_alerts(self, states: Sequence[AlertState], notifications: Sequence[Notification]) -> None: ...
+    async def save_alerts(
+        self,
+        states: Sequence[AlertState],
+        notifications: Sequence[Notification],
+        silenced: Sequence[Sequence[str]] = (),
+    ) -> None: ...
+
+    async def active_silences(self) -> list[Silence]: ...
+
+    async def mark_silenced(self, silenced: dict[int, list[str]]) -> list[int]: ...
 
     async def claim_minute(self, key: str, minute_end: int) -> bool: ...
 
@@ -358,9 +629,21 @@ class Evaluator:
                 changed.append(state)
             if notification is not None:
                 made.append(notification)
+        silenced = await self._silenced(made)
         if changed or made:
-            await self.store.save_alerts(changed, made)
+            await self.store.save_alerts(changed, made, silenced)
         return made
+
+    async def _silenced(self, made: list[Notification]) -> list[list[str]]:
+        """For each notification, the active silences that match its alert (stored with it: no sink sends it)."""
+        if not made:
+            return []
+        silences = await self.store.active_silences()
+        silenced = [silenced_by(silences, notification_labels(n)) for n in made]
+        for n, ids in zip(made, silenced, strict=True):
+            if ids:
+                log.info("alert %s %s for %s silenced by %s", n.rule, n.status.upper(), n.deployment, ", ".join(ids))
+        return silenced
 
     async def evaluate_closed_minute(self, deployment: str, minute_start: int) -> list[Notification]:
         """Read the minute's figures and advance every due rule on them, unless another process sharing the
@@ -377,13 +660,25 @@ class Evaluator:
         await self.store.finish_minute(key, end)  # not reached if it raised: the claim goes stale, then is retaken
         return made
 
+    async def _not_silenced(self, pending: list[Notification]) -> list[Notification]:
+        """Silences are checked again when sending, as Alertmanager does: a notification made before a silence
+        began, that no sink has sent yet, is marked silenced now (for every sink) instead of sent."""
+        silences = await self.store.active_silences() if pending else []
+        matched = {
+            n.id: ids for n in pending if n.id is not None and (ids := silenced_by(silences, notification_labels(n)))
+        }
+        if not matched:
+            return pending
+        marked = set(await self.store.mark_silenced(matched))
+        return [n for n in pending if n.id not in marked]
+
     async def deliver(self) -> int:
         """Send every undelivered notification to every sink; mark each sink's deliveries. Returns how many went."""
         sent = 0
         for sink_name, sink in self.sinks.items():
             if self.clock() < self._retry_at.get(sink_name, float("-inf")):
                 continue
-            pending = await self.store.undelivered(sink_name)
+            pending = await self._not_silenced(await self.store.undelivered(sink_name))
             claimed = set(await self.store.claim_deliveries(sink_name, [n.id for n in pending if n.id is not None]))
             mine = [n for n in pending if n.id in claimed]  # another process may be sending the rest
             if not mine:

@@ -20,10 +20,11 @@ import uvicorn
 
 from yolowatch import __version__, golden, sampleset
 from yolowatch._util import http_url, is_postgres_url, iso_time, parse_bool, parse_time, redacted_url, shown_db
-from yolowatch.compose import alert_rules, run_on, sample_rules, server_stack
+from yolowatch.compose import alert_rules, alert_sinks, run_on, sample_rules, server_stack
 from yolowatch.config import Settings, export_to_workers, settings_from_env
 from yolowatch.framesample import SAMPLE_RULES
 from yolowatch.logformat import configure_logging
+from yolowatch.otlp import otlp_available
 from yolowatch.sidecar import serve_sidecar
 from yolowatch.signals import drift_windows
 from yolowatch.store import STORE_ERRORS, Store
@@ -109,6 +110,39 @@ def _monitoring_arguments(command: argparse.ArgumentParser) -> None:
         help="TOML file of [[rule]] tables over the default alert rules (README: Alerts)",
     )
     command.add_argument("--alert-webhook", metavar="URL", help="also POST Alertmanager-shaped notifications here")
+    channels = command.add_argument_group(
+        "email and chat alerts", "each channel has its own outbox: nothing lost, nothing sent twice across restarts"
+    )
+    channels.add_argument(
+        "--smtp-url",
+        metavar="URL",
+        help="send alerts by email through this server: smtp://user@host:587 (STARTTLS) or smtps://user@host:465; "
+        "the password from YOLOWATCH_SMTP_PASSWORD or --smtp-password-file, never the URL",
+    )
+    channels.add_argument("--smtp-password-file", metavar="FILE", help="a file whose first line is the SMTP password")
+    channels.add_argument("--smtp-ca-file", metavar="FILE", help="trust this CA for the SMTP server's certificate")
+    channels.add_argument("--alert-email-from", metavar="ADDRESS", help="the alerts' sender address")
+    channels.add_argument("--alert-email-to", metavar="A,B", help="where alert emails go, comma-separated")
+    channels.add_argument(
+        "--alert-email-severity", metavar="LIST", help="only these severities by email: critical, warning (all)"
+    )
+    channels.add_argument("--alert-email-rules", metavar="LIST", help="only these rules by email (default: all)")
+    channels.add_argument(
+        "--alert-chat",
+        metavar="URL",
+        help="also post alerts to these chat webhooks, comma-separated: Slack, Discord, Microsoft Teams (by the "
+        'host), else a JSON {"text"} (better as YOLOWATCH_ALERT_CHAT: the URLs hold tokens)',
+    )
+    channels.add_argument("--alert-chat-severity", metavar="LIST", help="only these severities to chat (all)")
+    channels.add_argument("--alert-chat-rules", metavar="LIST", help="only these rules to chat (default: all)")
+    command.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="export request counts, errors, detections and an exponential latency histogram to this OpenTelemetry "
+        "collector over OTLP/HTTP, e.g. http://otel-collector:4318 (the standard OTEL_EXPORTER_OTLP_* variables "
+        "work too); needs the otel extra: pip install 'yolowatch[otel]'",
+    )
+    command.add_argument("--otlp-interval", type=float, metavar="SECONDS", help="seconds between exports (10)")
     golden = command.add_argument_group(
         "golden-image checks", "a set of images with approved answers, sent through the endpoint on a schedule"
     )
@@ -430,6 +464,11 @@ def _checked(settings: Settings, command: str) -> Settings:
     try:
         settings.validate(command)
         alert_rules(settings)
+        alert_sinks(settings)  # an SMTP URL or a chat URL that cannot work
+        if settings.otlp or settings.otlp_endpoint:
+            missing = otlp_available()
+            if missing is not None:
+                raise ValueError(f"--otlp-endpoint: {missing}")
         if settings.golden:
             golden.load_golden_set(settings.golden)
         if settings.sample_dir:
@@ -467,6 +506,18 @@ def _monitoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "log_level": args.log_level,
         "alert_rules_file": args.alert_rules,
         "alert_webhook": args.alert_webhook,
+        "smtp_url": args.smtp_url,
+        "smtp_password_file": args.smtp_password_file,
+        "smtp_ca_file": args.smtp_ca_file,
+        "alert_email_from": args.alert_email_from,
+        "alert_email_to": args.alert_email_to,
+        "alert_email_severity": args.alert_email_severity,
+        "alert_email_rules": args.alert_email_rules,
+        "alert_chat": args.alert_chat,
+        "alert_chat_severity": args.alert_chat_severity,
+        "alert_chat_rules": args.alert_chat_rules,
+        "otlp_endpoint": args.otlp_endpoint,
+        "otlp_interval_s": args.otlp_interval,
         "golden": args.golden,
         "golden_every_s": args.golden_every,
         "golden_iou": args.golden_iou,

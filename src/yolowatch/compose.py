@@ -6,6 +6,7 @@ Nothing here imports the predict app (OpenCV, ultralytics), so the sidecar runs 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.metadata
 import importlib.util
 import logging
@@ -26,14 +27,15 @@ from yolowatch.alerts import Rule, Sink, default_rules, golden_rule, load_rules_
 from yolowatch.asgi.auth import KeyCheck
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.asgi.routes import HEALTH_PATH, Dispatch
-from yolowatch.config import MiB, Settings
+from yolowatch.config import MiB, Settings, split_list
 from yolowatch.framesample import FrameSampler, SampleCaps, SampleRules
 from yolowatch.golden import GoldenChecker, HttpPoster
 from yolowatch.health import HealthSchedule, Probe
 from yolowatch.monitor import Monitor
+from yolowatch.otlp import OtlpMetrics
 from yolowatch.records import ProcessInfo
 from yolowatch.regions import parse_region
-from yolowatch.sinks import log_sink, webhook_sink
+from yolowatch.sinks import chat_sink, email_sink, log_sink, parse_smtp_url, routed, webhook_sink
 from yolowatch.store import Store
 
 log = logging.getLogger("yolowatch")
@@ -156,7 +158,7 @@ def create_monitor(
             iou=settings.golden_iou or None,
             confidence=settings.golden_confidence or None,
         )
-    return Monitor(
+    monitor = Monitor(
         store,
         settings.deployment,
         model=model,
@@ -179,6 +181,16 @@ def create_monitor(
         golden_token=token,
         sampler=frame_sampler(settings, clock),
     )
+    if settings.otlp or settings.otlp_endpoint:
+        monitor.otlp = OtlpMetrics(
+            monitor.recorder,
+            settings.deployment,
+            endpoint=settings.otlp_endpoint or None,  # None: the SDK reads OTEL_EXPORTER_OTLP_* itself
+            interval_s=settings.otlp_interval_s,
+            model=model,
+            instance_id=monitor.writer.writer_id,
+        )
+    return monitor
 
 
 def own_predict_url(settings: Settings) -> str:
@@ -228,11 +240,43 @@ def frame_sampler(settings: Settings, clock: Clock) -> FrameSampler | None:
 
 
 def alert_sinks(settings: Settings) -> dict[str, Sink]:
+    """Where notifications go: the log, and the webhook, email and chat channels the settings name (each with its
+    own outbox deliveries, by name: a channel added later gets the last day's undelivered notifications).
+    ValueError for a channel that cannot work as given."""
     sinks: dict[str, Sink] = {"log": log_sink}
+    admin_port = settings.admin_port if settings.upstream else settings.port  # where the dashboard is
+    dashboard = f"http://{settings.host}:{admin_port}"
     if settings.alert_webhook:
-        admin_port = settings.admin_port if settings.upstream else settings.port  # where the dashboard is
-        sinks["webhook"] = webhook_sink(settings.alert_webhook, f"http://{settings.host}:{admin_port}")
+        sinks["webhook"] = webhook_sink(settings.alert_webhook, dashboard)
+    if settings.smtp_url:
+        smtp = parse_smtp_url(settings.smtp_url, password=smtp_password(settings), ca_file=settings.smtp_ca_file)
+        email = email_sink(smtp, settings.alert_email_from, split_list(settings.alert_email_to), dashboard)
+        sinks["email"] = routed(
+            email,
+            severities=frozenset(split_list(settings.alert_email_severity)) or None,
+            rules=frozenset(split_list(settings.alert_email_rules)) or None,
+        )
+    for url in split_list(settings.alert_chat):
+        name = "chat-" + hashlib.sha256(url.encode()).hexdigest()[:8]  # stable, and no token in the name
+        sinks[name] = routed(
+            chat_sink(url, dashboard),
+            severities=frozenset(split_list(settings.alert_chat_severity)) or None,
+            rules=frozenset(split_list(settings.alert_chat_rules)) or None,
+        )
     return sinks
+
+
+def smtp_password(settings: Settings) -> str:
+    """YOLOWATCH_SMTP_PASSWORD, or the first line of --smtp-password-file."""
+    if settings.smtp_password_file:
+        try:
+            lines = Path(settings.smtp_password_file).read_text().splitlines()
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read --smtp-password-file {settings.smtp_password_file}: {exc.strerror}"
+            ) from None
+        return lines[0].strip() if lines else ""
+    return settings.smtp_password
 
 
 def admin_keys(settings: Settings) -> KeyCheck:

@@ -18,6 +18,8 @@ from yolowatch._util import http_url, is_postgres_url, parse_bool, shown_db
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 MiB = 1024 * 1024
+# The OpenTelemetry SDK's own variables: either one set turns the OTLP export on (the SDK reads them itself).
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
 
 
 def default_model_path() -> Path:
@@ -97,6 +99,27 @@ class Settings:
     # Also POST Alertmanager-shaped notifications here; the URL may hold a password, so it is never printed.
     alert_webhook: str = field(default="", repr=False)
     alert_rules_file: str = ""  # a TOML file of [[rule]] tables, over the defaults (see README, "Alerts")
+    # Email: an SMTP server (smtp://user@host:587 with STARTTLS, smtps://user@host:465; ?starttls=false only for a
+    # local relay), its password from YOLOWATCH_SMTP_PASSWORD or a file (never in the URL, never printed).
+    smtp_url: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_password_file: str = ""
+    smtp_ca_file: str = ""  # trust this CA for a private relay (certificates are always verified)
+    alert_email_from: str = ""
+    alert_email_to: str = ""  # comma-separated addresses
+    alert_email_severity: str = ""  # comma-separated: only these severities by email (empty: all)
+    alert_email_rules: str = ""  # comma-separated: only these rules by email (empty: all)
+    # Chat: Slack, Discord or Microsoft Teams incoming webhooks (or any JSON {"text"} receiver), comma-separated;
+    # their tokens are in the URLs, so they are never printed.
+    alert_chat: str = field(default="", repr=False)
+    alert_chat_severity: str = ""
+    alert_chat_rules: str = ""
+    # OpenTelemetry: export request counts, errors, detections and an exponential latency histogram to a collector
+    # over OTLP/HTTP (the otel extra). On with an endpoint (the collector's base URL), or when the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_METRICS_ENDPOINT variables are set (the SDK reads them).
+    otlp: bool = False
+    otlp_endpoint: str = ""
+    otlp_interval_s: float = 10.0
     # For demos and tests: the monitor's clock runs this many times faster than real time from time_anchor
     # (epoch seconds; 0: when the process starts), so minute-long alert windows pass in seconds.
     time_scale: float = 1.0
@@ -145,6 +168,10 @@ class Settings:
                 raise ValueError(f"--db {shown_db(self.db)} names no host: use postgresql://user:password@host:5432/db")
         if not 0 <= self.image_sample <= 1:
             raise ValueError(f"--image-sample must be between 0 and 1 (a share of uploads); got {self.image_sample}")
+        if self.otlp_interval_s <= 0:
+            raise ValueError(f"--otlp-interval must be positive seconds; got {self.otlp_interval_s:g}")
+        if self.otlp_endpoint:
+            http_url(self.otlp_endpoint, "--otlp-endpoint", "http://otel-collector:4318")
         if self.golden_every_s <= 0:
             raise ValueError(f"--golden-every must be positive seconds; got {self.golden_every_s:g}")
         if not 0 <= self.golden_iou <= 1 or not 0 <= self.golden_confidence <= 1:
@@ -164,6 +191,15 @@ class Settings:
             raise ValueError(f"log format must be text or json; got {self.log_format!r}")
         if self.alert_webhook:
             http_url(self.alert_webhook, "--alert-webhook", "http://receiver.internal:5001/hook")
+        if self.smtp_url and not (self.alert_email_from and self.alert_email_to):
+            raise ValueError("--smtp-url needs --alert-email-from and --alert-email-to (who sends, who receives)")
+        if (self.alert_email_to or self.alert_email_from) and not self.smtp_url:
+            raise ValueError("--alert-email-to needs --smtp-url (the SMTP server that sends it)")
+        for name in ("alert_email_severity", "alert_chat_severity"):
+            unknown = set(split_list(getattr(self, name))) - {"warning", "critical"}
+            if unknown:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} takes warning and/or critical; got {', '.join(sorted(unknown))}")
         self._validate_keys()
 
     def _validate_keys(self) -> None:
@@ -180,6 +216,11 @@ class Settings:
                 "logs and metrics. Set YOLOWATCH_API_KEY (or --api-key-file), or pass --allow-no-auth if the "
                 "network is already protected."
             )
+
+
+def split_list(text: str) -> list[str]:
+    """A comma-separated setting's items, stripped, without empty ones."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def load_keys(key: str | None = None, key_file: str | Path | None = None) -> tuple[str, ...]:
@@ -213,6 +254,8 @@ def settings_from_env(env: Mapping[str, str] | None = None, base: Settings | Non
         except ValueError:
             kind = "boolean (true/false, 1/0, yes/no, on/off)" if isinstance(current, bool) else type(current).__name__
             raise ValueError(f"{name}={raw!r} is not a valid {kind}") from None
+    if any(env.get(name, "").strip() for name in OTLP_ENDPOINT_VARIABLES):
+        overrides.setdefault("otlp", True)  # the standard variables turn the export on, as they do for any OTel SDK
     return base.with_overrides(**overrides)
 
 

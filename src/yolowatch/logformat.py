@@ -28,7 +28,7 @@ class JsonLinesFormatter(logging.Formatter):
 
 # Libraries that log a line per HTTP request at INFO (httpx: "HTTP Request: POST ..."): a load generator or a
 # holdout run would drown its own progress in them. Shown only when yolowatch itself logs at DEBUG.
-CHATTY_LIBRARIES = ("httpx", "httpcore")
+CHATTY_LIBRARIES = ("httpx", "httpcore", "apprise", "urllib3")  # their DEBUG lines show URLs (tokens)
 
 
 def configure_logging(level: str = "info", log_format: str = "text") -> None:

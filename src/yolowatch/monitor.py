@@ -16,6 +16,7 @@ from yolowatch.alerts import DRIFT_METRICS, Rule, Sink
 from yolowatch.framesample import FrameSampler
 from yolowatch.golden import GoldenChecker
 from yolowatch.health import HealthChecker, HealthSchedule, Probe
+from yolowatch.otlp import OtlpMetrics
 from yolowatch.recorder import Recorder, default_writer_id
 from yolowatch.records import ProcessInfo
 from yolowatch.saturation import GpuReader, GpuSample, ProcessSample, cpu_percent, sample_process
@@ -108,6 +109,8 @@ class Monitor:
         self.drifting = False
         # Sampled production frames (opt-in), written on the sampler's own thread: started and closed with the rest.
         self.sampler = sampler
+        # OTLP metrics (the otel extra), read from the recorder's totals on the SDK's own thread; compose sets it.
+        self.otlp: OtlpMetrics | None = None
         # Saturation: the app's inference queue (the bundled app's detector says it), sampled with the rest.
         self.queue_depth = queue_depth
         self._saturation_task: asyncio.Task[None] | None = None
@@ -139,6 +142,12 @@ class Monitor:
             self._golden_start = asyncio.get_running_loop().create_task(self._start_golden(), name="yolowatch-golden")
         if self.sampler is not None:
             self.sampler.start()
+        if self.otlp is not None:
+            try:
+                await asyncio.to_thread(self.otlp.start)  # importing the SDK takes a moment: not on the loop
+            except Exception:  # an export that cannot start must not keep the app from serving
+                log.error("OTLP export of %s could not start", self.deployment, exc_info=True)
+                self.otlp = None
         if self.alerts is not None:
             self._alert_task = asyncio.get_running_loop().create_task(self._alert_loop(), name="yolowatch-alerts")
         self._saturation_task = asyncio.get_running_loop().create_task(
@@ -264,6 +273,8 @@ class Monitor:
         if self.sampler is not None:
             await asyncio.to_thread(self.sampler.close)  # the frames still queued are written first
         await self.writer.stop()
+        if self.otlp is not None:
+            await self.otlp.stop()  # after the writer's last fold: the last export has every request
         await self.store.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from yolowatch.admin.params import (
     parse_range,
     parse_sample_rule,
     parse_severities,
+    parse_silence_state,
     parse_version,
     parse_window,
     parse_window_body,
@@ -51,9 +53,21 @@ from yolowatch.admin.views import (
     sample_summary_json,
     signal_point_json,
     signals_json,
+    silence_json,
     summary_json,
 )
-from yolowatch.alerts import Rule, all_rules, rule_from_json, rule_json
+from yolowatch.alerts import (
+    Acknowledgement,
+    Rule,
+    Silence,
+    ack_from_json,
+    alert_labels,
+    all_rules,
+    rule_from_json,
+    rule_json,
+    silence_from_json,
+    silenced_by,
+)
 from yolowatch.asgi.auth import KeyCheck
 from yolowatch.errors import RequestError
 from yolowatch.exporters import CONTENT_TYPE, exposition
@@ -61,7 +75,7 @@ from yolowatch.health import StateThresholds, deployment_state
 from yolowatch.metrics import bucket_metrics, merged, range_points, signal_metrics
 from yolowatch.monitor import Monitor
 from yolowatch.quality import ChangeRule, DriftRule, Window, compare_windows
-from yolowatch.records import MONITOR_STATES, SNAPSHOT_WINDOWS, Bucket
+from yolowatch.records import MONITOR_STATES, SNAPSHOT_WINDOWS, AlertState, Bucket
 from yolowatch.sampleset import MEDIA_TYPES, SampleInfo, SampleSummary, sample_image
 from yolowatch.signals import drift_report, drift_windows
 from yolowatch.store import Store
@@ -78,6 +92,7 @@ GOLDEN_RUNS_SHOWN = 60  # the newest runs of a range shown in full (what differe
 log = logging.getLogger("yolowatch.admin")
 
 OVERVIEW_RANGE = "24h"
+SILENCE_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 class Admin:
@@ -459,29 +474,96 @@ class Admin:
         return list(rules.values())
 
     async def alerts(self, request: Request) -> Response:
-        """Every rule's state per deployment, and the notifications made, newest first. The rules this process
-        runs are listed in full; deployments watched by other processes show the states those stored."""
+        """Every rule's state per deployment (with the active silences that match it and its acknowledgement), and
+        the notifications made, newest first."""
         deployment = request.query_params.get("deployment") or None
+        history = [camel_keys(row) for row in await self.store.alert_history(deployment)]
+        return JSONResponse({"rules": await self._alert_rows(deployment), "history": history})
+
+    async def _alert_rows(self, deployment: str | None) -> list[dict[str, Any]]:
+        """The rules this process runs, listed in full; deployments watched by other processes show the states
+        those stored."""
         configured = self._configured_rules()
         every_rule = {rule.name: rule for rule in await all_rules(self.store, configured)}
         stored = await self.store.alert_states(deployment)
         if deployment is not None:
             stored = {f"{deployment}\0{rule}": state for rule, state in stored.items()}
-        shown: dict[tuple[str, str], dict[str, Any]] = {}
+        pairs: dict[tuple[str, str], AlertState | None] = {}
         for monitor in self.monitors.values():
             if monitor.alerts is None or deployment not in (None, monitor.deployment):
                 continue
             for rule in every_rule.values():
                 if rule.applies_to(monitor.deployment):
-                    shown[(monitor.deployment, rule.name)] = alert_state_json(
-                        monitor.deployment, rule, configured, None
-                    )
+                    pairs[(monitor.deployment, rule.name)] = None
         for state in stored.values():
-            known = every_rule.get(state.rule)
-            shown[(state.deployment, state.rule)] = alert_state_json(state.deployment, known, configured, state)
-        rows = [shown[key] for key in sorted(shown, key=lambda key: key[0])]
-        history = [camel_keys(row) for row in await self.store.alert_history(deployment)]
-        return JSONResponse({"rules": rows, "history": history})
+            pairs[(state.deployment, state.rule)] = state
+        silences = await self.store.active_silences()
+        acks = await self.store.acknowledgements(deployment)
+        return [
+            alert_state_json(
+                name, every_rule.get(rule), configured, state,
+                silenced_by(silences, _labels(name, rule, every_rule.get(rule))), acks.get((name, rule)),
+            )
+            for (name, rule), state in sorted(pairs.items(), key=lambda item: item[0][0])
+        ]  # fmt: skip
+
+    async def acknowledge(self, request: Request) -> Response:
+        """Acknowledge a pending or firing alert: who, when, and what they said; it lasts until the alert resolves.
+        Answers the alert as /api/alerts shows it."""
+        try:
+            rule_name, deployment, by, comment = ack_from_json(await json_body(request))
+        except ValueError as exc:
+            raise RequestError(400, str(exc)) from None
+        ack = Acknowledgement(by, int(self.store.clock()), comment)
+        state = await self.store.acknowledge(rule_name, deployment, ack)
+        if state is None:
+            rule = next((r for r in await all_rules(self.store, self._configured_rules()) if r.name == rule_name), None)
+            if rule is None or not rule.applies_to(deployment) or await self.store.deployment(deployment) is None:
+                raise RequestError(404, f"no alert {rule_name!r} for deployment {deployment!r}; see /api/alerts")
+        if state in (None, "inactive"):
+            raise RequestError(409, f"{rule_name} for {deployment} is not firing or pending: nothing to acknowledge")
+        log.info("alert %s for %s acknowledged by %s: %s", rule_name, deployment, by, comment)
+        return JSONResponse(next(row for row in await self._alert_rows(deployment) if row["rule"] == rule_name))
+
+    async def create_silence(self, request: Request) -> Response:
+        now = int(self.store.clock())
+        try:
+            silence = silence_from_json(await json_body(request), now)
+        except ValueError as exc:
+            raise RequestError(400, str(exc)) from None
+        await self.store.add_silence(silence)
+        log.info("silence %s created by %s until %s: %s", silence.id, silence.created_by, iso_time(silence.ends_at),
+                 silence.comment)  # fmt: skip
+        return JSONResponse(silence_json(silence, now), status_code=201)
+
+    async def list_silences(self, request: Request) -> Response:
+        """Active silences first (soonest to end first), then pending ones (soonest to start), then those that
+        ended in the last five days (latest first)."""
+        wanted = parse_silence_state(request)
+        now = self.store.clock()
+        order = {"active": 0, "pending": 1, "expired": 2}
+
+        def key(silence: Silence) -> tuple[int, int]:
+            state = silence.state(now)
+            when = {"active": silence.ends_at, "pending": silence.starts_at, "expired": -silence.ends_at}[state]
+            return order[state], when
+
+        listed = sorted((s for s in await self.store.silences() if wanted in (None, s.state(now))), key=key)
+        return JSONResponse({"silences": [silence_json(silence, now) for silence in listed]})
+
+    async def get_silence(self, request: Request) -> Response:
+        silence = await self.store.silence(_silence_id(request))
+        if silence is None:
+            raise RequestError(404, f"no silence {request.path_params['id']!r}; see /api/silences")
+        return JSONResponse(silence_json(silence, self.store.clock()))
+
+    async def expire_silence(self, request: Request) -> Response:
+        """End a silence now (Alertmanager's DELETE); it stays listed as expired for five days."""
+        silence = await self.store.expire_silence(_silence_id(request))
+        if silence is None:
+            raise RequestError(404, f"no silence {request.path_params['id']!r}; see /api/silences")
+        log.info("silence %s expired through the admin API", silence.id)
+        return JSONResponse(silence_json(silence, self.store.clock()))
 
     async def list_rules(self, request: Request) -> Response:
         configured = self._configured_rules()
@@ -512,3 +594,18 @@ class Admin:
     async def prometheus(self, request: Request) -> Response:
         body = exposition(await self.store.process_totals(), await self.store.health(), now_s=self.store.clock())
         return Response(body, media_type=CONTENT_TYPE)
+
+
+def _labels(deployment: str, name: str, rule: Rule | None) -> dict[str, str]:
+    """An alert's labels; a rule this process does not know gives its name and deployment only."""
+    return (
+        alert_labels(name, deployment, rule.severity, rule.class_name)
+        if rule is not None
+        else alert_labels(name, deployment)
+    )
+
+
+def _silence_id(request: Request) -> str:
+    """The path's silence id, or "" (no silence has it) when it cannot be one: a uuid-like word."""
+    value = str(request.path_params["id"])
+    return value if SILENCE_ID.fullmatch(value) else ""

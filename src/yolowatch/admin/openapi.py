@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from yolowatch.alerts import COMPARISONS, METRICS
+from yolowatch.alerts import (
+    AUTHOR_MAX,
+    COMMENT_MAX,
+    COMPARISONS,
+    MATCHER_VALUE_MAX,
+    MATCHERS_MAX,
+    METRICS,
+    SILENCE_LABELS,
+    SILENCE_STATES,
+)
 from yolowatch.framesample import SAMPLE_RULES
 from yolowatch.metrics import RANGES
 from yolowatch.records import IMAGE_PROPERTIES, MONITOR_STATES, SEVERITY_LEVELS, SNAPSHOT_WINDOWS, STAGES
@@ -545,23 +554,24 @@ SCHEMAS: dict[str, Schema] = {
         optional=("class",),
     ),
     "Rules": obj({"rules": {"type": "array", "items": ref("Rule")}}),
+    "AlertStatus": obj(
+        {
+            "name": STRING,
+            "source": {"enum": ["config", "api", "elsewhere"]},
+            "deployment": STRING,
+            "rule": STRING,
+            "forSeconds": nullable(INTEGER),
+            "state": {"enum": ["inactive", "pending", "firing"]},
+            "activeSince": nullable(INTEGER),
+            "value": nullable(NUMBER),
+            # The active silences that match the alert now: a notification it made now would not be sent.
+            "silencedBy": {"type": "array", "items": STRING},
+            "acknowledged": nullable(obj({"by": STRING, "at": STRING, "comment": STRING})),
+        }
+    ),
     "Alerts": obj(
         {
-            "rules": {
-                "type": "array",
-                "items": obj(
-                    {
-                        "name": STRING,
-                        "source": {"enum": ["config", "api", "elsewhere"]},
-                        "deployment": STRING,
-                        "rule": STRING,
-                        "forSeconds": nullable(INTEGER),
-                        "state": {"enum": ["inactive", "pending", "firing"]},
-                        "activeSince": nullable(INTEGER),
-                        "value": nullable(NUMBER),
-                    }
-                ),
-            },
+            "rules": {"type": "array", "items": ref("AlertStatus")},
             "history": {
                 "type": "array",
                 "items": obj(
@@ -577,11 +587,64 @@ SCHEMAS: dict[str, Schema] = {
                         "runbook": STRING,
                         "createdS": INTEGER,
                         "className": STRING,
+                        "silencedBy": {"type": "array", "items": STRING},  # not sent: these silences matched it
                     }
                 ),
             },
         }
     ),
+    "AckInput": {
+        **obj(
+            {
+                "rule": {"type": "string", "minLength": 1, "maxLength": 64},
+                "deployment": {"type": "string", "minLength": 1, "maxLength": MATCHER_VALUE_MAX},
+                "by": {"type": "string", "minLength": 1, "maxLength": AUTHOR_MAX},
+                "comment": {"type": "string", "maxLength": COMMENT_MAX},
+            },
+            optional=("comment",),
+        ),
+        "additionalProperties": False,
+    },
+    "Matcher": {
+        **obj(
+            {
+                "name": {"enum": list(SILENCE_LABELS)},
+                "value": {"type": "string", "maxLength": MATCHER_VALUE_MAX},
+                "isRegex": {"type": "boolean", "default": False},
+                "isEqual": {"type": "boolean", "default": True},
+            },
+            optional=("isRegex", "isEqual"),
+        ),
+        "additionalProperties": False,
+    },
+    "SilenceInput": {
+        **obj(
+            {
+                "matchers": {"type": "array", "items": ref("Matcher"), "minItems": 1, "maxItems": MATCHERS_MAX},
+                "startsAt": TIME,
+                "endsAt": TIME,
+                "duration": DURATION,
+                "createdBy": {"type": "string", "minLength": 1, "maxLength": AUTHOR_MAX},
+                "comment": {"type": "string", "minLength": 1, "maxLength": COMMENT_MAX},
+            },
+            optional=("startsAt", "endsAt", "duration"),
+        ),
+        "additionalProperties": False,
+    },
+    "Silence": obj(
+        {
+            "id": STRING,
+            "matchers": {"type": "array", "items": ref("Matcher")},
+            "startsAt": STRING,
+            "endsAt": STRING,
+            "createdBy": STRING,
+            "comment": STRING,
+            "createdAt": STRING,
+            "updatedAt": STRING,
+            "status": obj({"state": {"enum": list(SILENCE_STATES)}}),
+        }
+    ),
+    "Silences": obj({"silences": {"type": "array", "items": ref("Silence")}}),
     "DeploymentPatch": {
         "type": "object",
         "properties": {"state": {"enum": list(MONITOR_STATES)}, "snapshotWindow": {"enum": list(SNAPSHOT_WINDOWS)}},

@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from yolowatch._util import BOOL_WORDS, parse_time
 from yolowatch._util import parse_bool as parse_boolean
+from yolowatch.alerts import SILENCE_STATES
 from yolowatch.errors import RequestError
 from yolowatch.framesample import SAMPLE_RULES
 from yolowatch.metrics import RANGE_NAMES, RANGES
@@ -23,6 +24,14 @@ from yolowatch.records import SEVERITY_LEVELS
 MAX_LOG_LIMIT = 200
 DEFAULT_LOG_LIMIT = 50
 MAX_HOST_LENGTH = 255
+
+
+def parse_silence_state(request: Request) -> str | None:
+    """`state`: only the silences in this state now (active, pending or expired); None for all of them."""
+    value = request.query_params.get("state")
+    if value is not None and value not in SILENCE_STATES:
+        raise RequestError(400, f"state must be one of {', '.join(SILENCE_STATES)}; got {value!r}")
+    return value
 
 
 def parse_range(request: Request, default: str = "24h") -> str:

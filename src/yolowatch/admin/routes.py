@@ -30,6 +30,7 @@ from yolowatch.admin.params import (
     MAX_VERSION_LENGTH,
 )
 from yolowatch.admin.views import golden_health_json, health_json
+from yolowatch.alerts import SILENCE_STATES
 from yolowatch.asgi.auth import KeyCheck, unauthorized
 from yolowatch.asgi.headers import SecurityHeaders
 from yolowatch.errors import RequestError, json_error
@@ -51,6 +52,7 @@ VERSION = Param(
     "version", "query", {"type": "string", "minLength": 1, "maxLength": MAX_VERSION_LENGTH},
     "one model version (as /signals lists them); the whole deployment when absent",
 )  # fmt: skip
+SILENCE = Param("id", "path", {"type": "string"}, "the silence's id")
 HOST = Param(
     "host", "query", {"type": "string", "minLength": 1, "maxLength": MAX_HOST_LENGTH},
     "only this host's requests (a host of /api/fleet); all hosts when absent",
@@ -154,6 +156,19 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
                   {201: "Rule", 409: "Error"}, body="RuleInput"),
         Operation("DELETE", "/api/alerts/rules/{name}", "delete_rule", "Delete a rule created through the API",
                   {204: None, 404: "Error", 409: "Error"}, (Param("name", "path", {"type": "string"}),)),
+        Operation("POST", "/api/alerts/ack", "acknowledge",
+                  "Acknowledge a pending or firing alert (who, and a comment); cleared when it resolves",
+                  {200: "AlertStatus", 404: "Error", 409: "Error"}, body="AckInput"),
+        Operation("GET", "/api/silences", "list_silences",
+                  "Silences: active, pending, and those that ended in the last five days",
+                  {200: "Silences"}, (Param("state", "query", {"enum": list(SILENCE_STATES)}, "only this state"),)),
+        Operation("POST", "/api/silences", "create_silence",
+                  "Silence the alerts that all matchers match, for a time: they change state but send nothing",
+                  {201: "Silence"}, body="SilenceInput"),
+        Operation("GET", "/api/silences/{id}", "get_silence", "One silence", {200: "Silence", 404: "Error"},
+                  (SILENCE,)),
+        Operation("DELETE", "/api/silences/{id}", "expire_silence",
+                  "Expire a silence now (it stays listed as expired)", {200: "Silence", 404: "Error"}, (SILENCE,)),
         Operation("GET", "/api/openapi.json", "openapi", "This document", {200: "OpenAPI"}),
         Operation("GET", "/metrics", "prometheus", "Prometheus text exposition", {200: "text"},
                   needs_key=metrics_need_key),

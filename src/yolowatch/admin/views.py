@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from yolowatch._util import iso_time
 from yolowatch.admin.fleet import Fleet, FleetProcess, FleetRegion, HostTraffic
-from yolowatch.alerts import Rule, rule_json
+from yolowatch.alerts import Acknowledgement, Rule, Silence, matcher_json, rule_json
 from yolowatch.comparable import ParamsChange
 from yolowatch.quality import ConfidenceChange, DriftReport, DriftSignal, VolumeChange
 from yolowatch.records import SEVERITY_NAMES, AlertState, GoldenRun, HealthResult
@@ -28,9 +28,15 @@ def _rounded(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def alert_state_json(
-    deployment: str, rule: Rule | None, configured: list[Rule], state: AlertState | None
+    deployment: str,
+    rule: Rule | None,
+    configured: list[Rule],
+    state: AlertState | None,
+    silenced_by: list[str] | None = None,
+    acknowledged: Acknowledgement | None = None,
 ) -> dict[str, Any]:
-    """One rule's state for one deployment (a rule this process does not run shows its stored state only)."""
+    """One rule's state for one deployment (a rule this process does not run shows its stored state only), the
+    active silences that match it now, and its acknowledgement."""
     name = rule.name if rule is not None else state.rule if state is not None else ""
     return {
         **(alert_rule_json(rule, configured) if rule is not None else {"name": name, "source": "elsewhere"}),
@@ -40,6 +46,27 @@ def alert_state_json(
         "state": state.state if state is not None else "inactive",
         "activeSince": state.active_since if state is not None else None,
         "value": state.value if state is not None else None,
+        "silencedBy": silenced_by or [],
+        "acknowledged": acknowledgement_json(acknowledged),
+    }
+
+
+def acknowledgement_json(ack: Acknowledgement | None) -> dict[str, Any] | None:
+    return None if ack is None else {"by": ack.by, "at": iso_time(ack.at), "comment": ack.comment}
+
+
+def silence_json(silence: Silence, now: float) -> dict[str, Any]:
+    """Alertmanager's shape of a silence (times in ISO 8601, its state under `status`)."""
+    return {
+        "id": silence.id,
+        "matchers": [matcher_json(matcher) for matcher in silence.matchers],
+        "startsAt": iso_time(silence.starts_at),
+        "endsAt": iso_time(silence.ends_at),
+        "createdBy": silence.created_by,
+        "comment": silence.comment,
+        "createdAt": iso_time(silence.created_at),
+        "updatedAt": iso_time(silence.updated_at),
+        "status": {"state": silence.state(now)},
     }
 
 

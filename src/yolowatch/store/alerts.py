@@ -1,4 +1,5 @@
-"""Alert rules made through the API, rule states, the notification outbox and its delivery claims.
+"""Alert rules made through the API, rule states and their acknowledgements, the notification outbox (each
+notification sent, or marked silenced) and its delivery claims.
 
 Claims are rows with a unique key: the one process whose insert lands evaluates a minute or sends a
 notification, whatever the number of processes sharing the database.
@@ -10,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from yolowatch.alerts import Acknowledgement
 from yolowatch.records import AlertState, Notification
 from yolowatch.store.base import StoreBase
 from yolowatch.store.rows import insert_sql
@@ -18,6 +20,7 @@ STATE_COLUMNS = ("rule", "deployment", "state", "active_since", "last_true", "va
 UPSERT_STATE = insert_sql("alert_state", STATE_COLUMNS, ("rule", "deployment"))
 NOTIFICATION_COLUMNS = (
     "rule", "deployment", "status", "starts_at", "ends_at", "value", "severity", "runbook", "created_s", "class_name",
+    "silenced_by",
 )  # fmt: skip
 INSERT_NOTIFICATION = insert_sql("alert_notifications", NOTIFICATION_COLUMNS)
 CLAIM_DELIVERY = insert_sql(
@@ -47,12 +50,26 @@ class AlertQueries(StoreBase):
             for row in await self.db.fetch_all(f"SELECT * FROM alert_state {where}", params)
         }
 
-    async def save_alerts(self, states: Sequence[AlertState], notifications: Sequence[Notification]) -> None:
-        """New rule states and the notifications they made, in one transaction (neither is kept without the other)."""
+    async def save_alerts(
+        self,
+        states: Sequence[AlertState],
+        notifications: Sequence[Notification],
+        silenced: Sequence[Sequence[str]] = (),
+    ) -> None:
+        """New rule states and the notifications they made, in one transaction (neither is kept without the other).
+        `silenced[i]` lists the silences that matched `notifications[i]`'s alert: stored with it, no sink sends it.
+        An alert that became inactive loses its acknowledgement (the next firing needs a new one)."""
         now = int(self.clock())
+        silenced_by = [json.dumps(list(ids)) if ids else None for ids in silenced]
+        silenced_by += [None] * (len(notifications) - len(silenced_by))
         async with self.db.transaction() as tx:
             await tx.execute_many(
                 UPSERT_STATE, [(s.rule, s.deployment, s.state, s.active_since, s.last_true, s.value) for s in states]
+            )
+            await tx.execute_many(
+                "UPDATE alert_state SET ack_by = NULL, ack_s = NULL, ack_comment = NULL "
+                "WHERE rule = ? AND deployment = ? AND ack_s IS NOT NULL",
+                [(s.rule, s.deployment) for s in states if s.state == "inactive"],
             )
             await tx.execute_many(
                 INSERT_NOTIFICATION,
@@ -68,15 +85,17 @@ class AlertQueries(StoreBase):
                         n.runbook,
                         now,
                         n.class_name,
+                        silenced,
                     )
-                    for n in notifications
+                    for n, silenced in zip(notifications, silenced_by, strict=True)
                 ],
             )
 
     async def undelivered(self, sink: str, within_s: int = 86400) -> list[Notification]:
-        """Notifications of the last day that `sink` has not delivered yet, oldest first."""
+        """Notifications of the last day that `sink` has not delivered yet, oldest first (not the silenced ones:
+        those are never sent)."""
         rows = await self.db.fetch_all(
-            "SELECT * FROM alert_notifications n WHERE created_s >= ? AND NOT EXISTS "
+            "SELECT * FROM alert_notifications n WHERE created_s >= ? AND silenced_by IS NULL AND NOT EXISTS "
             "(SELECT 1 FROM alert_deliveries d WHERE d.notification = n.id AND d.sink = ?) ORDER BY id",
             (int(self.clock()) - within_s, sink),
         )
@@ -87,6 +106,48 @@ class AlertQueries(StoreBase):
             )
             for row in rows
         ]  # fmt: skip
+
+    async def mark_silenced(self, silenced: dict[int, list[str]]) -> list[int]:
+        """Mark notifications silenced by these silences (id -> silence ids), unless a sink has sent or is sending
+        one already (it then goes to every sink, as it began); returns the ids marked."""
+        marked = []
+        for notification, ids in silenced.items():
+            changed = await self.db.execute(
+                "UPDATE alert_notifications SET silenced_by = ? WHERE id = ? AND silenced_by IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM alert_deliveries d WHERE d.notification = alert_notifications.id)",
+                (json.dumps(ids), notification),
+            )
+            if changed == 1:
+                marked.append(notification)
+        return marked
+
+    async def acknowledge(self, rule: str, deployment: str, ack: Acknowledgement) -> str | None:
+        """Record `ack` on the alert if it is pending or firing. Answers its state ("pending" or "firing": recorded;
+        "inactive": not), or None when no state of that rule and deployment is stored."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE alert_state SET ack_by = ?, ack_s = ?, ack_comment = ? "
+                "WHERE rule = ? AND deployment = ? AND state IN ('pending', 'firing')",
+                (ack.by, ack.at, ack.comment, rule, deployment),
+            )
+            row = await tx.fetch_one(
+                "SELECT state FROM alert_state WHERE rule = ? AND deployment = ?", (rule, deployment)
+            )
+        if row is None:
+            return None
+        return str(row["state"]) if changed else "inactive"
+
+    async def acknowledgements(self, deployment: str | None = None) -> dict[tuple[str, str], Acknowledgement]:
+        """(deployment, rule) -> the acknowledgement of each acknowledged alert."""
+        where, params = ("AND deployment = ?", (deployment,)) if deployment is not None else ("", ())
+        rows = await self.db.fetch_all(
+            f"SELECT rule, deployment, ack_by, ack_s, ack_comment FROM alert_state WHERE ack_s IS NOT NULL {where}",
+            params,
+        )
+        return {
+            (row["deployment"], row["rule"]): Acknowledgement(row["ack_by"], row["ack_s"], row["ack_comment"] or "")
+            for row in rows
+        }
 
     async def claim_deliveries(self, sink: str, ids: Sequence[int]) -> list[int]:
         """Claim notifications for delivery by `sink`; returns the ones this process got (another process sharing
@@ -170,4 +231,4 @@ class AlertQueries(StoreBase):
         rows = await self.db.fetch_all(
             f"SELECT * FROM alert_notifications {where} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
-        return [dict(row) for row in rows]
+        return [{**dict(row), "silenced_by": json.loads(row["silenced_by"] or "[]")} for row in rows]

@@ -15,7 +15,7 @@ from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, Bucket
 from yolowatch.store.database import Tx
 from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, bucket_from_row, bucket_row, insert_sql
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 EIGHT_HOURS = 8 * 3600
 
 
@@ -159,6 +159,18 @@ MIGRATIONS: dict[int, tuple[str | Callable[[Tx], Awaitable[None]], ...]] = {
             images INTEGER NOT NULL, passed INTEGER NOT NULL, worst TEXT, differences TEXT NOT NULL,
             error TEXT, latency_ms REAL NOT NULL)""",
         "CREATE INDEX golden_by_deployment ON golden_runs (deployment, checked_ms)",
+    ),
+    # Silences (their matchers as the API's JSON), the silences a notification was stored under (a JSON list of
+    # ids; NULL: sent as usual), and the acknowledgement of a pending or firing alert, on its state.
+    12: (
+        """CREATE TABLE silences (
+            id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_s INTEGER NOT NULL, ends_s INTEGER NOT NULL,
+            created_by TEXT NOT NULL, comment TEXT NOT NULL, created_s INTEGER NOT NULL, updated_s INTEGER NOT NULL)""",
+        "CREATE INDEX silences_by_end ON silences (ends_s)",
+        "ALTER TABLE alert_notifications ADD COLUMN silenced_by TEXT",
+        "ALTER TABLE alert_state ADD COLUMN ack_by TEXT",
+        "ALTER TABLE alert_state ADD COLUMN ack_s INTEGER",
+        "ALTER TABLE alert_state ADD COLUMN ack_comment TEXT",
     ),
 }
 

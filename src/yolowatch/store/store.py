@@ -4,9 +4,9 @@ Every bucket row carries its writer (one per process start), so several workers 
 one database; queries merge the HDR histograms of all writers, so percentiles are those of the union.
 Ranges longer than six hours read quarter-hour, hour or eight-hour rollups, so a 30-day query decodes
 90 histograms per writer instead of 43,200. The SQL of each concern lives in its own module (buckets,
-logs, deployments, health and holdout, alerts, golden runs), the schema in `schema`, the dialects in `sqlite` and
-`postgres` (a path names an SQLite file, the embedded default; a postgresql:// URL a server that a fleet of
-hosts shares).
+logs, deployments, health and holdout, alerts, silences, golden runs), the schema in `schema`, the dialects in
+`sqlite` and `postgres` (a path names an SQLite file, the embedded default; a postgresql:// URL a server that a
+fleet of hosts shares).
 """
 
 from __future__ import annotations
@@ -26,10 +26,20 @@ from yolowatch.store.golden import GoldenQueries
 from yolowatch.store.health import HealthQueries
 from yolowatch.store.logs import LogQueries
 from yolowatch.store.schema import migrate
+from yolowatch.store.silences import EXPIRED_KEPT_S, SilenceQueries
 from yolowatch.store.sqlite import SQLiteDatabase
 
 
-class Store(BucketQueries, LogQueries, DeploymentQueries, HealthQueries, AlertQueries, FleetQueries, GoldenQueries):
+class Store(
+    BucketQueries,
+    LogQueries,
+    DeploymentQueries,
+    HealthQueries,
+    AlertQueries,
+    SilenceQueries,
+    FleetQueries,
+    GoldenQueries,
+):
     """An SQLite file or a PostgreSQL database (created and migrated on first use), read and written through
     async calls. `pool_size` bounds PostgreSQL's connections per process."""
 
@@ -116,4 +126,5 @@ class Store(BucketQueries, LogQueries, DeploymentQueries, HealthQueries, AlertQu
             await tx.execute("DELETE FROM process_totals WHERE updated_s < ?", (metrics_before,))
             await tx.execute("DELETE FROM processes WHERE seen_s < ?", (metrics_before,))
             await tx.execute("DELETE FROM golden_runs WHERE checked_ms < ?", (metrics_before * 1000,))
+            await tx.execute("DELETE FROM silences WHERE ends_s < ?", (int(now) - EXPIRED_KEPT_S,))
         return buckets, logs

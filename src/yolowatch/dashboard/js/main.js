@@ -2,7 +2,7 @@
 // header and views, and loads everything again every 30 s (every 5 s while the API cannot be reached).
 
 import { isApiDown, listenForAdminKey, RETRY_EVERY_MS } from "./api.js";
-import { loadNotifications } from "./alerts.js";
+import { listenForSilences, loadNotifications } from "./alerts.js";
 import { refreshesWithPage, refreshMetrics, renderTab } from "./deployment.js";
 import { $, highlight, showStatus } from "./dom.js";
 import { loadFleet } from "./fleet.js";
@@ -42,5 +42,6 @@ $("#refresh").addEventListener("click", () => {
 });
 $("#list").addEventListener("deployment-changed", refreshAll);
 listenForAdminKey(refreshAll);
+listenForSilences();
 
 refreshAll();

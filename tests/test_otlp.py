@@ -1,0 +1,387 @@
+"""OTLP metrics: a real OTLP/HTTP receiver gets the recorder's totals, cumulative, with an exponential latency
+histogram whose percentiles are within the documented error; a collector that is down costs one log line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import socket
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from helpers import FakeClock, free_port
+from otlp_receiver import OtlpReceiver, histogram, metric, percentile, resource, total
+from yolowatch.otlp import (
+    DEPLOYMENT_ATTRIBUTE,
+    MAX_BUCKETS,
+    MODEL_ATTRIBUTE,
+    OTHER_VERSION,
+    STATUS_CLASSES,
+    OtlpMetrics,
+    by_version,
+    fit_buckets,
+    metrics_endpoint,
+    quantile_error,
+)
+from yolowatch.recorder import Recorder
+from yolowatch.records import EXPONENTIAL_SCALE, ExponentialBuckets, Lifetime, exponential_index
+
+DEPLOYMENT = "prod-eu"
+DURATION = "yolowatch.request.duration"
+MODELS = ("yolo11n.pt@1a2b3c4d5e6f", "yolo11s.pt@0f9e8d7c6b5a", None)  # None: a response that names no model
+
+
+@dataclass
+class Traffic:
+    """What a test recorded, to compare the export with."""
+
+    statuses: list[int] = field(default_factory=list)
+    latencies_us: list[int] = field(default_factory=list)
+    predictions: Counter[str | None] = field(default_factory=Counter)
+    detections: Counter[str | None] = field(default_factory=Counter)
+
+    def exact_percentile_s(self, q: float) -> float:
+        """Nearest rank, as `percentile` estimates it."""
+        ordered = sorted(self.latencies_us)
+        return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1] / 1e6
+
+
+def _body(boxes: int, model: str | None) -> bytes:
+    """A predict response in the Ultralytics shape, read by the fold as the bundled app's are."""
+    results = [
+        {"name": "car", "class": 2, "confidence": 0.5 + 0.04 * k, "box": {"x1": 1.0, "y1": 2.0, "x2": 30.0, "y2": 40.0}}
+        for k in range(boxes)
+    ]
+    metadata = {} if model is None else {"model": model.split("@")[0], "modelHash": model.split("@")[1]}
+    return json.dumps({"images": [{"shape": [480, 640], "results": results}], "metadata": metadata}).encode()
+
+
+def send(
+    recorder: Recorder, rng: np.random.Generator, n: int, latencies_us: Any = None, into: Traffic | None = None
+) -> Traffic:
+    """`n` requests of mixed statuses (a third of the 2xx with a detection body) and lognormal latencies around
+    40 ms (or the ones given), recorded and folded."""
+    traffic = into or Traffic()
+    statuses = rng.choice([200, 200, 200, 200, 201, 304, 400, 404, 499, 500, 503], n)
+    if latencies_us is None:
+        latencies_us = rng.lognormal(np.log(40_000), 0.8, n).astype(int)
+    for i, (status, latency_us) in enumerate(zip(statuses.tolist(), list(latencies_us), strict=True)):
+        body = None
+        if status < 300 and i % 3 == 0:
+            model = MODELS[int(rng.integers(len(MODELS)))]
+            boxes = int(rng.integers(0, 6))
+            body = _body(boxes, model)
+            traffic.predictions[model] += 1
+            traffic.detections[model] += boxes
+        recorder.record_request(DEPLOYMENT, "POST", "/predict", status, int(latency_us), f"r{i}", body)
+        traffic.statuses.append(status)
+        traffic.latencies_us.append(int(latency_us))
+    recorder.collect()
+    return traffic
+
+
+@pytest.fixture
+def recorder(clock: FakeClock) -> Recorder:
+    return Recorder(clock=clock, parses_per_second=0)  # every body read: the counts are exact
+
+
+@pytest.fixture
+def collector() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def exporters(collector: OtlpReceiver) -> Iterator[Callable[..., OtlpMetrics]]:
+    """Factory of started OtlpMetrics (a long interval unless given: tests export with export_now()), stopped
+    while the collector still answers."""
+    made: list[OtlpMetrics] = []
+
+    def make(recorder: Recorder, endpoint: str | None, **options: Any) -> OtlpMetrics:
+        options.setdefault("interval_s", 60.0)
+        options.setdefault("timeout_s", 2.0)
+        otlp = OtlpMetrics(recorder, DEPLOYMENT, endpoint=endpoint, **options)
+        otlp.start()
+        made.append(otlp)
+        return otlp
+
+    yield make
+    for otlp in made:
+        otlp.shutdown(timeout_s=2.0)
+
+
+def test_a_collector_receives_what_the_recorder_folded(
+    recorder: Recorder, collector: OtlpReceiver, exporters: Callable[..., OtlpMetrics]
+) -> None:
+    """Every interval the collector gets requests by status class, errors, predictions and detections (by model
+    version) equal to what was recorded, a latency histogram of the same count and sum, and the resource."""
+    rng = np.random.default_rng(15)
+    traffic = send(recorder, rng, 3000, rng.lognormal(np.log(40_000), 0.8, 3000).astype(int).tolist()[:-3] + [0] * 3)
+    exporters(recorder, collector.endpoint, interval_s=0.1, model="yolo11n.pt", instance_id="pod-7:31:a1b2c3")
+    request = collector.wait_for(lambda r: total(r, "yolowatch.requests") > 0, "the folded requests")
+
+    classes = Counter(STATUS_CLASSES[min(4, status // 100 - 1)] for status in traffic.statuses)
+    assert {name: total(request, "yolowatch.requests", status_class=name) for name in STATUS_CLASSES} == {
+        name: classes[name] for name in STATUS_CLASSES
+    }
+    assert total(request, "yolowatch.errors") == sum(status >= 400 for status in traffic.statuses)
+    assert total(request, "yolowatch.predictions") == traffic.predictions.total() > 0
+    assert total(request, "yolowatch.detections") == traffic.detections.total() > 0
+    for model in MODELS[:2]:
+        where = {MODEL_ATTRIBUTE: model}
+        assert total(request, "yolowatch.predictions", **where) == traffic.predictions[model]
+        assert total(request, "yolowatch.detections", **where) == traffic.detections[model]
+
+    point = histogram(request, DURATION)
+    assert point.count == len(traffic.latencies_us) and point.zero_count == 3
+    assert point.sum == pytest.approx(sum(traffic.latencies_us) / 1e6, rel=1e-12)
+    assert (point.min, point.max) == (min(traffic.latencies_us) / 1e6, max(traffic.latencies_us) / 1e6)
+    assert point.scale == EXPONENTIAL_SCALE
+    for q in (50, 95, 99):
+        exact = traffic.exact_percentile_s(q)
+        assert abs(percentile(point, q) - exact) / exact <= quantile_error(point.scale), q
+
+    attributes = resource(request)
+    assert attributes["service.name"] == "yolowatch" and attributes["service.instance.id"] == "pod-7:31:a1b2c3"
+    assert attributes["host.name"] == socket.gethostname()
+    assert attributes[DEPLOYMENT_ATTRIBUTE] == DEPLOYMENT
+    assert attributes[MODEL_ATTRIBUTE] == "yolo11n.pt"
+
+
+def test_each_export_is_cumulative_since_start(
+    recorder: Recorder, collector: OtlpReceiver, exporters: Callable[..., OtlpMetrics]
+) -> None:
+    """A second export after more traffic carries the totals of both batches, from the same start time."""
+    rng = np.random.default_rng(2)
+    otlp = exporters(recorder, collector.endpoint)
+    traffic = send(recorder, rng, 500)
+    assert otlp.export_now()
+    first = collector.latest()
+    send(recorder, rng, 700, into=traffic)
+    assert otlp.export_now()
+    second = collector.latest()
+
+    assert total(first, "yolowatch.requests") == 500 and total(second, "yolowatch.requests") == 1200
+    assert total(second, "yolowatch.errors") == sum(status >= 400 for status in traffic.statuses)
+    assert total(second, "yolowatch.detections") == traffic.detections.total()
+    before, after = histogram(first, DURATION), histogram(second, DURATION)
+    assert (before.count, after.count) == (500, 1200)
+    assert after.sum == pytest.approx(sum(traffic.latencies_us) / 1e6, rel=1e-12)
+    assert after.start_time_unix_nano == before.start_time_unix_nano < before.time_unix_nano < after.time_unix_nano
+    counters = second.resource_metrics[0].scope_metrics[0].metrics
+    sums = [counter.sum for counter in counters if counter.WhichOneof("data") == "sum"]
+    assert len(sums) == 4 and all(s.aggregation_temporality == 2 and s.is_monotonic for s in sums)  # cumulative
+    duration = metric(second, DURATION)
+    assert duration.unit == "s" and duration.exponential_histogram.aggregation_temporality == 2
+
+
+@pytest.mark.parametrize(
+    ("spread", "scale"),
+    [
+        ("lognormal around 20 ms", EXPONENTIAL_SCALE),
+        ("1 us to 10 min, log-uniform: more octaves than MAX_BUCKETS holds at scale 3", EXPONENTIAL_SCALE - 1),
+    ],
+)
+def test_percentiles_from_the_buckets_are_within_the_documented_error(
+    spread: str, scale: int, recorder: Recorder, collector: OtlpReceiver, exporters: Callable[..., OtlpMetrics]
+) -> None:
+    """P50/P90/P95/P99/P99.9 read from the exported buckets are within quantile_error(scale) of the exact ones; a
+    spread too wide for MAX_BUCKETS goes out at a lower scale (and its wider error)."""
+    rng = np.random.default_rng(7)
+    if spread.startswith("lognormal"):
+        latencies = rng.lognormal(np.log(20_000), 1.0, 10_000)
+    else:
+        latencies = np.exp(rng.uniform(0, np.log(600e6), 10_000))
+    otlp = exporters(recorder, collector.endpoint)
+    traffic = send(recorder, rng, len(latencies), latencies.astype(int).clip(1).tolist())
+    assert otlp.export_now()
+    point = collector.histogram(DURATION)
+
+    assert point.scale == scale and len(point.positive.bucket_counts) <= MAX_BUCKETS
+    assert point.count == len(latencies)
+    for q in (50, 90, 95, 99, 99.9):
+        exact = traffic.exact_percentile_s(q)
+        assert abs(percentile(point, q) - exact) / exact <= quantile_error(point.scale), q
+
+
+@pytest.mark.parametrize("failure", ["connection refused", "HTTP 500"])
+def test_a_collector_that_is_down_raises_nothing_and_is_logged_once(
+    failure: str,
+    recorder: Recorder,
+    collector: OtlpReceiver,
+    exporters: Callable[..., OtlpMetrics],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Failed exports raise nothing, log one WARNING for the outage and none of the SDK's own lines; the first
+    export that works again logs one INFO."""
+    send(recorder, np.random.default_rng(3), 50)
+    with caplog.at_level(logging.DEBUG):
+        if failure == "HTTP 500":
+            collector.status = 500
+            endpoint = collector.endpoint
+        else:
+            endpoint = f"http://127.0.0.1:{free_port()}"
+        otlp = exporters(recorder, endpoint, timeout_s=0.5)
+        assert [otlp.export_now() for _ in range(3)] == [False, False, False]
+        assert otlp.failures == 3 and otlp.failing
+        if failure == "HTTP 500":
+            assert collector.attempts == 3
+            collector.status = 200
+            assert otlp.export_now() and otlp.export_now()
+            assert collector.total("yolowatch.requests") == 50
+        else:
+            otlp.shutdown(timeout_s=0.5)  # its last export fails too: still the one line
+
+    ours = [record for record in caplog.records if record.name == "yolowatch"]
+    warnings = [record.getMessage() for record in ours if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "cannot export OTLP metrics to http://127.0.0.1:" in warnings[0]
+    sdk = [record for record in caplog.records if record.name.startswith("opentelemetry")]
+    assert [record.getMessage() for record in sdk if record.levelno >= logging.WARNING] == []
+    again = [record.getMessage() for record in ours if "again" in record.getMessage()]
+    assert len(again) == (1 if failure == "HTTP 500" else 0)
+
+
+def test_stop_sends_a_last_export(
+    recorder: Recorder, collector: OtlpReceiver, exporters: Callable[..., OtlpMetrics]
+) -> None:
+    """What was folded since the last interval still reaches the collector when the exporter stops."""
+    otlp = exporters(recorder, collector.endpoint)  # a minute's interval: nothing goes out on its own
+    send(recorder, np.random.default_rng(4), 40)
+    asyncio.run(otlp.stop())
+    assert len(collector.requests) == 1 and collector.total("yolowatch.requests") == 40
+    assert collector.histogram(DURATION).count == 40
+
+
+def test_the_standard_environment_variables_configure_it(
+    recorder: Recorder,
+    collector: OtlpReceiver,
+    exporters: Callable[..., OtlpMetrics],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without an endpoint, OTEL_EXPORTER_OTLP_ENDPOINT and _HEADERS say where and how; OTEL_RESOURCE_ATTRIBUTES
+    and OTEL_SERVICE_NAME override yolowatch's defaults, and the caller's `resource` overrides them."""
+    send(recorder, np.random.default_rng(5), 10)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging,host.name=from-env")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "detector")
+    otlp = exporters(recorder, None, resource={"host.name": "pod-7"})
+    assert otlp.export_now()
+    attributes = collector.resource()
+    assert collector.headers[-1]["x-tenant"] == "acme"
+    assert attributes["service.name"] == "detector" and attributes["deployment.environment.name"] == "staging"
+    assert attributes["host.name"] == "pod-7" and attributes[DEPLOYMENT_ATTRIBUTE] == DEPLOYMENT
+
+
+def test_the_light_install_imports_the_module_without_the_sdk() -> None:
+    """Importing yolowatch.otlp loads no OpenTelemetry module; without the SDK, otlp_available() names the extra
+    and start() refuses with it."""
+    script = (
+        "import sys\n"
+        "import yolowatch.otlp as otlp\n"
+        "assert not [name for name in sys.modules if name.startswith('opentelemetry')]\n"
+        "sys.modules['opentelemetry'] = None\n"  # as if not installed
+        "print(otlp.otlp_available())\n"
+        "try:\n"
+        "    otlp.OtlpMetrics(None, 'd').start()\n"
+        "except RuntimeError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "yolowatch[otel]" in result.stdout and "refused: OTLP export needs the OpenTelemetry SDK" in result.stdout
+
+
+def test_a_snapshot_taken_while_the_fold_runs_is_consistent() -> None:
+    """Regression guard for the exporter's thread: every snapshot holds whole add_requests calls (as many status
+    counts as latencies, and the sum of exactly those latencies), however the fold on another thread interleaves."""
+    lifetime = Lifetime()
+    done = threading.Event()
+    seen: list[tuple[int, int, int]] = []
+
+    def read() -> None:
+        while not done.is_set():
+            snapshot = lifetime.snapshot()
+            seen.append((sum(snapshot.status_classes), snapshot.latency.count, snapshot.duration_sum_us))
+
+    switch_s = sys.getswitchinterval()
+    sys.setswitchinterval(
+        1e-6
+    )  # threads take turns inside nearly every call (a plain copy is then wrong half the time)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(3000):
+            lifetime.add_requests(Counter({200: 3, 500: 1}), Counter({1000 + i: 2, 7: 1, 0: 1}))
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(switch_s)
+    assert seen
+    for requests, counted, sum_us in seen:
+        calls = requests // 4
+        assert requests == counted == 4 * calls
+        assert sum_us == sum(2 * (1000 + i) + 7 for i in range(calls))
+
+
+@pytest.mark.parametrize("value_us", [1, 7, 999, 15_625, 31_250, 500_000, 1_000_000, 2_000_001, 600_000_000])
+def test_each_latency_lands_in_the_bucket_whose_bounds_hold_it(value_us: int) -> None:
+    """Bucket i holds (base**i, base**(i+1)] seconds: a power of two (15.625 ms, 0.5 s, 1 s) on its upper bound."""
+    buckets = ExponentialBuckets()
+    buckets.add_us(Counter({value_us: 3}))
+    ((index, count),) = buckets.counts.items()
+    seconds = value_us / 1e6
+    base = 2 ** (2**-EXPONENTIAL_SCALE)
+    assert count == 3 and index == exponential_index(seconds)
+    assert base**index < seconds <= base ** (index + 1) * (1 + 1e-12)
+    if math.log2(seconds).is_integer():
+        assert index == math.log2(seconds) * 2**EXPONENTIAL_SCALE - 1
+
+
+def test_fitting_buckets_merges_pairs_and_keeps_every_count() -> None:
+    """Too many buckets: the scale drops until they fit, each step merging i and i+1 into i >> 1 (negative indexes
+    too), and no count is lost."""
+    counts = {-300: 1, -7: 2, -6: 3, 0: 4, 1: 5, 200: 6}
+    assert fit_buckets(counts, 3, max_buckets=1000) == (3, -300, [*_dense(counts, -300, 200)])
+    scale, offset, dense = fit_buckets(counts, 3, max_buckets=160)
+    assert (scale, offset) == (1, -75) and len(dense) <= 160 and sum(dense) == 21
+    assert dense[0] == 1 and dense[(-7 >> 2) + 75] == 5 and dense[0 + 75] == 9 and dense[-1] == 6
+    assert fit_buckets({}, 3) == (3, 0, [])
+
+
+def _dense(counts: dict[int, int], low: int, high: int) -> list[int]:
+    return [counts.get(index, 0) for index in range(low, high + 1)]
+
+
+def test_model_versions_are_bounded_and_readable(recorder: Recorder) -> None:
+    """Past MAX_MODEL_VERSIONS, versions are summed as "other"; predictions naming none keep no attribute; the
+    versions seen are readable, most predictions first."""
+    per_version = {f"v{k}": 20 - k for k in range(12)}
+    points = by_version(sum(per_version.values()) + 4, per_version, limit=10)
+    assert points[:10] == [(f"v{k}", 20 - k) for k in range(10)]
+    assert points[10:] == [(OTHER_VERSION, 9 + 10), ("", 4)]
+
+    send(recorder, np.random.default_rng(6), 300)
+    otlp = OtlpMetrics(recorder, DEPLOYMENT)
+    counts = recorder.lifetime[DEPLOYMENT].model_predictions
+    assert otlp.model_versions() == sorted(counts, key=lambda name: (-counts[name], name))
+    assert set(otlp.model_versions()) == {model for model in MODELS if model}
+
+
+def test_the_endpoint_names_the_collector() -> None:
+    """--otlp-endpoint is the collector's base URL (as OTEL_EXPORTER_OTLP_ENDPOINT); a full metrics URL is kept."""
+    assert metrics_endpoint("http://collector:4318") == "http://collector:4318/v1/metrics"
+    assert metrics_endpoint("http://collector:4318/otlp/") == "http://collector:4318/otlp/v1/metrics"
+    assert metrics_endpoint("https://c.example/v1/metrics") == "https://c.example/v1/metrics"
+    with pytest.raises(ValueError, match="more than 0 seconds"):
+        OtlpMetrics(Recorder(), DEPLOYMENT, interval_s=0)
