@@ -25,7 +25,6 @@ from yolowatch.otlp import (
     DEPLOYMENT_ATTRIBUTE,
     MAX_BUCKETS,
     MODEL_ATTRIBUTE,
-    OTHER_VERSION,
     STATUS_CLASSES,
     OtlpMetrics,
     by_version,
@@ -34,7 +33,15 @@ from yolowatch.otlp import (
     quantile_error,
 )
 from yolowatch.recorder import Recorder
-from yolowatch.records import EXPONENTIAL_SCALE, ExponentialBuckets, Lifetime, exponential_index
+from yolowatch.records import (
+    EXPONENTIAL_SCALE,
+    MODEL_VERSIONS_KEPT,
+    OTHER_VERSIONS,
+    DetectionSummary,
+    ExponentialBuckets,
+    Lifetime,
+    exponential_index,
+)
 
 DEPLOYMENT = "prod-eu"
 DURATION = "yolowatch.request.duration"
@@ -363,13 +370,18 @@ def _dense(counts: dict[int, int], low: int, high: int) -> list[int]:
     return [counts.get(index, 0) for index in range(low, high + 1)]
 
 
-def test_model_versions_are_bounded_and_readable(recorder: Recorder) -> None:
-    """Past MAX_MODEL_VERSIONS, versions are summed as "other"; predictions naming none keep no attribute; the
-    versions seen are readable, most predictions first."""
-    per_version = {f"v{k}": 20 - k for k in range(12)}
-    points = by_version(sum(per_version.values()) + 4, per_version, limit=10)
-    assert points[:10] == [(f"v{k}", 20 - k) for k in range(10)]
-    assert points[10:] == [(OTHER_VERSION, 9 + 10), ("", 4)]
+def test_model_versions_are_bounded_and_never_move(recorder: Recorder) -> None:
+    """The first MODEL_VERSIONS_KEPT versions are counted by name and later ones as "other" from the start, however
+    their counts grow (a series never moves from one name to another); predictions naming none keep no attribute;
+    the versions seen are readable, most predictions first."""
+    lifetime = Lifetime()
+    for k in range(MODEL_VERSIONS_KEPT + 2):
+        for _ in range(1 + 3 * k):  # the later versions overtake the earlier ones
+            lifetime.add_detections(DetectionSummary(1, 1, (0.9,), (), (0,), ("circle",), model=f"v{k}"))
+    named = {f"v{k}": 1 + 3 * k for k in range(MODEL_VERSIONS_KEPT)}
+    assert lifetime.model_predictions == {**named, OTHER_VERSIONS: sum(1 + 3 * k for k in (10, 11))}
+    points = by_version(lifetime.predictions + 4, lifetime.model_predictions)
+    assert points == [*sorted(lifetime.model_predictions.items()), ("", 4)]
 
     send(recorder, np.random.default_rng(6), 300)
     otlp = OtlpMetrics(recorder, DEPLOYMENT)

@@ -528,6 +528,7 @@ async def test_notifications_are_marked_silenced_and_acknowledgements_last_while
     ids = {n.rule: n.id for n in await store.undelivered("webhook")}
     assert await store.claim_deliveries("log", [ids["C"]]) == [ids["C"]]
     assert await store.mark_silenced({ids["B"]: ["s2"], ids["C"]: ["s2"]}) == [ids["B"]]
+    assert await store.claim_deliveries("email", [ids["B"], ids["C"]]) == [ids["C"]]  # a silenced one: never
     assert [n.rule for n in await store.undelivered("webhook")] == ["C"]  # claimed by the log: goes everywhere
     history = {row["rule"]: row["silenced_by"] for row in await store.alert_history("prod")}
     assert history == {"A": ["s1"], "B": ["s2"], "C": []}

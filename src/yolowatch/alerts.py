@@ -289,6 +289,7 @@ MATCHER_VALUE_MAX = 256
 # Quantifiers in one branch of a regex, which may repeat only single characters, classes or `.` (a group may only
 # be optional): no exponential backtracking, and a polynomial one bounded by a label's length to this power.
 REGEX_REPEATS_MAX = 3
+REGEX_QUANTIFIERS_MAX = 4  # in the whole pattern: a 256-character label is matched within milliseconds
 AUTHOR_MAX = 100
 COMMENT_MAX = 1000
 SILENCE_HORIZON_S = 366 * 86400  # a silence starts and ends within a year (and a day) of now
@@ -332,14 +333,15 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 def _check_regex(pattern: str, what: str) -> None:
-    """Refuse what Python's backtracking engine could spend minutes on: a repeated group, or more than
-    REGEX_REPEATS_MAX quantifiers in one branch (`A.*|B.*|C.*|D.*` is fine: one in each)."""
+    """Refuse what Python's backtracking engine could spend long on: a repeated group, more than REGEX_REPEATS_MAX
+    quantifiers in one branch, or more than REGEX_QUANTIFIERS_MAX in the whole pattern (alternatives multiply the
+    work: `(?:.*|.*|...)` repeated is as slow as nested quantifiers)."""
     try:
         _compiled(pattern)
     except (re.error, RecursionError, OverflowError) as exc:
         raise ValueError(f"{what} is not a valid regular expression: {exc}") from None
     # Per open group: [quantifiers before it, in its current branch, the most in any of its branches so far].
-    groups, previous, i = [[0, 0, 0]], "start", 0
+    groups, previous, i, total = [[0, 0, 0]], "start", 0, 0
     while i < len(pattern):
         quantifier = _QUANTIFIER.match(pattern, i)
         if quantifier is not None and previous != "start":
@@ -348,6 +350,9 @@ def _check_regex(pattern: str, what: str) -> None:
                 continue
             if previous == "group" and quantifier.group() != "?":
                 raise ValueError(f"{what} must not repeat a group such as (...)* or (...)+: list the alternatives")
+            total += 1
+            if total > REGEX_QUANTIFIERS_MAX:
+                raise ValueError(f"{what} may have at most {REGEX_QUANTIFIERS_MAX} quantifiers (* + ? {{}}) in all")
             top = groups[-1]
             top[1] += 1
             top[2] = max(top[2], top[1])

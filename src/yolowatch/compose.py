@@ -32,7 +32,7 @@ from yolowatch.framesample import FrameSampler, SampleCaps, SampleRules
 from yolowatch.golden import GoldenChecker, HttpPoster
 from yolowatch.health import HealthSchedule, Probe
 from yolowatch.monitor import Monitor
-from yolowatch.otlp import OtlpMetrics
+from yolowatch.otlp import OtlpMetrics, otlp_available
 from yolowatch.records import ProcessInfo
 from yolowatch.regions import parse_region
 from yolowatch.sinks import chat_sink, email_sink, log_sink, parse_smtp_url, routed, webhook_sink
@@ -182,14 +182,18 @@ def create_monitor(
         sampler=frame_sampler(settings, clock),
     )
     if settings.otlp or settings.otlp_endpoint:
-        monitor.otlp = OtlpMetrics(
-            monitor.recorder,
-            settings.deployment,
-            endpoint=settings.otlp_endpoint or None,  # None: the SDK reads OTEL_EXPORTER_OTLP_* itself
-            interval_s=settings.otlp_interval_s,
-            model=model,
-            instance_id=monitor.writer.writer_id,
-        )
+        missing = otlp_available()
+        if missing is not None:  # only the OTEL_* variables asked (--otlp-endpoint without the extra is refused)
+            log.warning("OTLP export is off: %s", missing)
+        else:
+            monitor.otlp = OtlpMetrics(
+                monitor.recorder,
+                settings.deployment,
+                endpoint=settings.otlp_endpoint or None,  # None: the SDK reads OTEL_EXPORTER_OTLP_* itself
+                interval_s=settings.otlp_interval_s,
+                model=model,
+                instance_id=monitor.writer.writer_id,
+            )
     return monitor
 
 

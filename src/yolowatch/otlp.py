@@ -52,10 +52,6 @@ STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 # At most this many buckets go out in one histogram point (the SDK's own default): durations that span more than
 # 20 octaves at scale 3 (say 10 us to 10 s) go out at a lower scale, pairs of buckets merged, as the SDK would.
 MAX_BUCKETS = 160
-# Predictions and detections carry the model version their responses named; past this many versions in one
-# process, the rest are summed under "other" (the series stay bounded whatever an upstream puts in its answers).
-MAX_MODEL_VERSIONS = 10
-OTHER_VERSION = "other"
 STOP_WAIT_S = 5.0  # the longest stop() waits for the last export (a collector that is down must not hold a shutdown)
 
 # Resource attributes beside OpenTelemetry's own (service.*, host.name).
@@ -120,14 +116,10 @@ def default_resource(deployment: str, *, instance_id: str | None = None, model: 
     return attributes
 
 
-def by_version(total: int, per_version: Mapping[str, int], limit: int = MAX_MODEL_VERSIONS) -> list[tuple[str, int]]:
-    """(version, count) of the `limit` versions with most predictions (the rest as "other"), and ("", the count
-    whose responses named no version)."""
-    ranked = sorted(per_version.items(), key=lambda item: (-item[1], item[0]))
-    points = ranked[:limit]
-    if len(ranked) > limit:
-        points.append((OTHER_VERSION, sum(count for _, count in ranked[limit:])))
-    return [*points, ("", total - sum(per_version.values()))]
+def by_version(total: int, per_version: Mapping[str, int]) -> list[tuple[str, int]]:
+    """(version, count) of each version the totals count by name (the first MODEL_VERSIONS_KEPT seen; later ones are
+    counted as "other" from the start, so no series ever moves), and ("", the count whose responses named none)."""
+    return [*sorted(per_version.items()), ("", total - sum(per_version.values()))]
 
 
 EMPTY = LifetimeSnapshot((0, 0, 0, 0, 0), 0, ExponentialBuckets(), 0, 0, {}, {})

@@ -401,6 +401,12 @@ class LifetimeSnapshot:
     model_detections: dict[str, int]
 
 
+# Model versions the lifetime totals count by name (for OTLP's per-version series); later ones count together as
+# OTHER_VERSIONS, so a series never moves from one name to another and an upstream cannot grow them without end.
+MODEL_VERSIONS_KEPT = 10
+OTHER_VERSIONS = "other"
+
+
 @dataclass
 class Lifetime:
     """Totals since this process started, for Prometheus counters (which must only go up) and OTLP.
@@ -431,17 +437,25 @@ class Lifetime:
 
     def add_requests(self, statuses: Counter[int], latencies_us: Counter[int]) -> None:
         self.changes += 1
-        for status, count in statuses.items():
-            self.status_classes[status_class(status)] += count
-        self.duration_sum_us += sum(value * count for value, count in latencies_us.items())
-        counts = self.duration_counts
-        for value, count in latencies_us.items():
-            counts[bisect.bisect_left(_DURATION_BOUNDS_US, value)] += count  # le: value <= bound
-        self.latency_buckets.add_us(latencies_us)
-        self.changes += 1
+        try:
+            for status, count in statuses.items():
+                self.status_classes[status_class(status)] += count
+            self.duration_sum_us += sum(value * count for value, count in latencies_us.items())
+            counts = self.duration_counts
+            for value, count in latencies_us.items():
+                counts[bisect.bisect_left(_DURATION_BOUNDS_US, value)] += count  # le: value <= bound
+            self.latency_buckets.add_us(latencies_us)
+        finally:  # even if it raised (the fold goes on): an odd count would hold `snapshot` forever
+            self.changes += 1
 
     def add_detections(self, summary: DetectionSummary) -> None:
         self.changes += 1
+        try:
+            self._add_detections(summary)
+        finally:
+            self.changes += 1
+
+    def _add_detections(self, summary: DetectionSummary) -> None:
         self.predictions += 1
         self.detections += summary.count
         for confidence in summary.confidences:
@@ -460,9 +474,12 @@ class Lifetime:
                 counts[bisect.bisect_left(_STAGE_BOUNDS_US, value_us)] += 1
                 self.stage_sum_us[stage] = self.stage_sum_us.get(stage, 0) + value_us
         if summary.model is not None:
-            self.model_predictions[summary.model] = self.model_predictions.get(summary.model, 0) + 1
-            self.model_detections[summary.model] = self.model_detections.get(summary.model, 0) + summary.count
-        self.changes += 1
+            # The first MODEL_VERSIONS_KEPT versions by name, the rest together: a series never moves between them.
+            model = summary.model
+            if model not in self.model_predictions and len(self.model_predictions) >= MODEL_VERSIONS_KEPT:
+                model = OTHER_VERSIONS
+            self.model_predictions[model] = self.model_predictions.get(model, 0) + 1
+            self.model_detections[model] = self.model_detections.get(model, 0) + summary.count
 
     def snapshot(self) -> LifetimeSnapshot:
         """A consistent copy, safe to take on another thread than the one folding (the OTLP exporter's): every

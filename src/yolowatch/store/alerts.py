@@ -23,8 +23,12 @@ NOTIFICATION_COLUMNS = (
     "silenced_by",
 )  # fmt: skip
 INSERT_NOTIFICATION = insert_sql("alert_notifications", NOTIFICATION_COLUMNS)
-CLAIM_DELIVERY = insert_sql(
-    "alert_deliveries", ("notification", "sink", "delivered_s"), ("notification", "sink"), update=False
+# A claim of a notification that is not silenced (a silence marking it meanwhile wins: it is sent by every sink
+# or by none).
+CLAIM_DELIVERY = (
+    "INSERT INTO alert_deliveries (notification, sink, delivered_s) SELECT ?, ?, ? WHERE EXISTS "
+    "(SELECT 1 FROM alert_notifications WHERE id = ? AND silenced_by IS NULL) "
+    "ON CONFLICT (notification, sink) DO NOTHING"
 )
 
 
@@ -155,7 +159,7 @@ class AlertQueries(StoreBase):
         now = int(self.clock())
         claimed = []
         for notification in ids:
-            if await self.db.execute(CLAIM_DELIVERY, (notification, sink, now)) == 1:
+            if await self.db.execute(CLAIM_DELIVERY, (notification, sink, now, notification)) == 1:
                 claimed.append(notification)
         return claimed
 
