@@ -526,10 +526,11 @@ async def test_notifications_are_marked_silenced_and_acknowledgements_last_while
     await store.save_alerts([firing], notes, [["s1"], [], []])
     assert [n.rule for n in await store.undelivered("webhook")] == ["B", "C"]
     ids = {n.rule: n.id for n in await store.undelivered("webhook")}
-    assert await store.claim_deliveries("log", [ids["C"]]) == [ids["C"]]
+    assert await store.claim_deliveries("log", [ids["B"]]) == [ids["B"]]  # a log line reaches nobody: not sent
+    assert await store.claim_deliveries("chat", [ids["C"]]) == [ids["C"]]
     assert await store.mark_silenced({ids["B"]: ["s2"], ids["C"]: ["s2"]}) == [ids["B"]]
     assert await store.claim_deliveries("email", [ids["B"], ids["C"]]) == [ids["C"]]  # a silenced one: never
-    assert [n.rule for n in await store.undelivered("webhook")] == ["C"]  # claimed by the log: goes everywhere
+    assert [n.rule for n in await store.undelivered("webhook")] == ["C"]  # claimed by chat: goes everywhere
     history = {row["rule"]: row["silenced_by"] for row in await store.alert_history("prod")}
     assert history == {"A": ["s1"], "B": ["s2"], "C": []}
 

@@ -113,12 +113,13 @@ class AlertQueries(StoreBase):
 
     async def mark_silenced(self, silenced: dict[int, list[str]]) -> list[int]:
         """Mark notifications silenced by these silences (id -> silence ids), unless a sink has sent or is sending
-        one already (it then goes to every sink, as it began); returns the ids marked."""
+        one already (it then goes to every sink, as it began); the log's line does not count (it reaches nobody).
+        Returns the ids marked."""
         marked = []
         for notification, ids in silenced.items():
             changed = await self.db.execute(
                 "UPDATE alert_notifications SET silenced_by = ? WHERE id = ? AND silenced_by IS NULL AND NOT EXISTS "
-                "(SELECT 1 FROM alert_deliveries d WHERE d.notification = alert_notifications.id)",
+                "(SELECT 1 FROM alert_deliveries d WHERE d.notification = alert_notifications.id AND d.sink <> 'log')",
                 (json.dumps(ids), notification),
             )
             if changed == 1:
