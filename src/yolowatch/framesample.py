@@ -139,10 +139,16 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     if extension is None:
         return None
     try:
-        width, height = _SIZE_READERS[extension](data)
+        width, height = header_size(data, extension)
     except (IndexError, ValueError, KeyError, struct.error):
         return None
     return (width, height) if width > 0 and height > 0 else None
+
+
+def header_size(data: bytes, extension: str) -> tuple[int, int]:
+    """(width, height) as the header of a file of that extension says; IndexError, KeyError, ValueError or
+    struct.error for a header that cannot be read (the upload check turns them into a 400)."""
+    return _SIZE_READERS[extension](data)
 
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic), which carry the size.

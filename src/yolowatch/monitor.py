@@ -231,6 +231,8 @@ class Monitor:
                     evaluation_failing = True
                     break
                 evaluated, evaluation_failing = end, False
+            if self.sampler is None:
+                continue  # the drift flag is for the frame sampler alone
             try:
                 self.drifting = await self._drift_firing()
             except Exception:  # the flag keeps its last value

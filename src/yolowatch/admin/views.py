@@ -147,13 +147,8 @@ def health_json(result: HealthResult | None, checking: bool = False) -> dict[str
 
 def golden_json(run: GoldenRun) -> dict[str, Any]:
     """One golden run: how many images matched their recorded answer, the worst, and what differed."""
-    rate = run.pass_rate
     return {
-        "checkedAt": iso_time(run.checked_ms / 1000),
-        "ok": run.ok,
-        "images": run.images,
-        "passed": run.passed,
-        "passRate": None if rate is None else round(rate, 4),
+        **golden_health_json(run),
         "worst": run.worst,
         "differences": run.differences,
         "error": run.error,
