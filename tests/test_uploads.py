@@ -93,3 +93,11 @@ def test_header_size_matches_the_encoded_image(ext: str, params: list[int], fmt:
     ok, buf = cv2.imencode(ext, np.zeros((37, 61, 3), np.uint8), params)
     assert ok
     assert read_image_size(buf.tobytes(), max_pixels=10**6) == (fmt, 61, 37)
+
+
+def test_a_tiff_header_without_a_size_is_a_400() -> None:
+    """A TIFF whose first directory names no width or height is refused as corrupt (it used to escape as a 500)."""
+    data = b"II*\x00" + (8).to_bytes(4, "little") + (0).to_bytes(2, "little") + bytes(16)
+    with pytest.raises(RequestError) as refused:
+        read_image_size(data, max_pixels=10**6)
+    assert refused.value.status == 400 and "TIFF image is truncated or corrupt" in refused.value.message
