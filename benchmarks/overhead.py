@@ -17,6 +17,7 @@ exits non-zero. Readiness is polled on /health, which the middleware does not re
     python benchmarks/overhead.py --predict       # the real predict app with the demo model (yolo extra)
     python benchmarks/overhead.py --postgres --variants bare wrapped wrappedpg   # also on PostgreSQL
     python benchmarks/overhead.py --otlp --variants bare wrapped wrappedotlp     # with the OTLP export on
+    python benchmarks/overhead.py --traces --variants bare wrapped wrappedsampled wrappedtraces   # OTLP traces on
 
 With `--postgres`, variant `wrappedpg` is `wrapped` writing to a PostgreSQL 15 server the script starts
 (Debian's binaries, fsync on; on this 2-core machine it shares the cores with the server and wrk, which a
@@ -41,6 +42,7 @@ from pathlib import Path
 from loadgen import WrkRun, cpu_seconds, free_port, process, wrk
 
 HERE = Path(__file__).parent
+VARIANTS = ["bare", "minimal", "wrapped", "parseall", "wrappedpg", "wrappedotlp", "wrappedsampled", "wrappedtraces"]
 TARGETS = {"throughput kept": 0.85, "p99 / bare": 1.25, "CPU added us": 15.0}
 
 LUA_POST = """
@@ -117,12 +119,17 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         nargs="+",
-        choices=["bare", "minimal", "wrapped", "parseall", "wrappedpg", "wrappedotlp"],
+        choices=VARIANTS,
         default=None,
     )
     parser.add_argument("--postgres", action="store_true", help="add wrappedpg: wrapped, on a PostgreSQL server")
     parser.add_argument(
         "--otlp", action="store_true", help="add wrappedotlp: wrapped, exporting OTLP metrics each second to a receiver"
+    )
+    parser.add_argument(
+        "--traces",
+        action="store_true",
+        help="add wrappedsampled and wrappedtraces: wrapped with OTLP traces on, 1 %% and 100 %% of requests sampled",
     )
     args = parser.parse_args()
     if args.predict and args.variants and not set(args.variants) <= {"bare", "wrapped"}:
@@ -139,6 +146,9 @@ def main() -> None:
         parser.error("wrappedpg needs --postgres")
     if args.otlp and "wrappedotlp" not in variants:
         variants.append("wrappedotlp")
+    if args.traces:
+        variants += [name for name in ("wrappedsampled", "wrappedtraces") if name not in variants]
+    exporting = {"wrappedotlp", "wrappedsampled", "wrappedtraces"} & set(variants)
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -155,7 +165,7 @@ def main() -> None:
             script.write_text(LUA_POST.format(body=body))
         with contextlib.ExitStack() as outer:
             databases: dict[str, str] = {}
-            if "wrappedotlp" in variants:
+            if exporting:
                 sys.path.insert(0, str(HERE.parent / "tests"))
                 from otlp_receiver import OtlpReceiver  # the tests' receiver: decodes every export it gets
 
@@ -196,8 +206,10 @@ def main() -> None:
                         )
             # The servers have stopped (their shutdown flushed the store); the databases are still in `workdir`.
             _report(servers, kind, args, seconds, connections)
-            if "wrappedotlp" in variants:
-                print(f"wrappedotlp: the receiver decoded {len(receiver.requests)} OTLP exports")
+            if exporting:
+                spans = len(receiver.spans())
+                # wrappedtraces: one span per stored request (the trivial app times no stage); wrappedsampled: 1 %.
+                print(f"the receiver decoded {len(receiver.requests)} metrics exports and {spans:,} spans")
             _check_recorded(servers, connections)
 
 

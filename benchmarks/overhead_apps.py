@@ -67,6 +67,25 @@ def wrappedotlp_trivial() -> ASGIApp:
     return WatchMiddleware(bare_trivial(), monitor=monitor)
 
 
+def _traced(ratio: float) -> ASGIApp:
+    """Wrapped, with OTLP traces on (every second, to overhead.py's receiver at BENCH_OTLP), `ratio` sampled."""
+    from yolowatch.otlp import OtlpTraces
+
+    monitor = Monitor(_db(), "bench")
+    monitor.traces = OtlpTraces(monitor.recorder, "bench", ratio=ratio, endpoint=os.environ["BENCH_OTLP"])
+    return WatchMiddleware(bare_trivial(), monitor=monitor)
+
+
+def wrappedtraces_trivial() -> ASGIApp:
+    """Every request traced: a span each, made and sent on the exporter's thread."""
+    return _traced(1.0)
+
+
+def wrappedsampled_trivial() -> ASGIApp:
+    """Traces on, one request in a hundred sampled: the cost of beginning each request's trace."""
+    return _traced(0.01)
+
+
 def parseall_trivial() -> ASGIApp:
     """Wrapped, reading the detections of every response (no per-second parse budget)."""
     monitor = Monitor(_db(), "bench", detection_parses_per_second=0)

@@ -1,11 +1,13 @@
-"""A real OTLP/HTTP metrics receiver on 127.0.0.1, decoding with the OpenTelemetry project's own protos, and the
-arithmetic a test needs to read what it received (totals of a counter, an exponential histogram's quantiles).
+"""A real OTLP/HTTP metrics and traces receiver on 127.0.0.1, decoding with the OpenTelemetry project's own
+protos, and the arithmetic a test needs to read what it received (totals of a counter, an exponential
+histogram's quantiles, the spans of every trace export).
 
     with OtlpReceiver() as receiver:             # receiver.endpoint: the base URL, as --otlp-endpoint takes it
         ...                                      # export to it
         request = receiver.wait_for(lambda r: total(r, "yolowatch.requests") >= 100, "100 requests")
         p95 = percentile(histogram(request, "yolowatch.request.duration"), 95)
         receiver.total("yolowatch.requests", status_class="5xx")     # the same readers, of the latest request
+        spans = receiver.wait_for_spans(lambda found: len(found) >= 6, "6 spans")   # every span received so far
 """
 
 from __future__ import annotations
@@ -22,18 +24,25 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ExponentialHistogramDataPoint, Metric
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from helpers import wait_until
 
 
 class OtlpReceiver:
-    """Accepts POST /v1/metrics (protobuf, plain, gzip or deflate) and keeps each decoded request in `requests`,
-    and its headers in `headers`; answers `status` (200; set 500 or 503 to play a collector that refuses)."""
+    """Accepts POST /v1/metrics and /v1/traces (protobuf, plain, gzip or deflate) and keeps each decoded request
+    in `requests` (metrics) or `trace_requests`, and the metrics requests' headers in `headers`; answers `status`
+    (200; set 500 or 503 to play a collector that refuses)."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[ExportMetricsServiceRequest] = []
+        self.trace_requests: list[ExportTraceServiceRequest] = []
         self.headers: list[dict[str, str]] = []
         self.status = 200
         self.attempts = 0
@@ -43,8 +52,9 @@ class OtlpReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.attempts += 1
-                if self.path != "/v1/metrics" or receiver.status != 200:
-                    self.send_response(404 if self.path != "/v1/metrics" else receiver.status)
+                known = self.path in ("/v1/metrics", "/v1/traces")
+                if not known or receiver.status != 200:
+                    self.send_response(receiver.status if known else 404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -53,11 +63,17 @@ class OtlpReceiver:
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
-                request = ExportMetricsServiceRequest()
-                request.ParseFromString(body)
-                receiver.requests.append(request)
-                receiver.headers.append({key.lower(): value for key, value in self.headers.items()})
-                answer = ExportMetricsServiceResponse().SerializeToString()
+                if self.path == "/v1/traces":
+                    traces = ExportTraceServiceRequest()
+                    traces.ParseFromString(body)
+                    receiver.trace_requests.append(traces)
+                    answer = ExportTraceServiceResponse().SerializeToString()
+                else:
+                    request = ExportMetricsServiceRequest()
+                    request.ParseFromString(body)
+                    receiver.requests.append(request)
+                    receiver.headers.append({key.lower(): value for key, value in self.headers.items()})
+                    answer = ExportMetricsServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(answer)))
@@ -108,6 +124,27 @@ class OtlpReceiver:
 
         return wait_until(found, f"an export with {what}", accept=lambda request: request is not None,
                           timeout_s=timeout_s)  # fmt: skip
+
+    def spans(self) -> list[Span]:
+        """Every span received so far."""
+        return [span for _, span in received_spans(list(self.trace_requests))]
+
+    def wait_for_spans(
+        self, condition: Callable[[list[Span]], object], what: str, timeout_s: float = 10.0
+    ) -> list[Span]:
+        """Every span received, once `condition` holds of them."""
+        return wait_until(self.spans, what, accept=condition, timeout_s=timeout_s)
+
+
+def received_spans(requests: list[ExportTraceServiceRequest]) -> list[tuple[dict[str, Any], Span]]:
+    """Every span of these trace exports, each with its resource's attributes."""
+    return [
+        (attributes(resource_spans.resource.attributes), span)
+        for request in requests
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
 
 
 def value_of(value: Any) -> Any:

@@ -40,6 +40,7 @@ PREDICTED = json.dumps(
 ).encode()  # fmt: skip
 REFUSED = json.dumps({"error": "file is not an image; send JPEG or PNG"}).encode()
 PREDICT_LATENCIES_US = (41_000, 38_500, 44_200, 52_000, 39_900, 61_300)
+TRACE, OTHER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b700f067aa0ba902b7"
 
 
 async def _record_served_traffic(path: str) -> None:
@@ -52,10 +53,12 @@ async def _record_served_traffic(path: str) -> None:
         )
         recorder = Recorder(clock=clock)
         for i, latency_us in enumerate(PREDICT_LATENCIES_US):
-            recorder.record_request("demo", "POST", "/predict", 200, latency_us, f"ok-{i}", PREDICTED)
+            trace = (OTHER_TRACE, "", None, False, 0, 0, None) if i == 0 else None
+            recorder.record_request("demo", "POST", "/predict", 200, latency_us, f"ok-{i}", PREDICTED, trace=trace)
             clock.advance(2)
-        for i in range(2):
-            recorder.record_request("demo", "POST", "/predict", 415, 3_000, f"refused-{i}", REFUSED)
+        for i in range(2):  # both in the client's trace TRACE
+            trace = (TRACE, "", None, False, 0, 0, None)
+            recorder.record_request("demo", "POST", "/predict", 415, 3_000, f"refused-{i}", REFUSED, trace=trace)
             clock.advance(2)
         assert await StoreWriter(store, recorder, "w").flush()
         await store.save_health("demo", HealthResult(True, 200, 23.5, None, int(clock() * 1000)))
@@ -137,6 +140,9 @@ def test_metrics_summary_and_sparkline(admin: Callable[..., TestClient]) -> None
         ("logs?severity=ERROR,LOUD", "unknown severity LOUD"),
         ("logs?pageToken=garbage", "pageToken is not valid"),
         ("logs?pageToken=abc.%C3%A9t%C3%A9", "pageToken is not valid"),  # non-ASCII: found by schemathesis (a 500)
+        ("logs?traceId=4bf92f35", "traceId must be a W3C trace id"),
+        (f"logs?traceId={'0' * 32}", "traceId must be a W3C trace id"),
+        ("logs?traceId=%3Cscript%3E", "traceId must be a W3C trace id"),
         ("drift?baselineStart=5", "together"),
     ],
 )
@@ -164,6 +170,21 @@ def test_logs_page_with_opaque_tokens_and_filter(admin: Callable[..., TestClient
     warnings = client.get("/api/deployments/demo/logs?severity=warning").json()["entries"]
     assert [e["status"] for e in warnings] == [415, 415] and {e["severity"] for e in warnings} == {"WARNING"}
     assert warnings[0]["message"].startswith("POST /predict 415")
+
+
+def test_logs_of_one_trace(admin: Callable[..., TestClient]) -> None:
+    """`traceId` keeps that trace's entries (any case), paged with its own tokens; each entry says its trace."""
+    client = admin()
+    url = "/api/deployments/demo/logs"
+    first = client.get(url, params={"traceId": TRACE.upper(), "limit": "1"}).json()
+    rest = client.get(url, params={"traceId": TRACE, "limit": "1", "pageToken": first["nextPageToken"]}).json()
+    entries = first["entries"] + rest["entries"]
+    assert [e["requestId"] for e in entries] == ["refused-1", "refused-0"] and rest["nextPageToken"] is None
+    assert {e["traceId"] for e in entries} == {TRACE}
+    foreign = client.get(url, params={"traceId": OTHER_TRACE, "pageToken": first["nextPageToken"]})
+    assert foreign.status_code == 400 and "another query" in foreign.json()["error"]
+    everything = {e["requestId"]: e["traceId"] for e in client.get(url).json()["entries"]}
+    assert everything["ok-0"] == OTHER_TRACE and everything["ok-1"] is None
 
 
 def test_forged_and_foreign_page_tokens_are_refused(admin: Callable[..., TestClient]) -> None:

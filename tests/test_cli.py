@@ -217,4 +217,6 @@ def test_alert_channels_and_otlp_are_checked_before_binding(
     assert "warning and/or critical" in capsys.readouterr().err
     assert main([*upstream, "--otlp-endpoint", "otel-collector:4318"]) == 2
     assert "--otlp-endpoint must be an http(s) URL" in capsys.readouterr().err
+    assert main([*upstream, "--otlp-traces", "--otlp-trace-sample", "10"]) == 2
+    assert "--otlp-trace-sample must be a share between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "a.db").exists()

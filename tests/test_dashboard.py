@@ -18,7 +18,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 import pytest
@@ -1054,4 +1054,102 @@ def test_silence_and_acknowledge_a_firing_alert_from_the_page(browser, tmp_path:
         assert "acknowledged by ana" in notes.inner_text() and notes.locator(".silenced-note").count() == 0
         assert page.locator("section.notifications img, section.notifications b, .tab img, .tab b").count() == 0
         assert dialogs == [] and problems == [], (dialogs, problems)
+        context.close()
+
+
+TRACE_A = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE_B = "00f067aa0ba902b700f067aa0ba902b7"
+MARKUP_TRACE = "<img src=x onerror=alert('trace')>"  # no API answers one; were one stored, it must show as text
+# 'traced', newest first: the trace of each entry (None: in no trace); the fourth is the one 500.
+TRACED = [TRACE_A, TRACE_B, MARKUP_TRACE, TRACE_A, None, TRACE_B, TRACE_A]
+
+
+async def _traced_logs(db: Path) -> None:
+    """'traced': seven requests a second apart, in the traces of TRACED (oldest first here)."""
+    clock = FakeClock(time.time() - 60)
+    store = Store(db, clock=clock)
+    recorder = Recorder(clock=clock)
+    try:
+        await store.register_deployment("traced")
+        for i, trace_id in enumerate(reversed(TRACED)):
+            trace = None if trace_id is None else (trace_id, f"{i + 1:016x}", None, False, 0, 0, None)
+            status = 500 if i == 3 else 200
+            recorder.record_request("traced", "POST", "/predict", status, 20_000, f"req-{i}", trace=trace)
+            clock.advance(1)
+        assert await StoreWriter(store, recorder, "w1").flush()
+    finally:
+        await store.close()
+
+
+def _wait_for_traces(page: playwright_api.Page, expected: list[str | None]) -> None:
+    """Until the 'traced' card lists entries of these traces, newest first."""
+    page.wait_for_function(
+        "(expected) => JSON.stringify([...document.querySelectorAll('.deployment[data-id=traced] .log')]"
+        ".map(r => r.dataset.trace || null)) === JSON.stringify(expected)",
+        arg=expected,
+    )
+
+
+def test_logs_show_trace_ids_and_filter_to_one_trace(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An entry in a trace shows its trace id short (monospace, the full id as its title), one in none shows none;
+    clicking a trace id lists that trace's entries only, in the Errors/All mode picked, under a chip whose clear
+    button lists every trace again; Copy names each line's trace; a trace id holding markup shows as text and runs
+    nothing."""
+    db = tmp_path / "traced.db"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _traced_logs(db)).result()
+    with _admin_served(db) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 1100})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        page = context.new_page()
+        problems = _console_problems(page)
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(f"{base}/dashboard/")
+        card = page.locator(".deployment[data-id=traced]")
+        chip = card.locator(".logs-actions .trace-chip")
+        _wait_for_traces(page, TRACED)
+        shown = card.locator(".log").evaluate_all(
+            "rows => rows.map(r => [...r.querySelectorAll('.trace *')].map(b => [b.tagName, b.textContent, b.title]))"
+        )
+        assert shown == [[] if t is None else [["BUTTON", t[:8], t]] for t in TRACED]
+        font = card.locator(".log .trace button").first.evaluate("b => getComputedStyle(b).fontFamily")
+        assert "monospace" in font and chip.count() == 0
+
+        with page.expect_response(lambda r: f"&traceId={TRACE_A}" in r.url and "severity" not in r.url):
+            card.locator(".log").first.locator(".trace button").click()
+        _wait_for_traces(page, [TRACE_A] * 3)
+        assert chip.inner_text().startswith(f"trace {TRACE_A[:8]}…") and chip.get_attribute("title") == TRACE_A
+        with page.expect_response(lambda r: "&severity=ERROR,WARNING" in r.url and f"&traceId={TRACE_A}" in r.url):
+            card.locator(".logs-actions button", has_text="Errors").click()
+        _wait_for_traces(page, [TRACE_A])  # the one 500, still under the chip
+        assert card.locator(".log").get_attribute("data-severity") == "ERROR" and chip.count() == 1
+        ARTIFACTS.mkdir(exist_ok=True)
+        card.screenshot(path=str(ARTIFACTS / "dashboard-logs-trace.png"))
+        card.locator(".logs-actions button", has_text="Copy").click()
+        page.wait_for_function("() => document.querySelector('#status').textContent === 'copied 1 log lines'")
+        assert page.evaluate("navigator.clipboard.readText()").endswith(f" [req-3 trace={TRACE_A}]")
+        card.locator(".logs-actions button", has_text="All").click()
+        _wait_for_traces(page, [TRACE_A] * 3)
+        chip.locator("button.clear").click()
+        _wait_for_traces(page, TRACED)
+        assert chip.count() == 0
+        card.locator(".logs-actions button", has_text="Copy").click()
+        page.wait_for_function("() => document.querySelector('#status').textContent === 'copied 7 log lines'")
+        lines = page.evaluate("navigator.clipboard.readText()").split("\n")
+        assert [line[line.index(" [") :] for line in lines] == [
+            f" [req-{6 - i}]" if t is None else f" [req-{6 - i} trace={t}]" for i, t in enumerate(TRACED)
+        ]
+
+        # The markup trace id: its chip and title show it as text, and the API refuses it as a filter.
+        with page.expect_response(lambda r: "&traceId=" in r.url) as refused:
+            card.locator(".log").nth(2).locator(".trace button").click()
+        assert refused.value.status == 400
+        assert parse_qs(urlsplit(refused.value.url).query)["traceId"] == [MARKUP_TRACE]
+        card.locator(".log-list .error").wait_for()
+        assert chip.inner_text().startswith("trace <img src…") and chip.get_attribute("title") == MARKUP_TRACE
+        chip.locator("button.clear").click()
+        _wait_for_traces(page, TRACED)
+        assert page.locator("main img, main b").count() == 0 and dialogs == []
+        assert [p for p in problems if "status of 400" not in p] == [], problems
         context.close()

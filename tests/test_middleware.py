@@ -22,12 +22,14 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 from helpers import FakeClock, uvicorn_in_thread, wait_until, wait_until_async
+from yolowatch._types import STAGES_MARK, TRACE_MARK
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.logformat import JsonLinesFormatter
 from yolowatch.monitor import Monitor
 from yolowatch.recorder import Collected, Recorder
 from yolowatch.records import Bucket
 from yolowatch.store import Store
+from yolowatch.tracecontext import Tracer
 
 DETECTIONS = {
     "images": [
@@ -427,3 +429,66 @@ def test_a_model_version_header_names_the_version_a_body_does_not(tmp_path: Path
 
     versions = stored_signals(db, "h").versions
     assert {name: bucket.requests for name, bucket in versions.items()} == {"canary 7": 2, "from-body.pt": 1}
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER = "00f067aa0ba902b7"
+
+
+def test_a_clients_trace_id_reaches_the_log_entry_without_tracing(
+    watched: tuple[TestClient, Path], clock: FakeClock
+) -> None:
+    """Traces off: a valid traceparent still lends the request's log entry its trace id; a broken one, none."""
+    client, db = watched
+    client.post("/predict", headers={"traceparent": f"00-{TRACE}-{CALLER}-01", "X-Request-ID": "traced"})
+    client.post("/predict", headers={"traceparent": f"00-{TRACE}-zz-01", "X-Request-ID": "broken"})
+    client.post("/predict", headers={"X-Request-ID": "plain"})
+    client.__exit__(None, None, None)
+    _, logs = stored(db, clock)
+    assert {entry["request_id"]: entry["trace_id"] for entry in logs} == {
+        "traced": TRACE,
+        "broken": None,
+        "plain": None,
+    }
+
+
+def staged_trace_app(seen: list[Any]) -> Starlette:
+    """Keeps the trace the middleware put in each request's scope, and times one stage of a sampled one."""
+
+    async def handler(request: Request) -> Response:
+        trace = request.scope.get(TRACE_MARK)
+        seen.append(trace)
+        if trace is not None and trace[3]:
+            begun = time.perf_counter_ns()
+            await asyncio.sleep(0.01)
+            request.scope[STAGES_MARK] = (("inference", begun, time.perf_counter_ns()),)
+        return JSONResponse(DETECTIONS)
+
+    return Starlette(routes=[Route("/predict", handler, methods=["POST"])])
+
+
+def test_with_traces_on_each_request_is_begun_and_a_sampled_one_keeps_its_stages(tmp_path: Path) -> None:
+    """The app sees the request's trace in its scope; the log entries have the trace ids; a sampled request's
+    span (with the stage the app timed, inside the request) waits in the recorder for the exporter; one the caller
+    did not sample leaves none."""
+    seen: list[Any] = []
+    clock = FakeClock()
+    monitor = Monitor(tmp_path / "t.db", "test", clock=clock)
+    monitor.tracer = Tracer(ratio=1.0)  # what starting OtlpTraces does
+    with TestClient(WatchMiddleware(staged_trace_app(seen), monitor=monitor)) as client:
+        for i, header in enumerate([f"00-{TRACE}-{CALLER}-01", f"00-{TRACE}-{CALLER}-00", None]):
+            client.post("/predict", headers={"X-Request-ID": f"r{i}", **({"traceparent": header} if header else {})})
+    spans = list(monitor.recorder.spans)  # the last fold's (no exporter takes them here)
+    _, logs = stored(tmp_path / "t.db", clock)
+    assert [(trace[0] == TRACE, trace[2], trace[3]) for trace in seen] == [
+        (True, CALLER, True),
+        (True, CALLER, False),
+        (False, None, True),
+    ]
+    assert {entry["request_id"]: entry["trace_id"] for entry in logs} == {f"r{i}": t[0] for i, t in enumerate(seen)}
+    assert [span.request_id for span in spans] == ["r0", "r2"]
+    assert [span.trace[:4] for span in spans] == [seen[0][:4], seen[2][:4]] and spans[0].detections == 2
+    for span in spans:
+        ((name, start, end),) = span.stage_times()
+        assert name == "inference" and span.start_ns < start < end <= span.end_ns
+        assert end - start >= 10_000_000

@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,17 +21,19 @@ import numpy as np
 import pytest
 
 from helpers import FakeClock, free_port
-from otlp_receiver import OtlpReceiver, histogram, metric, percentile, resource, total
+from otlp_receiver import OtlpReceiver, attributes, histogram, metric, percentile, received_spans, resource, total
 from yolowatch.otlp import (
     DEPLOYMENT_ATTRIBUTE,
     MAX_BUCKETS,
     MODEL_ATTRIBUTE,
     STATUS_CLASSES,
     OtlpMetrics,
+    OtlpTraces,
     by_version,
     fit_buckets,
     metrics_endpoint,
     quantile_error,
+    traces_endpoint,
 )
 from yolowatch.recorder import Recorder
 from yolowatch.records import (
@@ -42,6 +45,7 @@ from yolowatch.records import (
     Lifetime,
     exponential_index,
 )
+from yolowatch.tracecontext import Trace, Tracer
 
 DEPLOYMENT = "prod-eu"
 DURATION = "yolowatch.request.duration"
@@ -397,3 +401,146 @@ def test_the_endpoint_names_the_collector() -> None:
     assert metrics_endpoint("https://c.example/v1/metrics") == "https://c.example/v1/metrics"
     with pytest.raises(ValueError, match="more than 0 seconds"):
         OtlpMetrics(Recorder(), DEPLOYMENT, interval_s=0)
+
+
+# Traces: the spans of the requests the fold handed over.
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER = "00f067aa0ba902b7"
+
+
+def traced(recorder: Recorder, tracer: Tracer, n: int, *, caller: bool = False, stages: bool = False) -> list[Trace]:
+    """`n` requests begun by `tracer` (under the caller's trace, or new ones), recorded with a detection body and
+    folded; each sampled one timed as a stage of 2 ms 1 ms after it began."""
+    made = []
+    for i in range(n):
+        header = f"00-{TRACE}-{CALLER}-01".encode() if caller else None
+        trace = tracer.begin(header, 1_000_000)
+        if stages and trace[3]:
+            trace = (*trace[:6], (("inference", 2_000_000, 4_000_000),))
+        status = 503 if i == 0 else 200
+        body = None if status >= 300 else _body(2, MODELS[0])
+        recorder.record_request(DEPLOYMENT, "POST", "/predict", status, 5_000, f"t{i}", body, trace=trace)
+        made.append(trace)
+    recorder.collect()
+    return made
+
+
+@pytest.fixture
+def trace_exporters(collector: OtlpReceiver) -> Iterator[Callable[..., OtlpTraces]]:
+    """Factory of started OtlpTraces (a minute between exports unless given: tests call export_now())."""
+    made: list[OtlpTraces] = []
+
+    def make(recorder: Recorder, endpoint: str | None, **options: Any) -> OtlpTraces:
+        options.setdefault("every_s", 60.0)
+        options.setdefault("timeout_s", 2.0)
+        traces = OtlpTraces(recorder, DEPLOYMENT, endpoint=endpoint, **options)
+        traces.start()
+        made.append(traces)
+        return traces
+
+    yield make
+    for traces in made:
+        traces.shutdown(timeout_s=2.0)
+
+
+def test_a_collector_receives_a_span_per_traced_request_and_its_stages(
+    recorder: Recorder, collector: OtlpReceiver, trace_exporters: Callable[..., OtlpTraces]
+) -> None:
+    """Each request under a caller's trace is a server span in that trace, the caller's span its parent; a stage
+    is its child, placed from the request's start; a 503 is an error; what the body said is on the span."""
+    otlp = trace_exporters(recorder, collector.endpoint, resource={"host.name": "pod-7"})
+    made = traced(recorder, otlp.tracer, 3, caller=True, stages=True)
+    assert otlp.export_now()
+    spans = collector.spans()
+    servers = [span for span in spans if span.kind == span.SPAN_KIND_SERVER]
+    children = [span for span in spans if span.kind == span.SPAN_KIND_INTERNAL]
+    assert len(servers) == 3 and len(children) == 3 and otlp.spans == 6
+    assert {span.trace_id.hex() for span in spans} == {TRACE}
+    assert {span.parent_span_id.hex() for span in servers} == {CALLER}
+    assert sorted(span.span_id.hex() for span in servers) == sorted(trace[1] for trace in made)
+    by_id = {span.span_id.hex(): span for span in servers}
+    for child in children:
+        server = by_id[child.parent_span_id.hex()]
+        assert child.name == "inference" and attributes(child.attributes) == {"yolowatch.stage": "inference"}
+        assert child.start_time_unix_nano == server.start_time_unix_nano + 1_000_000
+        assert child.end_time_unix_nano - child.start_time_unix_nano == 2_000_000
+        assert server.end_time_unix_nano - server.start_time_unix_nano == 5_000_000
+    failed = [span for span in servers if span.status.code == span.status.STATUS_CODE_ERROR]
+    assert [attributes(span.attributes)["http.response.status_code"] for span in failed] == [503]
+    answered = [attributes(span.attributes) for span in servers if span not in failed]
+    assert all(a["yolowatch.detections"] == 2 and a[MODEL_ATTRIBUTE] == MODELS[0] for a in answered)
+    assert {a["http.request.method"] for a in answered} == {"POST"} and servers[0].name == "POST /predict"
+    (resource_attributes, _), *_ = received_spans(collector.trace_requests)
+    assert resource_attributes["host.name"] == "pod-7" and resource_attributes[DEPLOYMENT_ATTRIBUTE] == DEPLOYMENT
+
+
+def test_only_sampled_requests_are_exported(
+    recorder: Recorder, collector: OtlpReceiver, trace_exporters: Callable[..., OtlpTraces]
+) -> None:
+    """A caller's "not sampled" is followed; with a ratio of 0 no new trace is exported; every request still
+    gets its trace id into its log entry."""
+    otlp = trace_exporters(recorder, collector.endpoint, ratio=0.0)
+    unsampled = f"00-{TRACE}-{CALLER}-00".encode()
+    for i in range(4):
+        trace = otlp.tracer.begin(unsampled if i % 2 else None, 0)
+        recorder.record_request(DEPLOYMENT, "GET", "/x", 200, 100, f"u{i}", trace=trace)
+    logs = recorder.collect().logs
+    assert otlp.export_now() is True and collector.trace_requests == [] and otlp.exports == 0
+    assert [entry.trace_id == TRACE for entry in logs] == [False, True, False, True]
+    assert all(entry.trace_id and len(entry.trace_id) == 32 for entry in logs)
+
+
+def test_a_trace_collector_that_is_down_costs_its_batches_and_one_line(
+    recorder: Recorder,
+    collector: OtlpReceiver,
+    trace_exporters: Callable[..., OtlpTraces],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused export raises nothing: its requests are counted as dropped, one WARNING for the outage, none of
+    the SDK's own lines; the next one that works logs one INFO."""
+    collector.status = 500
+    with caplog.at_level(logging.DEBUG):
+        otlp = trace_exporters(recorder, collector.endpoint, timeout_s=0.5)
+        traced(recorder, otlp.tracer, 4)
+        assert otlp.export_now() is False
+        traced(recorder, otlp.tracer, 2)
+        assert otlp.export_now() is False
+        assert otlp.dropped == 6 and otlp.failures == 2 and recorder.spans == deque()
+        collector.status = 200
+        traced(recorder, otlp.tracer, 3)
+        assert otlp.export_now()
+    assert len([span for span in collector.spans() if span.kind == span.SPAN_KIND_SERVER]) == 3
+    ours = [record.getMessage() for record in caplog.records if record.name == "yolowatch"]
+    warnings = [m for m in ours if "cannot export" in m]
+    assert len(warnings) == 1 and "cannot export OTLP traces to http://127.0.0.1:" in warnings[0]
+    assert len([m for m in ours if "exporting OTLP traces" in m and "again" in m]) == 1
+    sdk = [record for record in caplog.records if record.name.startswith("opentelemetry")]
+    assert [record.getMessage() for record in sdk if record.levelno >= logging.WARNING] == []
+
+
+def test_traces_go_out_on_their_own_and_stop_sends_the_rest(
+    recorder: Recorder, collector: OtlpReceiver, trace_exporters: Callable[..., OtlpTraces]
+) -> None:
+    otlp = trace_exporters(recorder, collector.endpoint, every_s=0.1)
+    traced(recorder, otlp.tracer, 5)
+    collector.wait_for_spans(lambda spans: len(spans) == 5, "5 spans exported by the thread")
+    otlp.every_s = 60.0  # the thread's next wait is long: only stop() can send the next ones
+    time.sleep(0.2)
+    traced(recorder, otlp.tracer, 2)
+    asyncio.run(otlp.stop())
+    assert len(collector.spans()) == 7
+
+
+def test_a_full_span_backlog_drops_the_oldest_and_counts_them(clock: FakeClock) -> None:
+    recorder = Recorder(clock=clock, max_pending_spans=10)
+    traced(recorder, Tracer(ratio=1.0), 25)
+    assert len(recorder.spans) == 10 and recorder.stats.spans_dropped == 15
+    assert [span.request_id for span in recorder.spans] == [f"t{i}" for i in range(15, 25)]
+
+
+def test_the_traces_endpoint_is_beside_the_metrics_one() -> None:
+    assert traces_endpoint("http://collector:4318") == "http://collector:4318/v1/traces"
+    assert traces_endpoint("http://collector:4318/v1/metrics") == "http://collector:4318/v1/traces"
+    assert traces_endpoint("https://c.example/otlp/v1/traces/") == "https://c.example/otlp/v1/traces"
+    assert metrics_endpoint("http://collector:4318/v1/traces") == "http://collector:4318/v1/metrics"

@@ -26,6 +26,7 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from helpers import free_port, running, upstream_command, uvicorn_in_thread, wait_until
+from otlp_receiver import OtlpReceiver
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.asgi.proxy import ProxyApp
 from yolowatch.config import Settings
@@ -230,6 +231,29 @@ def test_credentials_and_a_path_prefix_in_the_upstream_url_are_used(upstream: st
     assert sent["host"] == upstream.removeprefix("http://")
     assert sent["x-kept"] == "yes" and "x-hop" not in sent
     assert sent["x-forwarded-for"] == "127.0.0.1" and sent["x-forwarded-proto"] == "http"
+
+
+def test_with_traces_on_the_upstream_is_a_child_of_the_sidecars_span(upstream: str, tmp_path: Path) -> None:
+    """--otlp-traces: the upstream gets a traceparent in the client's trace whose parent is the sidecar's own
+    exported span (itself the client's span's child); a client without one starts a trace the upstream joins."""
+    client_trace, client_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with (
+        OtlpReceiver() as collector,
+        _side(upstream, tmp_path, otlp_traces=True, otlp_endpoint=collector.endpoint) as side,
+    ):
+        header = f"00-{client_trace}-{client_span}-01"
+        sent = httpx.get(f"{side.url}/echo/a", headers={"traceparent": header}, timeout=10).json()["headers"]
+        fresh = httpx.get(f"{side.url}/echo/b", timeout=10).json()["headers"]
+        spans = collector.wait_for_spans(lambda found: len(found) == 2, "the sidecar's two spans")
+    version, trace_id, parent_id, flags = sent["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", client_trace, "01") and parent_id != client_span
+    by_path = {span.name: span for span in spans}
+    ours = by_path["GET /echo/a"]
+    assert (ours.trace_id.hex(), ours.span_id.hex(), ours.parent_span_id.hex()) == (trace_id, parent_id, client_span)
+    _, new_trace, new_parent, _ = fresh["traceparent"].split("-")
+    started = by_path["GET /echo/b"]
+    assert (started.trace_id.hex(), started.span_id.hex(), started.parent_span_id) == (new_trace, new_parent, b"")
+    assert new_trace != client_trace
 
 
 def test_an_upstream_that_hangs_up_without_answering_is_a_502(tmp_path: Path) -> None:

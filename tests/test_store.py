@@ -98,6 +98,55 @@ async def test_logs_page_newest_first_with_severity_filter(make_store: Callable[
     assert [e["status"] for e in errors.entries] == [500] * 30 and errors.next_cursor is None
 
 
+async def test_logs_keep_the_trace_id_and_find_one_trace(make_store: Callable[..., Store], clock: FakeClock) -> None:
+    """A request's trace id reaches its log row; `trace_id` keeps that trace's entries (both severities, paged),
+    and a request outside any trace has none."""
+    store = make_store("t.db")
+    recorder = Recorder(clock=clock, info_logs_per_second=0)
+    writer = StoreWriter(store, recorder, "w1")
+    traced = "4bf92f3577b34da6a3ce929d0e0e4736"
+    other = "00f067aa0ba902b700f067aa0ba902b7"
+    for i in range(7):
+        trace = traced if i % 2 == 0 else other
+        recorder.record_request(
+            "demo", "POST", "/predict", 500 if i == 4 else 200, 1000, f"req-{i}",
+            trace=(trace, f"{i + 1:016x}", None, True, 0, 0, None),
+        )  # fmt: skip
+        clock.advance(0.5)
+    recorder.record_request("demo", "POST", "/predict", 200, 1000, "req-plain")
+    await writer.flush()
+    first = await store.logs("demo", limit=2, trace_id=traced)
+    rest = await store.logs("demo", limit=2, trace_id=traced, before=first.next_cursor)
+    assert [e["request_id"] for e in first.entries + rest.entries] == ["req-6", "req-4", "req-2", "req-0"]
+    assert {e["trace_id"] for e in first.entries + rest.entries} == {traced}
+    errors = await store.logs("demo", severities=["ERROR"], trace_id=traced)
+    assert [e["request_id"] for e in errors.entries] == ["req-4"]
+    assert (await store.logs("demo", trace_id="1" * 32)).entries == []
+    everything = {e["request_id"]: e["trace_id"] for e in (await store.logs("demo", limit=20)).entries}
+    assert everything["req-plain"] is None and everything["req-1"] == other
+
+
+async def test_a_version_12_database_gains_trace_ids(
+    make_store: Callable[..., Store], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Log rows written before version 13 read back with no trace id, and new rows carry theirs."""
+    monkeypatch.setattr("yolowatch.store.schema.SCHEMA_VERSION", 12)
+    store = make_store("v12.db")
+    await store.db.execute(
+        "INSERT INTO logs (deployment, ts_ms, severity, method, path, status, latency_us, request_id, message) "
+        "VALUES ('demo', 1000, 20, 'POST', '/predict', 200, 1000, 'old', 'POST /predict 200 1.0 ms')"
+    )
+    await store.close()
+    monkeypatch.undo()
+    store = make_store("v12.db")
+    assert await store.schema_version() == SCHEMA_VERSION
+    recorder = Recorder(clock=clock)
+    recorder.record_request("demo", "GET", "/x", 200, 10, "new", trace=("a" * 32, "", None, False, 0, 0, None))
+    await StoreWriter(store, recorder, "w1").flush()
+    rows = {e["request_id"]: e["trace_id"] for e in (await store.logs("demo")).entries}
+    assert rows == {"old": None, "new": "a" * 32}
+
+
 async def test_data_survives_a_restart(make_store: Callable[..., Store], clock: FakeClock) -> None:
     """Close and reopen the file: metrics and logs are all still there."""
     store = await _filled(make_store("s.db"), clock, [2_000] * 300)
@@ -559,7 +608,7 @@ async def test_a_version_11_database_gains_silences_and_acknowledgements(
     await store.close()
     monkeypatch.undo()
     store = make_store("v11.db")
-    assert await store.schema_version() == SCHEMA_VERSION == 12
+    assert await store.schema_version() == SCHEMA_VERSION
     assert [row["silenced_by"] for row in await store.alert_history()] == [[]]
     assert [n.rule for n in await store.undelivered("webhook")] == ["A"]
     assert await store.acknowledgements() == {} and await store.silences() == []

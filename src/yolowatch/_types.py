@@ -12,3 +12,9 @@ Clock = Callable[[], float]
 CRITICAL_MARK = "yolowatch.critical"
 # Set in the scope of a golden-image request by the middleware: the app under it keeps no sampled frame of it.
 GOLDEN_MARK = "yolowatch.golden"
+# Set by the middleware when traces are on: the request's `tracecontext.Trace` (a proxy sends it on as the
+# upstream's parent; the bundled app times its stages only for a sampled one).
+TRACE_MARK = "yolowatch.trace"
+# Set by an app in a sampled request's scope: the stages it timed, a tuple of `tracecontext.Stage`; the
+# middleware makes them child spans of the request's span.
+STAGES_MARK = "yolowatch.stages"

@@ -143,6 +143,21 @@ def _monitoring_arguments(command: argparse.ArgumentParser) -> None:
         "work too); needs the otel extra: pip install 'yolowatch[otel]'",
     )
     command.add_argument("--otlp-interval", type=float, metavar="SECONDS", help="seconds between exports (10)")
+    command.add_argument(
+        "--otlp-traces",
+        action="store_true",
+        default=None,
+        help="also export a span per request to the collector's /v1/traces: a client's W3C traceparent is honoured, "
+        "the bundled app's stages (upload, decode, queue, preprocess, inference, postprocess) are child spans, and "
+        "the trace id is kept in the request's log entry (off by default; needs the otel extra)",
+    )
+    command.add_argument(
+        "--otlp-trace-sample",
+        type=float,
+        metavar="RATIO",
+        help="with --otlp-traces: the share of requests traced when the caller's traceparent does not decide, "
+        "0 to 1 (1: all); a caller's sampled flag is always followed",
+    )
     golden = command.add_argument_group(
         "golden-image checks", "a set of images with approved answers, sent through the endpoint on a schedule"
     )
@@ -465,10 +480,10 @@ def _checked(settings: Settings, command: str) -> Settings:
         settings.validate(command)
         alert_rules(settings)
         alert_sinks(settings)  # an SMTP URL or a chat URL that cannot work
-        if settings.otlp_endpoint:  # asked for by name (the OTEL_* variables alone: a warning at start, see compose)
+        if settings.otlp_endpoint or settings.otlp_traces:  # asked by name (OTEL_* alone: a warning, see compose)
             missing = otlp_available()
             if missing is not None:
-                raise ValueError(f"--otlp-endpoint: {missing}")
+                raise ValueError(f"--otlp-{'traces' if settings.otlp_traces else 'endpoint'}: {missing}")
         if settings.golden:
             golden.load_golden_set(settings.golden)
         if settings.sample_dir:
@@ -518,6 +533,8 @@ def _monitoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "alert_chat_rules": args.alert_chat_rules,
         "otlp_endpoint": args.otlp_endpoint,
         "otlp_interval_s": args.otlp_interval,
+        "otlp_traces": args.otlp_traces,
+        "otlp_trace_sample": args.otlp_trace_sample,
         "golden": args.golden,
         "golden_every_s": args.golden_every,
         "golden_iou": args.golden_iou,

@@ -32,7 +32,7 @@ from yolowatch.framesample import FrameSampler, SampleCaps, SampleRules
 from yolowatch.golden import GoldenChecker, HttpPoster
 from yolowatch.health import HealthSchedule, Probe
 from yolowatch.monitor import Monitor
-from yolowatch.otlp import OtlpMetrics, otlp_available
+from yolowatch.otlp import OtlpMetrics, OtlpTraces, otlp_available
 from yolowatch.records import ProcessInfo
 from yolowatch.regions import parse_region
 from yolowatch.sinks import chat_sink, email_sink, log_sink, parse_smtp_url, routed, webhook_sink
@@ -194,6 +194,15 @@ def create_monitor(
                 model=model,
                 instance_id=monitor.writer.writer_id,
             )
+    if settings.otlp_traces and otlp_available() is None:  # asked by name: refused at the command line without it
+        monitor.traces = OtlpTraces(
+            monitor.recorder,
+            settings.deployment,
+            ratio=settings.otlp_trace_sample,
+            endpoint=settings.otlp_endpoint or None,  # None: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _ENDPOINT
+            model=model,
+            instance_id=monitor.writer.writer_id,
+        )
     return monitor
 
 

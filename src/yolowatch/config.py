@@ -120,6 +120,11 @@ class Settings:
     otlp: bool = False
     otlp_endpoint: str = ""
     otlp_interval_s: float = 10.0
+    # Traces, when asked: a span per sampled request (a client's traceparent honoured, its decision followed) and
+    # the bundled app's stages as child spans, to the same collector's /v1/traces; the trace id in the log entry.
+    # The ratio is the share of requests without a caller's decision that are traced (0 to 1).
+    otlp_traces: bool = False
+    otlp_trace_sample: float = 1.0
     # For demos and tests: the monitor's clock runs this many times faster than real time from time_anchor
     # (epoch seconds; 0: when the process starts), so minute-long alert windows pass in seconds.
     time_scale: float = 1.0
@@ -172,6 +177,11 @@ class Settings:
             raise ValueError(f"--otlp-interval must be positive seconds; got {self.otlp_interval_s:g}")
         if self.otlp_endpoint:
             http_url(self.otlp_endpoint, "--otlp-endpoint", "http://otel-collector:4318")
+        if not 0.0 <= self.otlp_trace_sample <= 1.0:
+            raise ValueError(
+                f"--otlp-trace-sample must be a share between 0 and 1 (0.1: one request in ten); "
+                f"got {self.otlp_trace_sample:g}"
+            )
         if self.golden_every_s <= 0:
             raise ValueError(f"--golden-every must be positive seconds; got {self.golden_every_s:g}")
         if not 0 <= self.golden_iou <= 1 or not 0 <= self.golden_confidence <= 1:

@@ -16,13 +16,14 @@ from yolowatch.alerts import DRIFT_METRICS, Rule, Sink
 from yolowatch.framesample import FrameSampler
 from yolowatch.golden import GoldenChecker
 from yolowatch.health import HealthChecker, HealthSchedule, Probe
-from yolowatch.otlp import OtlpMetrics
+from yolowatch.otlp import OtlpMetrics, OtlpTraces
 from yolowatch.recorder import Recorder, default_writer_id
 from yolowatch.records import ProcessInfo
 from yolowatch.saturation import GpuReader, GpuSample, ProcessSample, cpu_percent, sample_process
 from yolowatch.signals import alert_evaluator
 from yolowatch.sinks import log_sink
 from yolowatch.store import Store, StoreWriter
+from yolowatch.tracecontext import Tracer
 
 log = logging.getLogger("yolowatch")
 
@@ -111,6 +112,9 @@ class Monitor:
         self.sampler = sampler
         # OTLP metrics (the otel extra), read from the recorder's totals on the SDK's own thread; compose sets it.
         self.otlp: OtlpMetrics | None = None
+        # OTLP traces (--otlp-traces): the middleware begins each request's trace with `tracer` once they started.
+        self.traces: OtlpTraces | None = None
+        self.tracer: Tracer | None = None
         # Saturation: the app's inference queue (the bundled app's detector says it), sampled with the rest.
         self.queue_depth = queue_depth
         self._saturation_task: asyncio.Task[None] | None = None
@@ -148,6 +152,13 @@ class Monitor:
             except Exception:  # an export that cannot start must not keep the app from serving
                 log.error("OTLP export of %s could not start", self.deployment, exc_info=True)
                 self.otlp = None
+        if self.traces is not None:
+            try:
+                await asyncio.to_thread(self.traces.start)
+                self.tracer = self.traces.tracer
+            except Exception:
+                log.error("OTLP traces of %s could not start", self.deployment, exc_info=True)
+                self.traces = None
         if self.alerts is not None:
             self._alert_task = asyncio.get_running_loop().create_task(self._alert_loop(), name="yolowatch-alerts")
         self._saturation_task = asyncio.get_running_loop().create_task(
@@ -277,6 +288,9 @@ class Monitor:
         await self.writer.stop()
         if self.otlp is not None:
             await self.otlp.stop()  # after the writer's last fold: the last export has every request
+        if self.traces is not None:
+            self.tracer = None
+            await self.traces.stop()
         await self.store.close()
 
 

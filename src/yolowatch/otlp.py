@@ -14,6 +14,12 @@ started, as the Prometheus counters are:
     yolowatch.request.duration  exponential histogram, s: scale 3 (base 2**(1/8)), a quantile read from it within
                               4.43 % (`quantile_error`); scale 2 (9.05 %) when durations span over 20 octaves
 
+`OtlpTraces` (`--otlp-traces`) exports a span per sampled request, with its trace context as the middleware
+began it (`tracecontext`): the client's `traceparent` honoured, a child span per stage the app timed. The
+fold hands it each sampled request (`Recorder.spans`); its own thread turns them into the SDK's span objects and
+sends them every second, so nothing of OpenTelemetry runs on the request path (its ASGI middleware costs
+hundreds of microseconds a request).
+
 The OpenTelemetry SDK is the optional `otel` extra: it is imported inside functions here, and only once
 `start()` is called, so the light install imports this module without it (`otlp_available()` says why not).
 The standard `OTEL_EXPORTER_OTLP_*`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` variables are read by
@@ -35,18 +41,25 @@ from typing import TYPE_CHECKING, Any
 from yolowatch._util import redacted_url
 from yolowatch.recorder import Recorder, default_writer_id
 from yolowatch.records import ExponentialBuckets, LifetimeSnapshot
+from yolowatch.tracecontext import RequestSpan, Tracer
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Meter, Observation
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import Metric, MetricExporter, MetricsData
     from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 log = logging.getLogger("yolowatch")
 
 EXTRA_HINT = "pip install 'yolowatch[otel]'"
 METRICS_PATH = "/v1/metrics"
+TRACES_PATH = "/v1/traces"
+TRACE_EXPORT_EVERY_S = 1.0  # the traced requests the fold made spans of go out this often, in batches
+MAX_SPAN_BATCH = 512  # requests per trace export (each is a server span and its stages' child spans)
+TRACE_POLL_S = 0.1  # how often the exporter looks whether a batch's worth is waiting
 SCOPE = "yolowatch"
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 # At most this many buckets go out in one histogram point (the SDK's own default): durations that span more than
@@ -60,10 +73,12 @@ MODEL_ATTRIBUTE = "yolowatch.model.version"
 
 
 def otlp_available() -> str | None:
-    """None when the OpenTelemetry SDK and its OTLP/HTTP exporter can be imported, else why not (with the fix)."""
+    """None when the OpenTelemetry SDK and its OTLP/HTTP exporters can be imported, else why not (with the fix)."""
     try:
         import opentelemetry.exporter.otlp.proto.http.metric_exporter
-        import opentelemetry.sdk.metrics  # noqa: F401
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter
+        import opentelemetry.sdk.metrics
+        import opentelemetry.sdk.trace  # noqa: F401
     except ImportError as exc:
         return f"OTLP export needs the OpenTelemetry SDK ({exc}); {EXTRA_HINT}"
     return None
@@ -94,8 +109,21 @@ def fit_buckets(counts: Mapping[int, int], scale: int, max_buckets: int = MAX_BU
 def metrics_endpoint(url: str) -> str:
     """`--otlp-endpoint` names the collector (http://collector:4318), as OTEL_EXPORTER_OTLP_ENDPOINT does; the
     metrics go to its /v1/metrics (a URL that already ends so is kept)."""
+    return _signal_endpoint(url, METRICS_PATH)
+
+
+def traces_endpoint(url: str) -> str:
+    """The collector's /v1/traces, as `metrics_endpoint` (a URL that names the other signal's path is taken as
+    the collector's base: one `--otlp-endpoint` serves both)."""
+    return _signal_endpoint(url, TRACES_PATH)
+
+
+def _signal_endpoint(url: str, path: str) -> str:
     url = url.rstrip("/")
-    return url if url.endswith(METRICS_PATH) else url + METRICS_PATH
+    for known in (METRICS_PATH, TRACES_PATH):
+        if url.endswith(known):
+            url = url[: -len(known)]
+    return url + path
 
 
 def default_resource(deployment: str, *, instance_id: str | None = None, model: str | None = None) -> dict[str, str]:
@@ -125,11 +153,66 @@ def by_version(total: int, per_version: Mapping[str, int]) -> list[tuple[str, in
 EMPTY = LifetimeSnapshot((0, 0, 0, 0, 0), 0, ExponentialBuckets(), 0, 0, {}, {})
 
 
-class OtlpMetrics:
+class _Export:
+    """What the metrics and the traces exports share: the collector, the resource they export under, and how a
+    collector that is down is reported (once per outage: WARNING, then INFO once it takes exports again; the SDK's
+    own log lines about it are kept out of the log)."""
+
+    signal = "metrics"
+
+    def __init__(
+        self,
+        deployment: str,
+        endpoint: str | None,
+        every_s: float,
+        resource: Mapping[str, str] | None,
+        model: str | None,
+        instance_id: str | None,
+        headers: Mapping[str, str] | None,
+        timeout_s: float | None,
+    ) -> None:
+        self.deployment = deployment
+        self.endpoint = endpoint
+        self.attributes = {**default_resource(deployment, instance_id=instance_id, model=model), **(resource or {})}
+        self._overrides = dict(resource or {})
+        self.headers = dict(headers) if headers else None
+        self.timeout_s = timeout_s
+        self.exports = 0  # successful exports
+        self.failures = 0
+        self.failing = False
+        self.started_ns = 0
+        self._every_s = every_s
+        self._quiet = _QuietLog()
+
+    @property
+    def shown_endpoint(self) -> str:
+        return "the OTEL_EXPORTER_OTLP_* endpoint" if self.endpoint is None else redacted_url(self.endpoint)
+
+    def _note_export(self, ok: bool, messages: Sequence[str]) -> None:
+        """Once per outage: the first failure (with the SDK's first word on it) and the recovery."""
+        if ok:
+            self.exports += 1
+            if self.failing:
+                log.info("exporting OTLP %s to %s again", self.signal, self.shown_endpoint)
+            self.failing = False
+            return
+        self.failures += 1
+        if not self.failing:
+            reason = messages[0][:300] if messages else "no reason given"
+            log.warning(
+                "cannot export OTLP %s to %s (%s); retrying every %g s, logged once until it works",
+                self.signal,
+                self.shown_endpoint,
+                reason,
+                self._every_s,
+            )
+        self.failing = True
+
+
+class OtlpMetrics(_Export):
     """Exports one deployment's totals since start to an OpenTelemetry collector, every `interval_s`, from the
     SDK's reader thread; `stop()` sends a last export. A collector that is down or refuses is logged once per
-    outage (WARNING, then INFO once it takes exports again), never raised: the SDK's own log lines about it are
-    kept out of the log.
+    outage, never raised.
 
     `endpoint` is the collector's base URL (None: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT,
     else http://localhost:4318); `headers` are added to the OTEL_EXPORTER_OTLP_HEADERS ones; `resource` overrides
@@ -155,24 +238,11 @@ class OtlpMetrics:
     ) -> None:
         if not interval_s > 0:
             raise ValueError(f"the OTLP export interval must be more than 0 seconds; got {interval_s:g}")
+        url = None if endpoint is None else metrics_endpoint(endpoint)
+        super().__init__(deployment, url, interval_s, resource, model, instance_id, headers, timeout_s)
         self.recorder = recorder
-        self.deployment = deployment
-        self.endpoint = None if endpoint is None else metrics_endpoint(endpoint)
         self.interval_s = interval_s
-        self.attributes = {**default_resource(deployment, instance_id=instance_id, model=model), **(resource or {})}
-        self._overrides = dict(resource or {})
-        self.headers = dict(headers) if headers else None
-        self.timeout_s = timeout_s
-        self.exports = 0  # successful exports
-        self.failures = 0
-        self.failing = False
-        self.started_ns = 0
         self._provider: MeterProvider | None = None
-        self._quiet = _QuietLog()
-
-    @property
-    def shown_endpoint(self) -> str:
-        return "the OTEL_EXPORTER_OTLP_* endpoint" if self.endpoint is None else redacted_url(self.endpoint)
 
     def start(self) -> None:
         """Start the SDK's reader thread; RuntimeError (saying what to install) without the otel extra."""
@@ -221,24 +291,119 @@ class OtlpMetrics:
         counts = self.snapshot().model_predictions
         return sorted(counts, key=lambda name: (-counts[name], name))
 
-    def _note_export(self, ok: bool, messages: Sequence[str]) -> None:
-        """Once per outage: the first failure (with the SDK's first word on it) and the recovery."""
-        if ok:
-            self.exports += 1
-            if self.failing:
-                log.info("exporting OTLP metrics to %s again", self.shown_endpoint)
-            self.failing = False
+
+class OtlpTraces(_Export):
+    """Exports a span per sampled request (and a child span per stage the app timed) to an OpenTelemetry
+    collector, from its own thread every second; `stop()` sends what is left.
+
+    `tracer` is what the middleware begins each request's trace with (`ratio`: the share of requests without a
+    caller's decision that are traced; a caller's `traceparent` decides for its own). The spans are made from
+    the recorder's `spans`, which the fold fills; a collector that is down costs the batches sent meanwhile
+    (counted in `dropped`) and one WARNING. `endpoint`, `resource`, `headers`, `timeout_s` as `OtlpMetrics`'
+    (None: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)."""
+
+    signal = "traces"
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        deployment: str,
+        *,
+        ratio: float = 1.0,
+        endpoint: str | None = None,
+        every_s: float = TRACE_EXPORT_EVERY_S,
+        resource: Mapping[str, str] | None = None,
+        model: str | None = None,
+        instance_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        url = None if endpoint is None else traces_endpoint(endpoint)
+        super().__init__(deployment, url, every_s, resource, model, instance_id, headers, timeout_s)
+        self.recorder = recorder
+        self.tracer = Tracer(ratio)
+        self.every_s = every_s
+        self.spans = 0  # spans the collector took
+        self.dropped = 0  # requests whose spans an export that failed took with it
+        self._ids = Tracer()  # the child spans' ids, drawn on the exporter's thread
+        self._sdk: tuple[SpanExporter, Resource, InstrumentationScope] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # one export at a time (the thread's, export_now's, the last one)
+
+    def start(self) -> None:
+        """Start the exporting thread; RuntimeError (saying what to install) without the otel extra."""
+        if self._thread is not None:
             return
-        self.failures += 1
-        if not self.failing:
-            reason = messages[0][:300] if messages else "no reason given"
-            log.warning(
-                "cannot export OTLP metrics to %s (%s); retrying every %g s, logged once until it works",
-                self.shown_endpoint,
-                reason,
-                self.interval_s,
-            )
-        self.failing = True
+        why_not = otlp_available()
+        if why_not is not None:
+            raise RuntimeError(why_not)
+        self.started_ns = time.time_ns()
+        self._sdk = _span_exporter(self)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="yolowatch-otlp-traces", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        """Every `every_s`, or as soon as a batch's worth waits (a busy server makes thousands of spans a second:
+        the backlog must not fill between two exports)."""
+        last = time.monotonic()
+        while not self._stopping.wait(min(self.every_s, TRACE_POLL_S)):
+            if len(self.recorder.spans) >= MAX_SPAN_BATCH or time.monotonic() - last >= self.every_s:
+                self.export_now()
+                last = time.monotonic()
+
+    def export_now(self) -> bool:
+        """Export every traced request the fold has handed over, in batches; whether the collector took them all."""
+        with self._lock:
+            if self._sdk is None:
+                return False
+            ok, pending = True, self.recorder.spans
+            while pending:
+                batch: list[RequestSpan] = []
+                while pending and len(batch) < MAX_SPAN_BATCH:
+                    batch.append(pending.popleft())  # only this thread takes from the left
+                ok = self._export(batch) and ok
+            return ok
+
+    def _export(self, batch: list[RequestSpan]) -> bool:
+        assert self._sdk is not None
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        exporter, resource, scope = self._sdk
+        with self._quiet.captured() as messages:
+            try:
+                spans = [span for request in batch for span in _request_spans(request, resource, scope, self._ids)]
+                ok = exporter.export(spans) is SpanExportResult.SUCCESS
+            except Exception as exc:  # a bug or a refusal must never end the exporting thread
+                messages.append(f"{type(exc).__name__}: {exc}")
+                spans, ok = [], False
+        if ok:
+            self.spans += len(spans)
+        else:
+            self.dropped += len(batch)
+        self._note_export(ok, messages)
+        return ok
+
+    def shutdown(self, timeout_s: float = STOP_WAIT_S) -> None:
+        """Export what is left (the thread ends first), then close the exporter. Blocking: see `stop`."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stopping.set()
+        thread.join(timeout_s)
+        try:
+            self.export_now()
+            with self._lock, self._quiet.captured(), contextlib.suppress(Exception):
+                if self._sdk is not None:
+                    self._sdk[0].shutdown()
+        finally:
+            self._sdk = None
+            self._quiet.remove()
+
+    async def stop(self) -> None:
+        """`shutdown` on a worker thread: the event loop serves on while the last export goes out."""
+        await asyncio.to_thread(self.shutdown)
 
 
 class _QuietLog(logging.Filter):
@@ -280,7 +445,7 @@ class _QuietLog(logging.Filter):
         return False
 
 
-# The SDK's side: everything below imports opentelemetry, and runs only from OtlpMetrics.start().
+# The SDK's side: everything below imports opentelemetry, and runs only once an export is started.
 
 
 def _meter_provider(owner: OtlpMetrics) -> MeterProvider:
@@ -306,7 +471,7 @@ def _meter_provider(owner: OtlpMetrics) -> MeterProvider:
     return provider
 
 
-def _resource(owner: OtlpMetrics) -> Resource:
+def _resource(owner: _Export) -> Resource:
     """Ours, then OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME over them, then the caller's `resource` over all."""
     from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
@@ -453,3 +618,70 @@ def _with_metric(
         scopes.append(ScopeMetrics(scope, [metric], ""))
     resources[0] = ResourceMetrics(first.resource, scopes, first.schema_url)
     return MetricsData(resources)
+
+
+def _span_exporter(owner: OtlpTraces) -> tuple[SpanExporter, Resource, InstrumentationScope]:
+    """The OTLP/HTTP span exporter, and the resource and scope every span goes out under."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    exporter = OTLPSpanExporter(endpoint=owner.endpoint, headers=owner.headers, timeout=owner.timeout_s)
+    owner._quiet.install({OTLPSpanExporter.__module__, "opentelemetry.exporter.otlp.common.http"})
+    return exporter, _resource(owner), InstrumentationScope(SCOPE, owner.attributes.get("service.version"))
+
+
+def _request_spans(
+    request: RequestSpan, resource: Resource, scope: InstrumentationScope, ids: Tracer
+) -> list[ReadableSpan]:
+    """The request's server span (the caller's span as its parent, when it sent one), and a child span for each
+    stage the app timed. A 5xx (or a crash) is an error; a 4xx is the client's, not the server span's (the
+    OpenTelemetry HTTP conventions)."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    trace_id_hex, span_id_hex, parent_hex = request.trace[:3]
+    trace_id, flags = int(trace_id_hex, 16), TraceFlags(TraceFlags.SAMPLED)
+    context = SpanContext(trace_id, int(span_id_hex, 16), is_remote=False, trace_flags=flags)
+    parent = None
+    if parent_hex is not None:  # the caller's span, in another process
+        parent = SpanContext(trace_id, int(parent_hex, 16), is_remote=True, trace_flags=flags)
+    attributes: dict[str, str | int] = {
+        "http.request.method": request.method,
+        "url.path": request.path,
+        "http.response.status_code": request.status,
+        "yolowatch.request_id": request.request_id,
+    }
+    if request.detections is not None:
+        attributes["yolowatch.detections"] = request.detections
+    if request.model is not None:
+        attributes[MODEL_ATTRIBUTE] = request.model
+    failed = request.crashed or request.status >= 500
+    server = ReadableSpan(
+        name=f"{request.method} {request.path}",
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=attributes,
+        kind=SpanKind.SERVER,
+        status=Status(StatusCode.ERROR, f"status {request.status}") if failed else Status(StatusCode.UNSET),
+        start_time=request.start_ns,
+        end_time=request.end_ns,
+        instrumentation_scope=scope,
+    )
+    return [
+        server,
+        *(
+            ReadableSpan(
+                name=name,
+                context=SpanContext(trace_id, int(ids.span_id(), 16), is_remote=False, trace_flags=flags),
+                parent=context,
+                resource=resource,
+                attributes={"yolowatch.stage": name},
+                kind=SpanKind.INTERNAL,
+                start_time=start,
+                end_time=end,
+                instrumentation_scope=scope,
+            )
+            for name, start, end in request.stage_times()
+        ),
+    ]

@@ -26,6 +26,7 @@ from operator import itemgetter
 from yolowatch._types import Clock
 from yolowatch.detections import error_reason, summarize_detections, version_name
 from yolowatch.records import TIER_SECONDS, Bucket, DetectionSummary, Lifetime, LogEntry, add_saturation
+from yolowatch.tracecontext import RequestSpan, Trace
 
 log = logging.getLogger("yolowatch")
 
@@ -86,12 +87,14 @@ class RecorderStats:
     detections_skipped: int = 0  # predict responses not parsed because the per-second parse budget was spent
     paused_skipped: int = 0  # requests of paused or archived monitors, not recorded
     images_dropped: int = 0  # sampled image properties that came after their minute ended
+    spans_dropped: int = 0  # traced requests lost because nobody exported them in time (the span backlog was full)
 
 
 # A response body to read later, or one with the model version its X-Model-Version header named.
 Body = bytes | tuple[bytes, str]
-# What record_request appends: (time, deployment, method, path, status, latency_us, request_id, detections, crashed)
-Pending = tuple[float, str, str, str, int, int, str, "DetectionSummary | Body | None", bool]
+# What record_request appends: (time, deployment, method, path, status, latency_us, request_id, detections, crashed,
+# trace)
+Pending = tuple[float, str, str, str, int, int, str, "DetectionSummary | Body | None", bool, "Trace | None"]
 
 
 class Recorder:
@@ -106,6 +109,7 @@ class Recorder:
         parses_per_second: int = 500,
         max_pending: int = 20_000,
         max_pending_body_bytes: int = 16 * 1024 * 1024,
+        max_pending_spans: int = 32_768,
     ) -> None:
         self.clock = clock
         self.budget_us = int(latency_budget_ms * 1000)
@@ -120,6 +124,9 @@ class Recorder:
         self._rollups: dict[tuple[str, int], Bucket] = {}  # closed minutes of the current quarter / hour
         self._closed: list[Bucket] = []  # final versions not yet collected
         self._logs: deque[LogEntry] = deque(maxlen=max_pending_logs)
+        # Sampled requests for the trace exporter, which takes them from its own thread (deque ends are atomic). A fold
+        # adds a second's worth at once: the bound is above what one process serves in a second (about 15 MB full).
+        self.spans: deque[RequestSpan] = deque(maxlen=max_pending_spans)
         self._info_second = -1
         self._info_in_second = 0
         self.lifetime: dict[str, Lifetime] = {}  # deployment -> totals since start
@@ -169,11 +176,12 @@ class Recorder:
         request_id: str,
         detections: DetectionSummary | Body | None = None,
         crashed: bool = False,
+        trace: Trace | None = None,
     ) -> None:
         """Note one request. `detections` is a summary, or a JSON response body to read later (off this path),
-        alone or with the model version a response header named."""
+        alone or with the model version a response header named; `trace` the request's trace context, if any."""
         self._pending.append(
-            (self.clock(), deployment, method, path, status, latency_us, request_id, detections, crashed)
+            (self.clock(), deployment, method, path, status, latency_us, request_id, detections, crashed, trace)
         )
         if detections is not None:
             if type(detections) is bytes:
@@ -320,12 +328,15 @@ class Recorder:
                 budget.restart()
 
     def _log_entries(self, run: list[Pending], summaries: dict[int, DetectionSummary], low: int, high: int) -> None:
-        """Log entries for run[low:high]: every WARNING and worse, INFO up to the per-second allowance."""
+        """Log entries for run[low:high]: every WARNING and worse, INFO up to the per-second allowance; and the
+        sampled requests' spans for the trace exporter."""
         budget_us, info_cap = self.budget_us, self.info_logs_per_second
         second, used, sampled_away = self._info_second, self._info_in_second, 0
         logs = self._logs
         for i in range(low, high):
-            ts, deployment, method, path, status, latency_us, request_id, body, crashed = run[i]
+            ts, deployment, method, path, status, latency_us, request_id, body, crashed, trace = run[i]
+            if trace is not None and trace[3]:
+                self._keep_span(run[i], summaries.get(i))
             if status < 400 and latency_us <= budget_us and not crashed:
                 if info_cap > 0:
                     if int(ts) != second:
@@ -358,10 +369,31 @@ class Recorder:
                     None if summary is None else summary.mean_confidence,
                     request_id,
                     message,
+                    None if trace is None else trace[0],
                 )
             )
         self._info_second, self._info_in_second = second, used
         self.stats.sampled_away += sampled_away
+
+    def _keep_span(self, request: Pending, summary: DetectionSummary | None) -> None:
+        _, deployment, method, path, status, latency_us, request_id, _, crashed, trace = request
+        assert trace is not None
+        if len(self.spans) == self.spans.maxlen:
+            self.stats.spans_dropped += 1
+        self.spans.append(
+            RequestSpan(
+                trace,
+                deployment,
+                method,
+                path,
+                status,
+                latency_us,
+                request_id,
+                crashed,
+                None if summary is None else summary.count,
+                None if summary is None else summary.model,
+            )
+        )
 
     def _roll(self, deployment: str, minute: int) -> Bucket:
         old = self._live.get(deployment)

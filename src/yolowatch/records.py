@@ -517,6 +517,7 @@ class LogEntry:
     mean_confidence: float | None
     request_id: str
     message: str
+    trace_id: str | None = None  # the W3C trace the request was part of (the client's, or this process's)
 
 
 # A monitor records (active), records nothing (paused), or records nothing and is hidden (archived).

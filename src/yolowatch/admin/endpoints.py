@@ -29,6 +29,7 @@ from yolowatch.admin.params import (
     parse_sample_rule,
     parse_severities,
     parse_silence_state,
+    parse_trace_id,
     parse_version,
     parse_window,
     parse_window_body,
@@ -325,12 +326,16 @@ class Admin:
     async def logs(self, request: Request) -> Response:
         limit = parse_limit(request)
         severities = parse_severities(request)
+        trace_id = parse_trace_id(request)
         row = await self._known(request)
         secret = await self.store.secret()
         token = request.query_params.get("pageToken")
-        before = decode_page_token(secret, token, row["id"], severities) if token else None
-        page = await self.store.logs(row["id"], limit=limit, severities=severities or None, before=before)
-        next_token = encode_page_token(secret, row["id"], severities, page.next_cursor) if page.next_cursor else None
+        before = decode_page_token(secret, token, row["id"], severities, trace_id) if token else None
+        page = await self.store.logs(
+            row["id"], limit=limit, severities=severities or None, before=before, trace_id=trace_id
+        )
+        cursor = page.next_cursor
+        next_token = encode_page_token(secret, row["id"], severities, cursor, trace_id) if cursor else None
         return JSONResponse({"entries": [log_json(entry) for entry in page.entries], "nextPageToken": next_token})
 
     async def health(self, request: Request) -> Response:

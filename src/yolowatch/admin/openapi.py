@@ -276,6 +276,7 @@ SCHEMAS: dict[str, Schema] = {
                         "detections": nullable(INTEGER),
                         "meanConfidence": nullable(NUMBER),
                         "requestId": STRING,
+                        "traceId": nullable(STRING),
                         "message": STRING,
                     }
                 ),

@@ -116,6 +116,17 @@ def parse_severities(request: Request) -> list[str]:
     return sorted(names, key=SEVERITY_LEVELS.__getitem__)
 
 
+def parse_trace_id(request: Request) -> str | None:
+    """`traceId`: a W3C trace id (32 hex digits, not all zero), as the logs show it; absent or empty: any."""
+    raw = request.query_params.get("traceId")
+    if not raw:
+        return None
+    trace_id = raw.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", trace_id) or trace_id == "0" * 32:
+        raise RequestError(400, "traceId must be a W3C trace id: 32 hex digits, not all zero")
+    return trace_id
+
+
 def parse_window(request: Request, name: str) -> Window | None:
     """`{name}Start` and `{name}End` (epoch seconds), both or neither."""
     start, end = request.query_params.get(f"{name}Start"), request.query_params.get(f"{name}End")
@@ -151,14 +162,21 @@ def parse_window_body(body: Any) -> tuple[int, int]:
 # Page tokens: opaque to clients, signed so a forged or garbled one is refused.
 
 
-def encode_page_token(secret: bytes, deployment: str, severities: list[str], cursor: tuple[int, int]) -> str:
-    payload = json.dumps({"d": deployment, "s": severities, "t": cursor[0], "i": cursor[1]}, separators=(",", ":"))
+def encode_page_token(
+    secret: bytes, deployment: str, severities: list[str], cursor: tuple[int, int], trace_id: str | None = None
+) -> str:
+    query: dict[str, Any] = {"d": deployment, "s": severities, "t": cursor[0], "i": cursor[1]}
+    if trace_id is not None:
+        query["r"] = trace_id
+    payload = json.dumps(query, separators=(",", ":"))
     body = base64.urlsafe_b64encode(payload.encode()).rstrip(b"=")
     signature = base64.urlsafe_b64encode(hmac.new(secret, body, hashlib.sha256).digest()[:18])
     return f"{body.decode()}.{signature.decode()}"
 
 
-def decode_page_token(secret: bytes, token: str, deployment: str, severities: list[str]) -> tuple[int, int]:
+def decode_page_token(
+    secret: bytes, token: str, deployment: str, severities: list[str], trace_id: str | None = None
+) -> tuple[int, int]:
     """The cursor inside a token made by `encode_page_token` for the same query; RequestError(400) otherwise."""
     refused = RequestError(400, "pageToken is not valid: pass the nextPageToken of the previous page unchanged")
     body, _, signature = token.partition(".")
@@ -170,6 +188,8 @@ def decode_page_token(secret: bytes, token: str, deployment: str, severities: li
         cursor = (int(payload["t"]), int(payload["i"]))
     except (ValueError, KeyError, TypeError):
         raise refused from None
-    if payload.get("d") != deployment or payload.get("s") != severities:
-        raise RequestError(400, "pageToken belongs to another query: keep the same deployment and severity filter")
+    if payload.get("d") != deployment or payload.get("s") != severities or payload.get("r") != trace_id:
+        raise RequestError(
+            400, "pageToken belongs to another query: keep the same deployment, severity and traceId filter"
+        )
     return cursor

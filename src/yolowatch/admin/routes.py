@@ -117,6 +117,8 @@ def operations(metrics_need_key: bool = False) -> list[Operation]:
             Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LOG_LIMIT, "default": 50},
                   "page size"),
             Param("severity", "query", {"type": "string"}, "comma-separated: " + ", ".join(SEVERITY_LEVELS)),
+            Param("traceId", "query", {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+                  "one W3C trace's entries (its 32 hex digits)"),
             Param("pageToken", "query", {"type": "string"}, "nextPageToken of the previous page"),
         )),
         Operation("GET", f"{d}/health", "health", "Latest health probe", {200: "Health"}, (DEPLOYMENT,)),

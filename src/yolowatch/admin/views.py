@@ -105,6 +105,7 @@ def log_json(row: dict[str, Any]) -> dict[str, Any]:
         "detections": row["detections"],
         "meanConfidence": None if row["mean_confidence"] is None else round(row["mean_confidence"], 4),
         "requestId": row["request_id"],
+        "traceId": row["trace_id"],
         "message": row["message"],
     }
 

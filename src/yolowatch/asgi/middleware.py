@@ -2,8 +2,10 @@
 
 Per request it reads the clock twice, keeps a reference to at most `max_body_bytes`
 of a JSON predict response, and calls `Recorder.record_request` (an append: no I/O,
-no await). Everything else (reading detections, aggregating, writing, logging to
-Python `logging`) happens in bulk in the store's writer task. A failure inside
+no await); with traces on, it also begins the request's trace (`Tracer.begin`: ids
+and a sampling choice, about a microsecond). Everything else (reading detections,
+aggregating, writing, logging to Python `logging`, making spans) happens in bulk in
+the store's writer task and the trace exporter's thread. A failure inside
 monitoring is counted and logged once; it never fails the request.
 """
 
@@ -19,23 +21,28 @@ from time import perf_counter_ns
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yolowatch._types import CRITICAL_MARK, GOLDEN_MARK
+from yolowatch._types import CRITICAL_MARK, GOLDEN_MARK, STAGES_MARK, TRACE_MARK
 from yolowatch.asgi.routes import DEFAULT_EXCLUDED_PATHS, DEFAULT_EXCLUDED_PREFIXES
 from yolowatch.monitor import Monitor
 from yolowatch.store import Store
+from yolowatch.tracecontext import TRACEPARENT, Trace, client_trace
 
 log = logging.getLogger("yolowatch")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
-def incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """A well-formed X-Request-ID from the client, or None (ids are echoed in headers and logs: keep them tame)."""
+def request_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, bytes | None]:
+    """The client's X-Request-ID if well-formed (ids are echoed in headers and logs: keep them tame), and its
+    W3C `traceparent` as sent (parsed only when there is one), in one pass over the headers."""
+    request_id = traceparent = None
     for name, value in headers:
         if name == b"x-request-id":
             text = value.decode("latin-1")
-            return text if _REQUEST_ID.fullmatch(text) else None
-    return None
+            request_id = text if _REQUEST_ID.fullmatch(text) else None
+        elif name == TRACEPARENT:
+            traceparent = value
+    return request_id, traceparent
 
 
 def is_golden(headers: Iterable[tuple[bytes, bytes]], token: bytes) -> bool:
@@ -119,7 +126,15 @@ class WatchMiddleware:
             self.monitor.start_soon()
 
         started_ns = perf_counter_ns()
-        request_id = incoming_request_id(scope["headers"]) or f"{self._id_prefix}{next(self._id_counter):012x}"
+        request_id, traceparent = request_headers(scope["headers"])
+        if request_id is None:
+            request_id = f"{self._id_prefix}{next(self._id_counter):012x}"
+        tracer = self.monitor.tracer  # None unless traces are exported (--otlp-traces)
+        trace: Trace | None
+        if tracer is not None:
+            trace = scope[TRACE_MARK] = tracer.begin(traceparent, started_ns)
+        else:  # the client's trace id still goes into the log entry
+            trace = None if traceparent is None else client_trace(traceparent)
         capture = path in self.predict_paths
         cap = self.max_body_bytes
         status = 0
@@ -172,13 +187,13 @@ class WatchMiddleware:
             recorder.in_flight -= 1
             gone = send_failed or disconnected
             recorded_status = status if finished_ns else 499 if gone else 500
-            self._record(scope, recorded_status, started_ns, finished_ns, request_id, None, crashed=not gone)
+            self._record(scope, recorded_status, started_ns, finished_ns, request_id, None, trace, crashed=not gone)
             raise
         recorder.in_flight -= 1
         if not finished_ns:
             # The app returned without completing a response: the client went away (499) or the app is broken.
             status = 499 if disconnected else (status or 500)
-        self._record(scope, status, started_ns, finished_ns, request_id, chunks, CRITICAL_MARK in scope, model)
+        self._record(scope, status, started_ns, finished_ns, request_id, chunks, trace, CRITICAL_MARK in scope, model)
 
     def _record(
         self,
@@ -188,17 +203,20 @@ class WatchMiddleware:
         finished_ns: int,
         request_id: str,
         chunks: list[bytes] | None,
+        trace: Trace | None,
         crashed: bool = False,
         model: str | None = None,
     ) -> None:
         try:
+            if trace is not None and trace[3] and STAGES_MARK in scope:  # a sampled request the app timed
+                trace = (*trace[:6], scope[STAGES_MARK])
             latency_us = ((finished_ns or perf_counter_ns()) - started_ns) // 1000
             # 2xx bodies are read for detections, 4xx/5xx ones for the error's reason (both later, in the fold).
             body = (chunks[0] if len(chunks) == 1 else b"".join(chunks)) if chunks and status >= 200 else None
             # With the version a header named, for a body that names none.
             read = (body, model) if model is not None and body is not None else body
             self.recorder.record_request(
-                self.deployment, scope["method"], scope["path"], status, latency_us, request_id, read, crashed
+                self.deployment, scope["method"], scope["path"], status, latency_us, request_id, read, crashed, trace
             )
         except Exception:
             self.recorder.stats.monitoring_failures += 1

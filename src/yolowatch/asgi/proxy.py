@@ -16,9 +16,10 @@ import logging
 
 from starlette.types import Message, Receive, Scope, Send
 
-from yolowatch._types import CRITICAL_MARK
+from yolowatch._types import CRITICAL_MARK, TRACE_MARK
 from yolowatch.asgi.upstream import Connection, Origin, Unreachable, UpstreamError, UpstreamPool, UpstreamTimeout
 from yolowatch.errors import json_error
+from yolowatch.tracecontext import TRACEPARENT, traceparent_header
 
 log = logging.getLogger("yolowatch.proxy")
 
@@ -98,8 +99,11 @@ class ProxyApp:
         received = scope.get("headers", [])
         framing: bool | None = None
         lines = [scope["method"].encode(), b" ", target, b" HTTP/1.1\r\nhost: ", origin.host_header, b"\r\n"]
+        trace = scope.get(TRACE_MARK)  # traces on: the upstream's work is a child of this request's span
         for name, value in forwarded_headers(received):
             if name.lower() == b"authorization" and origin.authorization is not None:
+                continue
+            if trace is not None and name.lower() == TRACEPARENT:
                 continue
             if name.lower() == b"content-length":
                 framing = False
@@ -109,6 +113,8 @@ class ProxyApp:
             lines.append(b"transfer-encoding: chunked\r\n")
         if origin.authorization is not None:
             lines += (b"authorization: ", origin.authorization, b"\r\n")
+        if trace is not None:
+            lines += (TRACEPARENT, b": ", traceparent_header(trace), b"\r\n")
         client = scope.get("client")
         if client:
             lines += (b"x-forwarded-for: ", client[0].encode(), b"\r\n")

@@ -36,10 +36,15 @@ class LogQueries(StoreBase):
         limit: int = 50,
         severities: Iterable[str] | None = None,
         before: tuple[int, int] | None = None,
+        trace_id: str | None = None,
     ) -> LogPage:
-        """Newest first; `before` is the cursor of the previous page (keyset paging, stable under inserts)."""
+        """Newest first; `before` is the cursor of the previous page (keyset paging, stable under inserts);
+        `trace_id` keeps one trace's entries."""
         where = ["deployment = ?"]
         params: list[Any] = [deployment]
+        if trace_id is not None:
+            where.append("trace_id = ?")
+            params.append(trace_id)
         if severities:
             levels = [SEVERITY_LEVELS[name] for name in severities]
             where.append(f"severity IN ({', '.join('?' * len(levels))})")

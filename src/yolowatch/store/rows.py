@@ -32,7 +32,7 @@ CORE_COLUMNS = ", ".join(BUCKET_COLUMNS[:-2])
 SIGNAL_COLUMNS = ", ".join(BUCKET_COLUMNS)
 LOG_COLUMNS = (
     "deployment", "ts_ms", "severity", "method", "path", "status", "latency_us", "detections", "mean_confidence",
-    "request_id", "message",
+    "request_id", "message", "trace_id",
 )  # fmt: skip
 
 
@@ -112,6 +112,7 @@ def log_row(entry: LogEntry) -> tuple[Any, ...]:
         entry.mean_confidence,
         entry.request_id,
         entry.message,
+        entry.trace_id,
     )
 
 

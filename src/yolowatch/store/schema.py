@@ -15,7 +15,7 @@ from yolowatch.records import AREA_BIN_COUNT, CONFIDENCE_BINS, Bucket
 from yolowatch.store.database import Tx
 from yolowatch.store.rows import BUCKET_COLUMNS, BUCKET_KEY, bucket_from_row, bucket_row, insert_sql
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 EIGHT_HOURS = 8 * 3600
 
 
@@ -171,6 +171,12 @@ MIGRATIONS: dict[int, tuple[str | Callable[[Tx], Awaitable[None]], ...]] = {
         "ALTER TABLE alert_state ADD COLUMN ack_by TEXT",
         "ALTER TABLE alert_state ADD COLUMN ack_s INTEGER",
         "ALTER TABLE alert_state ADD COLUMN ack_comment TEXT",
+    ),
+    # The W3C trace id of a log entry's request (the client's traceparent, or this process's trace), and the
+    # index that finds a trace's entries (only entries with one are in it).
+    13: (
+        "ALTER TABLE logs ADD COLUMN trace_id TEXT",
+        "CREATE INDEX logs_by_trace ON logs (trace_id) WHERE trace_id IS NOT NULL",
     ),
 }
 

@@ -127,6 +127,7 @@ class StoreWriter:
                 extra={
                     "deployment": entry.deployment,
                     "request_id": entry.request_id,
+                    "trace_id": entry.trace_id,
                     "status": entry.status,
                     "latency_ms": round(entry.latency_us / 1000, 3),
                     "detections": entry.detections,

@@ -32,12 +32,13 @@ from starlette.routing import Route
 from starlette.types import Message, Receive
 
 from yolowatch import __version__
-from yolowatch._types import GOLDEN_MARK
+from yolowatch._types import GOLDEN_MARK, STAGES_MARK, TRACE_MARK
 from yolowatch._util import BOOL_WORDS, parse_bool
 from yolowatch.config import Settings
 from yolowatch.detections import model_version
 from yolowatch.errors import RequestError, json_error
 from yolowatch.framesample import FrameSampler
+from yolowatch.tracecontext import Stage
 from yolowatch.yolo.imagestats import image_properties
 from yolowatch.yolo.offline import prepare_ultralytics
 from yolowatch.yolo.uploads import decode_image
@@ -134,19 +135,45 @@ def format_detections(
 
 @dataclass(frozen=True)
 class Decoded:
-    """An upload decoded on the thread pool: the image, how long decoding took, and the image's properties."""
+    """An upload decoded on the thread pool: the image, how long decoding took, and the image's properties; when
+    decoding started, ended and the measuring ended (perf_counter_ns: a traced request's stages)."""
 
     image: np.ndarray
     decode_ms: float
     properties: dict[str, float]
+    started_ns: int = 0
+    decoded_ns: int = 0
+    measured_ns: int = 0
 
 
 def decode_upload(data: bytes, max_pixels: int) -> Decoded:
     """Decode, then measure the image (brightness, contrast, sharpness) on the same worker thread, off the loop."""
-    started = time.perf_counter()
+    started = time.perf_counter_ns()
     image = decode_image(data, max_pixels)
-    decode_ms = (time.perf_counter() - started) * 1000
-    return Decoded(image, decode_ms, image_properties(image))
+    decoded = time.perf_counter_ns()
+    properties = image_properties(image)
+    return Decoded(image, (decoded - started) / 1e6, properties, started, decoded, time.perf_counter_ns())
+
+
+def stage_timings(
+    received_ns: int, read_ns: int, decoded: Decoded, submitted_ns: int, speed: dict[str, float]
+) -> tuple[Stage, ...]:
+    """A traced request's stages (perf_counter_ns), for its trace's child spans: reading the upload, decoding,
+    measuring the image, waiting for the model thread, then Ultralytics' own three, which run back to back after
+    the wait (it reports their durations, in ms, not their times)."""
+    stages: list[Stage] = [
+        ("upload", received_ns, read_ns),
+        ("decode", decoded.started_ns, decoded.decoded_ns),
+        ("image properties", decoded.decoded_ns, decoded.measured_ns),
+    ]
+    at = submitted_ns + round(speed.get("queue", 0.0) * 1e6)
+    stages.append(("queue", submitted_ns, at))
+    for name in ("preprocess", "inference", "postprocess"):
+        if name in speed:
+            end = at + round(speed[name] * 1e6)
+            stages.append((name, at, end))
+            at = end
+    return tuple(stages)
 
 
 def weights_digest(path: Path) -> str:
@@ -338,9 +365,15 @@ def predict_endpoint(
         if not detector.ready:
             # Refuse before reading the upload: the model cannot answer anyway.
             raise RequestError(503, detector.not_ready_message(), headers={"Retry-After": "5"})
+        received_ns = time.perf_counter_ns()
         data, params = await _read_upload(request, settings)
+        read_ns = time.perf_counter_ns()
         decoded = await run_in_threadpool(decode_upload, data, settings.max_image_pixels)
+        submitted_ns = time.perf_counter_ns()
         result = await detector.predict(decoded.image, params)
+        trace = request.scope.get(TRACE_MARK)
+        if trace is not None and trace[3]:  # a sampled request: its stages become its trace's child spans
+            request.scope[STAGES_MARK] = stage_timings(received_ns, read_ns, decoded, submitted_ns, result["speed"])
         result["speed"] = {"decode": round(decoded.decode_ms, 3), **result["speed"]}
         result["properties"] = decoded.properties
         metadata = _metadata(detector, params)
