@@ -41,6 +41,7 @@ PREDICTED = json.dumps(
 REFUSED = json.dumps({"error": "file is not an image; send JPEG or PNG"}).encode()
 PREDICT_LATENCIES_US = (41_000, 38_500, 44_200, 52_000, 39_900, 61_300)
 TRACE, OTHER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b700f067aa0ba902b7"
+CALLER = "00f067aa0ba902b7"  # the client's span: these traces are the clients'
 
 
 async def _record_served_traffic(path: str) -> None:
@@ -53,11 +54,11 @@ async def _record_served_traffic(path: str) -> None:
         )
         recorder = Recorder(clock=clock)
         for i, latency_us in enumerate(PREDICT_LATENCIES_US):
-            trace = (OTHER_TRACE, "", None, False, 0, 0, None) if i == 0 else None
+            trace = (OTHER_TRACE, "", CALLER, False, 0, 0, None) if i == 0 else None
             recorder.record_request("demo", "POST", "/predict", 200, latency_us, f"ok-{i}", PREDICTED, trace=trace)
             clock.advance(2)
         for i in range(2):  # both in the client's trace TRACE
-            trace = (TRACE, "", None, False, 0, 0, None)
+            trace = (TRACE, "", CALLER, False, 0, 0, None)
             recorder.record_request("demo", "POST", "/predict", 415, 3_000, f"refused-{i}", REFUSED, trace=trace)
             clock.advance(2)
         assert await StoreWriter(store, recorder, "w").flush()

@@ -1072,7 +1072,8 @@ async def _traced_logs(db: Path) -> None:
     try:
         await store.register_deployment("traced")
         for i, trace_id in enumerate(reversed(TRACED)):
-            trace = None if trace_id is None else (trace_id, f"{i + 1:016x}", None, False, 0, 0, None)
+            # the clients' traces (a parent span): what a log entry keeps without tracing here
+            trace = None if trace_id is None else (trace_id, "", f"{i + 1:016x}", False, 0, 0, None)
             status = 500 if i == 3 else 200
             recorder.record_request("traced", "POST", "/predict", status, 20_000, f"req-{i}", trace=trace)
             clock.advance(1)

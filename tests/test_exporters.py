@@ -135,3 +135,12 @@ def test_saturation_gauges_come_from_live_processes_only() -> None:
         "yolowatch_gpu_utilization_percent": 70.0,
     }
     assert families["yolowatch_gpu_memory_used_bytes"].samples == []  # nobody read GPU memory
+
+
+def test_dropped_spans_add_up_over_processes_and_old_rows_count_none() -> None:
+    """Each process's dropped spans (backlog full, or export failed) are summed per deployment; a row written
+    before traces existed has no such key and counts 0."""
+    rows = [_row("a", "prod"), _row("b", "prod"), _row("c", "old")]
+    rows[0]["totals"]["spans_dropped"], rows[1]["totals"]["spans_dropped"] = 3, 4
+    dropped = {s.labels["deployment"]: s.value for s in _samples(rows, "yolowatch_spans_dropped")}
+    assert dropped == {"prod": 7, "old": 0}

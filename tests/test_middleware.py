@@ -438,16 +438,20 @@ CALLER = "00f067aa0ba902b7"
 def test_a_clients_trace_id_reaches_the_log_entry_without_tracing(
     watched: tuple[TestClient, Path], clock: FakeClock
 ) -> None:
-    """Traces off: a valid traceparent still lends the request's log entry its trace id; a broken one, none."""
+    """Traces off: a valid traceparent still lends the request's log entry its trace id; a broken one, or two of
+    them (the W3C spec's tests: not valid), none."""
     client, db = watched
     client.post("/predict", headers={"traceparent": f"00-{TRACE}-{CALLER}-01", "X-Request-ID": "traced"})
     client.post("/predict", headers={"traceparent": f"00-{TRACE}-zz-01", "X-Request-ID": "broken"})
+    twice = [("traceparent", f"00-{TRACE}-{CALLER}-01"), ("traceparent", f"00-{TRACE}-{CALLER}-01")]
+    client.post("/predict", headers=[*twice, ("X-Request-ID", "twice")])
     client.post("/predict", headers={"X-Request-ID": "plain"})
     client.__exit__(None, None, None)
     _, logs = stored(db, clock)
     assert {entry["request_id"]: entry["trace_id"] for entry in logs} == {
         "traced": TRACE,
         "broken": None,
+        "twice": None,
         "plain": None,
     }
 

@@ -478,8 +478,8 @@ def test_a_collector_receives_a_span_per_traced_request_and_its_stages(
 def test_only_sampled_requests_are_exported(
     recorder: Recorder, collector: OtlpReceiver, trace_exporters: Callable[..., OtlpTraces]
 ) -> None:
-    """A caller's "not sampled" is followed; with a ratio of 0 no new trace is exported; every request still
-    gets its trace id into its log entry."""
+    """A caller's "not sampled" is followed; with a ratio of 0 no new trace is exported. The log entry keeps the
+    caller's trace id, not the id of a new trace that was not exported (it would lead nowhere)."""
     otlp = trace_exporters(recorder, collector.endpoint, ratio=0.0)
     unsampled = f"00-{TRACE}-{CALLER}-00".encode()
     for i in range(4):
@@ -487,8 +487,7 @@ def test_only_sampled_requests_are_exported(
         recorder.record_request(DEPLOYMENT, "GET", "/x", 200, 100, f"u{i}", trace=trace)
     logs = recorder.collect().logs
     assert otlp.export_now() is True and collector.trace_requests == [] and otlp.exports == 0
-    assert [entry.trace_id == TRACE for entry in logs] == [False, True, False, True]
-    assert all(entry.trace_id and len(entry.trace_id) == 32 for entry in logs)
+    assert [entry.trace_id for entry in logs] == [None, TRACE, None, TRACE]
 
 
 def test_a_trace_collector_that_is_down_costs_its_batches_and_one_line(
@@ -519,17 +518,54 @@ def test_a_trace_collector_that_is_down_costs_its_batches_and_one_line(
     assert [record.getMessage() for record in sdk if record.levelno >= logging.WARNING] == []
 
 
-def test_traces_go_out_on_their_own_and_stop_sends_the_rest(
+def test_traces_go_out_on_their_own(
     recorder: Recorder, collector: OtlpReceiver, trace_exporters: Callable[..., OtlpTraces]
 ) -> None:
     otlp = trace_exporters(recorder, collector.endpoint, every_s=0.1)
     traced(recorder, otlp.tracer, 5)
     collector.wait_for_spans(lambda spans: len(spans) == 5, "5 spans exported by the thread")
-    otlp.every_s = 60.0  # the thread's next wait is long: only stop() can send the next ones
-    time.sleep(0.2)
-    traced(recorder, otlp.tracer, 2)
+
+
+def test_stop_sends_the_rest(
+    recorder: Recorder, collector: OtlpReceiver, trace_exporters: Callable[..., OtlpTraces]
+) -> None:
+    """A minute between exports and fewer than a batch waiting: only stop() sends them."""
+    otlp = trace_exporters(recorder, collector.endpoint)
+    traced(recorder, otlp.tracer, 7)
+    assert collector.spans() == []
     asyncio.run(otlp.stop())
-    assert len(collector.spans()) == 7
+    assert len(collector.spans()) == 7 and otlp.dropped == 0
+
+
+def test_stopping_never_waits_on_a_collector_that_is_down(
+    recorder: Recorder, trace_exporters: Callable[..., OtlpTraces], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Several batches waiting and no collector: stop tries one, counts every request it could not send as
+    dropped, and returns within its deadline (plus that one export's timeout); one WARNING."""
+    otlp = trace_exporters(recorder, f"http://127.0.0.1:{free_port()}", timeout_s=0.5)
+    traced(recorder, otlp.tracer, 2_000)  # four batches
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="yolowatch"):
+        otlp.shutdown(timeout_s=1.0)
+    assert time.monotonic() - started < 1.0 + 0.5 + 1.0
+    assert otlp.dropped == 2_000 and recorder.spans == deque() and otlp.failures == 1
+    assert len([r for r in caplog.records if "cannot export OTLP traces" in r.getMessage()]) == 1
+
+
+def test_spans_are_named_by_route_and_a_bad_stage_costs_only_its_request(
+    recorder: Recorder, collector: OtlpReceiver, trace_exporters: Callable[..., OtlpTraces]
+) -> None:
+    """A path that is no known route names its span by the method alone (a proxied app's paths hold ids); an app
+    that left stages of the wrong shape loses that request's spans, not its batch's."""
+    otlp = trace_exporters(recorder, collector.endpoint, routes=("/predict", "/v1/detect"))
+    for path in ("/v1/detect", "/items/8731"):
+        recorder.record_request(DEPLOYMENT, "GET", path, 200, 100, path, trace=otlp.tracer.begin(None, 0))
+    broken = (*otlp.tracer.begin(None, 0)[:6], (("decode", "soon", None),))
+    recorder.record_request(DEPLOYMENT, "GET", "/v1/detect", 200, 100, "broken", trace=broken)  # type: ignore[arg-type]
+    recorder.collect()
+    assert otlp.export_now()
+    names = {attributes(span.attributes)["url.path"]: span.name for span in collector.spans()}
+    assert names == {"/v1/detect": "GET /v1/detect", "/items/8731": "GET"} and otlp.dropped == 1
 
 
 def test_a_full_span_backlog_drops_the_oldest_and_counts_them(clock: FakeClock) -> None:

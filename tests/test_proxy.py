@@ -26,7 +26,7 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from helpers import free_port, running, upstream_command, uvicorn_in_thread, wait_until
-from otlp_receiver import OtlpReceiver
+from otlp_receiver import OtlpReceiver, attributes
 from yolowatch.asgi.middleware import WatchMiddleware
 from yolowatch.asgi.proxy import ProxyApp
 from yolowatch.config import Settings
@@ -235,23 +235,28 @@ def test_credentials_and_a_path_prefix_in_the_upstream_url_are_used(upstream: st
 
 def test_with_traces_on_the_upstream_is_a_child_of_the_sidecars_span(upstream: str, tmp_path: Path) -> None:
     """--otlp-traces: the upstream gets a traceparent in the client's trace whose parent is the sidecar's own
-    exported span (itself the client's span's child); a client without one starts a trace the upstream joins."""
+    exported span (itself the client's span's child), with the client's tracestate; a client without one starts a
+    trace the upstream joins, without the tracestate that belonged to no trace. The spans are named by route:
+    these paths are none (the probe path is), so by the method."""
     client_trace, client_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     with (
         OtlpReceiver() as collector,
         _side(upstream, tmp_path, otlp_traces=True, otlp_endpoint=collector.endpoint) as side,
     ):
-        header = f"00-{client_trace}-{client_span}-01"
-        sent = httpx.get(f"{side.url}/echo/a", headers={"traceparent": header}, timeout=10).json()["headers"]
-        fresh = httpx.get(f"{side.url}/echo/b", timeout=10).json()["headers"]
+        header, state = f"00-{client_trace}-{client_span}-01", "vendor=opaque"
+        sent = httpx.get(f"{side.url}/echo/a", headers={"traceparent": header, "tracestate": state}, timeout=10)
+        sent = sent.json()["headers"]
+        fresh = httpx.get(f"{side.url}/echo/b", headers={"tracestate": state}, timeout=10).json()["headers"]
         spans = collector.wait_for_spans(lambda found: len(found) == 2, "the sidecar's two spans")
+    assert sent["tracestate"] == state and "tracestate" not in fresh  # a caller's state only in the caller's trace
     version, trace_id, parent_id, flags = sent["traceparent"].split("-")
     assert (version, trace_id, flags) == ("00", client_trace, "01") and parent_id != client_span
-    by_path = {span.name: span for span in spans}
-    ours = by_path["GET /echo/a"]
+    by_path = {attributes(span.attributes)["url.path"]: span for span in spans}
+    ours = by_path["/echo/a"]
+    assert {span.name for span in spans} == {"GET"}
     assert (ours.trace_id.hex(), ours.span_id.hex(), ours.parent_span_id.hex()) == (trace_id, parent_id, client_span)
     _, new_trace, new_parent, _ = fresh["traceparent"].split("-")
-    started = by_path["GET /echo/b"]
+    started = by_path["/echo/b"]
     assert (started.trace_id.hex(), started.span_id.hex(), started.parent_span_id) == (new_trace, new_parent, b"")
     assert new_trace != client_trace
 

@@ -141,7 +141,7 @@ async def test_a_version_12_database_gains_trace_ids(
     store = make_store("v12.db")
     assert await store.schema_version() == SCHEMA_VERSION
     recorder = Recorder(clock=clock)
-    recorder.record_request("demo", "GET", "/x", 200, 10, "new", trace=("a" * 32, "", None, False, 0, 0, None))
+    recorder.record_request("demo", "GET", "/x", 200, 10, "new", trace=("a" * 32, "", "b" * 16, False, 0, 0, None))
     await StoreWriter(store, recorder, "w1").flush()
     rows = {e["request_id"]: e["trace_id"] for e in (await store.logs("demo")).entries}
     assert rows == {"old": None, "new": "a" * 32}

@@ -194,11 +194,16 @@ def create_monitor(
                 model=model,
                 instance_id=monitor.writer.writer_id,
             )
-    if settings.otlp_traces and otlp_available() is None:  # asked by name: refused at the command line without it
+    if settings.otlp_traces:
+        missing = otlp_available()
+        if missing is not None:  # YOLOWATCH_OTLP_TRACES without the extra (the flag is refused at the command line)
+            log.warning("OTLP traces are off: %s", missing)
+            return monitor
         monitor.traces = OtlpTraces(
             monitor.recorder,
             settings.deployment,
             ratio=settings.otlp_trace_sample,
+            routes=("/predict", settings.probe_path),  # serve's predict route; the sidecar's upstream's
             endpoint=settings.otlp_endpoint or None,  # None: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _ENDPOINT
             model=model,
             instance_id=monitor.writer.writer_id,

@@ -121,6 +121,11 @@ class _Snapshot:
             "Rows and log entries dropped because the store's backlog was full.",
             labels=["deployment", "kind"],
         )
+        spans = CounterMetricFamily(
+            "yolowatch_spans_dropped",
+            "Traced requests whose spans never reached the collector (the backlog was full, or the export failed).",
+            labels=labels,
+        )
         failures = CounterMetricFamily(
             "yolowatch_monitoring_failures", "Requests whose recording failed (they were still served).", labels=labels
         )
@@ -160,6 +165,7 @@ class _Snapshot:
             sampled.add_metric([deployment], totals["sampled_away"])
             dropped.add_metric([deployment, "rows"], totals["rows_dropped"])
             dropped.add_metric([deployment, "logs"], totals["logs_dropped"])
+            spans.add_metric([deployment], totals.get("spans_dropped", 0))  # 0 from a process before traces
             failures.add_metric([deployment], totals["monitoring_failures"])
             backlog.add_metric([deployment], totals["backlog"])
             stage_counts: dict[str, list[int]] = totals.get("stage_counts", {})
@@ -179,7 +185,7 @@ class _Snapshot:
             up.add_metric([deployment], 1.0 if result.healthy else 0.0)
             if result.latency_ms is not None:
                 probe.add_metric([deployment], result.latency_ms / 1000)
-        yield from (requests, duration, predictions, detections, confidence, skipped, sampled, dropped, failures)
+        yield from (requests, duration, predictions, detections, confidence, skipped, sampled, dropped, spans, failures)
         yield from (backlog, up, probe, stages, class_detections, class_confidence)
 
 

@@ -188,6 +188,13 @@ class _Export:
     def shown_endpoint(self) -> str:
         return "the OTEL_EXPORTER_OTLP_* endpoint" if self.endpoint is None else redacted_url(self.endpoint)
 
+    def _starting(self) -> None:
+        """RuntimeError (saying what to install) without the otel extra; else the start's time is noted."""
+        why_not = otlp_available()
+        if why_not is not None:
+            raise RuntimeError(why_not)
+        self.started_ns = time.time_ns()
+
     def _note_export(self, ok: bool, messages: Sequence[str]) -> None:
         """Once per outage: the first failure (with the SDK's first word on it) and the recovery."""
         if ok:
@@ -248,10 +255,7 @@ class OtlpMetrics(_Export):
         """Start the SDK's reader thread; RuntimeError (saying what to install) without the otel extra."""
         if self._provider is not None:
             return
-        why_not = otlp_available()
-        if why_not is not None:
-            raise RuntimeError(why_not)
-        self.started_ns = time.time_ns()
+        self._starting()
         self._provider = _meter_provider(self)
 
     def export_now(self, timeout_s: float = 10.0) -> bool:
@@ -310,6 +314,7 @@ class OtlpTraces(_Export):
         deployment: str,
         *,
         ratio: float = 1.0,
+        routes: Iterable[str] = ("/predict",),
         endpoint: str | None = None,
         every_s: float = TRACE_EXPORT_EVERY_S,
         resource: Mapping[str, str] | None = None,
@@ -322,9 +327,9 @@ class OtlpTraces(_Export):
         super().__init__(deployment, url, every_s, resource, model, instance_id, headers, timeout_s)
         self.recorder = recorder
         self.tracer = Tracer(ratio)
+        self.routes = frozenset(routes)
         self.every_s = every_s
         self.spans = 0  # spans the collector took
-        self.dropped = 0  # requests whose spans an export that failed took with it
         self._ids = Tracer()  # the child spans' ids, drawn on the exporter's thread
         self._sdk: tuple[SpanExporter, Resource, InstrumentationScope] | None = None
         self._thread: threading.Thread | None = None
@@ -335,10 +340,7 @@ class OtlpTraces(_Export):
         """Start the exporting thread; RuntimeError (saying what to install) without the otel extra."""
         if self._thread is not None:
             return
-        why_not = otlp_available()
-        if why_not is not None:
-            raise RuntimeError(why_not)
-        self.started_ns = time.time_ns()
+        self._starting()
         self._sdk = _span_exporter(self)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="yolowatch-otlp-traces", daemon=True)
@@ -353,47 +355,69 @@ class OtlpTraces(_Export):
                 self.export_now()
                 last = time.monotonic()
 
-    def export_now(self) -> bool:
-        """Export every traced request the fold has handed over, in batches; whether the collector took them all."""
+    @property
+    def dropped(self) -> int:
+        """Traced requests whose spans an export that failed took with it (or a stop left behind)."""
+        return self.recorder.stats.spans_failed
+
+    def export_now(self, deadline: float | None = None) -> bool:
+        """Export the traced requests the fold has handed over, in batches, until one fails (the rest wait for the
+        next round: a collector that is down costs one try a round, not one a batch) or `deadline` (a
+        time.monotonic() value) passes; whether everything went."""
         with self._lock:
             if self._sdk is None:
                 return False
-            ok, pending = True, self.recorder.spans
+            pending = self.recorder.spans
             while pending:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
                 batch: list[RequestSpan] = []
                 while pending and len(batch) < MAX_SPAN_BATCH:
                     batch.append(pending.popleft())  # only this thread takes from the left
-                ok = self._export(batch) and ok
-            return ok
+                if not self._export(batch):
+                    return False
+            return True
 
     def _export(self, batch: list[RequestSpan]) -> bool:
         assert self._sdk is not None
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         exporter, resource, scope = self._sdk
+        spans: list[ReadableSpan] = []
         with self._quiet.captured() as messages:
+            for request in batch:  # one request an app handed odd stages costs its own spans, not the batch's
+                try:
+                    spans += _request_spans(request, resource, scope, self._ids, self.routes)
+                except Exception as exc:
+                    self.recorder.stats.spans_failed += 1
+                    log.debug("no span for request %s: %s", request.request_id, exc)
             try:
-                spans = [span for request in batch for span in _request_spans(request, resource, scope, self._ids)]
-                ok = exporter.export(spans) is SpanExportResult.SUCCESS
-            except Exception as exc:  # a bug or a refusal must never end the exporting thread
+                ok = exporter.export(spans) is SpanExportResult.SUCCESS if spans else True
+            except Exception as exc:  # a refusal (or a bug) must never end the exporting thread
                 messages.append(f"{type(exc).__name__}: {exc}")
-                spans, ok = [], False
+                ok = False
         if ok:
             self.spans += len(spans)
         else:
-            self.dropped += len(batch)
+            self.recorder.stats.spans_failed += len(batch)
         self._note_export(ok, messages)
         return ok
 
     def shutdown(self, timeout_s: float = STOP_WAIT_S) -> None:
-        """Export what is left (the thread ends first), then close the exporter. Blocking: see `stop`."""
+        """Export what is left (the thread ends first) within `timeout_s` (and one export's own timeout, if one is
+        under way then), then close the exporter; what a collector that is down does not take is counted as
+        dropped, never waited for. Blocking: see `stop`."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        deadline = time.monotonic() + timeout_s
         self._stopping.set()
         thread.join(timeout_s)
         try:
-            self.export_now()
+            if not self.export_now(deadline):
+                left = len(self.recorder.spans)
+                self.recorder.spans.clear()
+                self.recorder.stats.spans_failed += left
             with self._lock, self._quiet.captured(), contextlib.suppress(Exception):
                 if self._sdk is not None:
                     self._sdk[0].shutdown()
@@ -631,11 +655,16 @@ def _span_exporter(owner: OtlpTraces) -> tuple[SpanExporter, Resource, Instrumen
 
 
 def _request_spans(
-    request: RequestSpan, resource: Resource, scope: InstrumentationScope, ids: Tracer
+    request: RequestSpan,
+    resource: Resource,
+    scope: InstrumentationScope,
+    ids: Tracer,
+    routes: frozenset[str] = frozenset(("/predict",)),
 ) -> list[ReadableSpan]:
     """The request's server span (the caller's span as its parent, when it sent one), and a child span for each
-    stage the app timed. A 5xx (or a crash) is an error; a 4xx is the client's, not the server span's (the
-    OpenTelemetry HTTP conventions)."""
+    stage the app timed. A 5xx (or a crash) is an error; a 4xx is the client's, not the server span's. The span is
+    named "METHOD /path" for a known route (the predict paths), else by its method alone: a proxied app's paths
+    may hold ids, and span names must stay few (the OpenTelemetry HTTP conventions; `url.path` has the path)."""
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -657,7 +686,7 @@ def _request_spans(
         attributes[MODEL_ATTRIBUTE] = request.model
     failed = request.crashed or request.status >= 500
     server = ReadableSpan(
-        name=f"{request.method} {request.path}",
+        name=f"{request.method} {request.path}" if request.path in routes else request.method,
         context=context,
         parent=parent,
         resource=resource,

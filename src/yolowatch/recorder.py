@@ -88,6 +88,7 @@ class RecorderStats:
     paused_skipped: int = 0  # requests of paused or archived monitors, not recorded
     images_dropped: int = 0  # sampled image properties that came after their minute ended
     spans_dropped: int = 0  # traced requests lost because nobody exported them in time (the span backlog was full)
+    spans_failed: int = 0  # traced requests whose export failed (written by the trace exporter's thread only)
 
 
 # A response body to read later, or one with the model version its X-Model-Version header named.
@@ -369,7 +370,8 @@ class Recorder:
                     None if summary is None else summary.mean_confidence,
                     request_id,
                     message,
-                    None if trace is None else trace[0],
+                    # A trace that goes somewhere: exported (sampled), or the caller's (its own logs have the id).
+                    None if trace is None or not (trace[3] or trace[2]) else trace[0],
                 )
             )
         self._info_second, self._info_in_second = second, used

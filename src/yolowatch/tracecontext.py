@@ -8,7 +8,8 @@ log entry (`client_trace`), so a client's logs and yolowatch's meet on one id.
 
 Sampling follows OpenTelemetry's `ParentBased(TraceIdRatioBased(ratio))`: a request whose `traceparent` says
 sampled (or not) is traced (or not) as its caller decided; one without is traced when its new trace id's low 64
-bits fall under `ratio * 2**64`, the rule every OpenTelemetry SDK applies, so a fleet of samplers agrees.
+bits fall under `ratio * 2**64`, the rule OpenTelemetry's Python SDK applies (other SDKs' rules are close, not
+identical), so every yolowatch process of a fleet takes the same decision for a trace.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 TRACEPARENT = b"traceparent"
+TRACESTATE = b"tracestate"
 _HEX = frozenset("0123456789abcdef")
 _LOW_64 = (1 << 64) - 1
 
@@ -26,7 +28,8 @@ _LOW_64 = (1 << 64) - 1
 Stage = tuple[str, int, int]
 # A request in a trace, as the middleware hands it to the recorder: (trace id, span id of this request's server
 # span, the caller's span id or None, sampled, wall-clock start in epoch ns, perf_counter_ns at that start, the
-# stages the app timed or None). Not sampled: only the trace id is used (for the log entry); span id may be "".
+# stages the app timed or None). Not sampled: no span is made; the log entry keeps the trace id when it is the
+# caller's (its parent span id is set). A client's trace when this process traces nothing: span id "".
 Trace = tuple[str, str, "str | None", bool, int, int, "tuple[Stage, ...] | None"]
 
 
@@ -34,7 +37,7 @@ def parse_traceparent(value: bytes) -> tuple[str, str, bool] | None:
     """(trace id, parent span id, sampled) of a valid `traceparent` header value, else None (a header that is not
     valid is ignored, as the W3C spec says: the request starts a new trace). Versions after 00 are read by their
     first four fields."""
-    text = value.decode("latin-1").strip()
+    text = value.decode("latin-1").strip(" \t")  # HTTP's optional whitespace
     if len(text) < 55 or text[2] != "-" or text[35] != "-" or text[52] != "-":
         return None
     version, trace_id, span_id, flags = text[:2], text[3:35], text[36:52], text[53:55]

@@ -34,14 +34,15 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 def request_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, bytes | None]:
     """The client's X-Request-ID if well-formed (ids are echoed in headers and logs: keep them tame), and its
-    W3C `traceparent` as sent (parsed only when there is one), in one pass over the headers."""
+    W3C `traceparent` as sent (parsed only when there is one), in one pass over the headers. Two `traceparent`
+    headers make none valid (b""), as the W3C spec's tests expect: the request starts a new trace."""
     request_id = traceparent = None
     for name, value in headers:
         if name == b"x-request-id":
             text = value.decode("latin-1")
             request_id = text if _REQUEST_ID.fullmatch(text) else None
         elif name == TRACEPARENT:
-            traceparent = value
+            traceparent = value if traceparent is None else b""
     return request_id, traceparent
 
 

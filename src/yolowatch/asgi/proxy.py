@@ -19,7 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 from yolowatch._types import CRITICAL_MARK, TRACE_MARK
 from yolowatch.asgi.upstream import Connection, Origin, Unreachable, UpstreamError, UpstreamPool, UpstreamTimeout
 from yolowatch.errors import json_error
-from yolowatch.tracecontext import TRACEPARENT, traceparent_header
+from yolowatch.tracecontext import TRACEPARENT, TRACESTATE, traceparent_header
 
 log = logging.getLogger("yolowatch.proxy")
 
@@ -100,12 +100,13 @@ class ProxyApp:
         framing: bool | None = None
         lines = [scope["method"].encode(), b" ", target, b" HTTP/1.1\r\nhost: ", origin.host_header, b"\r\n"]
         trace = scope.get(TRACE_MARK)  # traces on: the upstream's work is a child of this request's span
+        # Ours replaces the caller's traceparent; its tracestate goes on only within the caller's trace (W3C).
+        replaced = () if trace is None else (TRACEPARENT, TRACESTATE) if trace[2] is None else (TRACEPARENT,)
         for name, value in forwarded_headers(received):
-            if name.lower() == b"authorization" and origin.authorization is not None:
+            lowered = name.lower()
+            if (lowered == b"authorization" and origin.authorization is not None) or lowered in replaced:
                 continue
-            if trace is not None and name.lower() == TRACEPARENT:
-                continue
-            if name.lower() == b"content-length":
+            if lowered == b"content-length":
                 framing = False
             lines += (name, b": ", value, b"\r\n")
         if framing is None and any(name.lower() == b"transfer-encoding" for name, _ in received):

@@ -199,6 +199,7 @@ class StoreWriter:
                     "detections_skipped": recorder_stats.detections_skipped,
                     "monitoring_failures": recorder_stats.monitoring_failures,
                     "logs_dropped": recorder_stats.logs_dropped + writer_stats.logs_dropped,
+                    "spans_dropped": recorder_stats.spans_dropped + recorder_stats.spans_failed,
                     "rows_dropped": writer_stats.rows_dropped,
                     "write_failures": writer_stats.failures,
                     "backlog": self.backlog,
