@@ -384,10 +384,12 @@ class OtlpTraces(_Export):
 
         exporter, resource, scope = self._sdk
         spans: list[ReadableSpan] = []
+        made = 0  # requests whose spans were made
         with self._quiet.captured() as messages:
             for request in batch:  # one request an app handed odd stages costs its own spans, not the batch's
                 try:
                     spans += _request_spans(request, resource, scope, self._ids, self.routes)
+                    made += 1
                 except Exception as exc:
                     self.recorder.stats.spans_failed += 1
                     log.debug("no span for request %s: %s", request.request_id, exc)
@@ -399,7 +401,7 @@ class OtlpTraces(_Export):
         if ok:
             self.spans += len(spans)
         else:
-            self.recorder.stats.spans_failed += len(batch)
+            self.recorder.stats.spans_failed += made
         self._note_export(ok, messages)
         return ok
 
